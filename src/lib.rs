@@ -1,0 +1,8 @@
+//! facegate: a face-ID access controller.
+//!
+//! Data flows one way: camera → [`vision`] → gallery → access → hw. The HTTP API and the CLI
+//! call into this library; neither goes around it.
+
+pub mod config;
+pub mod eval;
+pub mod vision;

@@ -1,0 +1,345 @@
+//! The `facegate` command line.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Parser, Subcommand};
+use facegate::config::Config;
+use facegate::eval::{self, lfw, plot};
+use facegate::vision::{self, AlignLimits, Face, Models, Pipeline};
+use serde_json::json;
+
+/// Where a device keeps its configuration.
+const SYSTEM_CONFIG: &str = "/etc/facegate/config.toml";
+
+#[derive(Parser)]
+#[command(
+    name = "facegate",
+    version,
+    about = "Face-ID access controller: camera → face recognition → door relay",
+    long_about = "Face-ID access controller: finds faces with BlazeFace, recognises them with \
+MobileFaceNet (both run locally in tract), and decides who may open the door.\n\n\
+Try it on photos first:\n  facegate detect photo.jpg\n  facegate compare alice1.jpg alice2.jpg\n  \
+facegate eval --lfw-pairs lfw/pairsDevTest.txt --plot roc.png",
+    after_help = "Configuration: --config FILE, else /etc/facegate/config.toml if it exists, else \
+built-in defaults. Models: the configured models_dir, else $FACEGATE_MODELS, ./models, \
+/usr/share/facegate/models. Logging: RUST_LOG=debug for more detail."
+)]
+struct Cli {
+    /// Configuration file (TOML). Default: /etc/facegate/config.toml when present.
+    #[arg(long, short, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Find faces in images: box, confidence, landmarks and quality for each.
+    Detect {
+        #[arg(required = true, value_name = "IMG")]
+        images: Vec<PathBuf>,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Print the embedding (face template) of the largest face in an image.
+    Embed {
+        #[arg(value_name = "IMG")]
+        image: PathBuf,
+        /// Which face, by size (0 = largest).
+        #[arg(long, default_value_t = 0)]
+        face: usize,
+        #[command(flatten)]
+        models: ModelChoice,
+    },
+    /// Compare the largest face in two images: similarity and same/different at the threshold.
+    Compare {
+        #[arg(value_name = "IMG_A")]
+        a: PathBuf,
+        #[arg(value_name = "IMG_B")]
+        b: PathBuf,
+        #[command(flatten)]
+        models: ModelChoice,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Measure verification accuracy with the LFW protocol (10-fold for a View 2 file; for
+    /// View 1, threshold from pairsDevTrain.txt, accuracy on pairsDevTest.txt).
+    Eval {
+        /// LFW pairs file (pairs.txt, pairsDevTest.txt or pairsDevTrain.txt).
+        #[arg(long, value_name = "FILE")]
+        lfw_pairs: PathBuf,
+        /// Directory holding NAME/NAME_000i.jpg. Default: the pairs file's directory.
+        #[arg(long, value_name = "DIR")]
+        root: Option<PathBuf>,
+        /// Pairs to choose the threshold on (View 1). Default: pairsDevTrain.txt beside a
+        /// pairsDevTest.txt.
+        #[arg(long, value_name = "FILE")]
+        train_pairs: Option<PathBuf>,
+        /// Write the ROC curve as PNG.
+        #[arg(long, value_name = "PNG")]
+        plot: Option<PathBuf>,
+        /// Embedder(s) to evaluate, by model card name; repeat to compare (one curve each).
+        #[arg(long = "embedder", value_name = "NAME")]
+        embedders: Vec<String>,
+        /// Worker threads (each runs its own pipeline).
+        #[arg(long, default_value_t = default_threads())]
+        threads: usize,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+#[derive(Args)]
+struct Output {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct ModelChoice {
+    /// Embedder by model card name (default: the configured one).
+    #[arg(long, value_name = "NAME")]
+    embedder: Option<String>,
+}
+
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(path: Option<&Path>) -> Result<Config> {
+    match path {
+        Some(p) => Ok(Config::load(p)?),
+        None if Path::new(SYSTEM_CONFIG).is_file() => Ok(Config::load(Path::new(SYSTEM_CONFIG))?),
+        None => Ok(Config::default()),
+    }
+}
+
+fn load_models(config: &Config, embedder: Option<&str>) -> Result<Models> {
+    let dir = config.vision.models_dir().ok_or_else(|| {
+        anyhow!(
+            "no models directory found: set vision.models_dir in the config or FACEGATE_MODELS, \
+             or run from the source tree (models/)"
+        )
+    })?;
+    let embedder = embedder.or(config.vision.embedder_name());
+    Models::load(&dir, &config.vision.detector, embedder)
+        .with_context(|| format!("loading models from {}", dir.display()))
+}
+
+/// The same-person threshold: the configuration's, else the model card's.
+fn threshold(config: &Config, models: &Models) -> Result<f32> {
+    config.recognition.threshold.or(models.recommended_threshold()).ok_or_else(|| {
+        anyhow!(
+            "no recognition threshold: set recognition.threshold in the config (the model card \
+             {} has none)",
+            models.embedder.path.display()
+        )
+    })
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let config = load_config(cli.config.as_deref())?;
+    match cli.command {
+        Command::Detect { images, out } => detect(&config, &images, out.json),
+        Command::Embed { image, face, models } => embed(&config, &image, face, models.embedder.as_deref()),
+        Command::Compare { a, b, models, out } => compare(&config, &a, &b, models.embedder.as_deref(), out.json),
+        Command::Eval { lfw_pairs, root, train_pairs, plot, embedders, threads, out } => {
+            eval_lfw(&config, &lfw_pairs, root, train_pairs, plot, embedders, threads, out.json)
+        }
+    }
+}
+
+fn read(config: &Config, path: &Path) -> Result<image::RgbImage> {
+    Ok(vision::frame::read_image(path, config.vision.max_image_pixels)?)
+}
+
+fn face_json(f: &Face) -> serde_json::Value {
+    let d = &f.detection;
+    json!({
+        "box": d.bbox,
+        "score": d.score,
+        "landmarks": d.landmarks,
+        "quality": f.quality,
+        "usable": f.embedding.is_ok(),
+        "rejected": f.embedding.as_ref().err().map(|r| r.to_string()),
+    })
+}
+
+fn detect(config: &Config, images: &[PathBuf], as_json: bool) -> Result<ExitCode> {
+    let models = load_models(config, None)?;
+    let mut pipeline = Pipeline::new(&models, config.vision.params())?;
+    let mut failed = 0;
+    let mut out = Vec::new();
+    for path in images {
+        let faces = read(config, path).and_then(|img| Ok(pipeline.analyse(&img)?));
+        match faces {
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: {}: {e:#}", path.display());
+                out.push(json!({"file": path, "error": format!("{e:#}")}));
+            }
+            Ok(faces) if as_json => {
+                out.push(json!({"file": path, "faces": faces.iter().map(face_json).collect::<Vec<_>>()}));
+            }
+            Ok(faces) => {
+                println!("{}: {} face{}", path.display(), faces.len(), if faces.len() == 1 { "" } else { "s" });
+                for (i, f) in faces.iter().enumerate() {
+                    let b = &f.detection.bbox;
+                    let q = &f.quality;
+                    print!(
+                        "  #{i} box {:.0},{:.0} {:.0}x{:.0}  score {:.2}  eyes {:.0}px  yaw {:+.0}°  roll {:+.0}°",
+                        b.x, b.y, b.w, b.h, q.detector_score, q.eye_distance_px, q.yaw_deg, q.roll_deg
+                    );
+                    match &f.embedding {
+                        Ok(_) => println!("  sharpness {:.0}", q.sharpness),
+                        Err(r) => println!("  not usable: {r}"),
+                    }
+                }
+            }
+        }
+    }
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    }
+    Ok(if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// The embedding of face `index` (by size) in an image, with a clear error when there is none.
+fn embed_face(config: &Config, pipeline: &mut Pipeline, path: &Path, index: usize) -> Result<vision::Embedding> {
+    let img = read(config, path)?;
+    let faces = pipeline.detect(&img).with_context(|| path.display().to_string())?;
+    let det = match faces.get(index) {
+        Some(d) => d,
+        None if faces.is_empty() => bail!("{}: no face found", path.display()),
+        None => bail!("{}: only {} faces found, no face #{index}", path.display(), faces.len()),
+    };
+    let face = pipeline.describe(&img, det)?;
+    face.embedding.map_err(|r| anyhow!("{}: face #{index} not usable: {r}", path.display()))
+}
+
+fn embed(config: &Config, path: &Path, index: usize, embedder: Option<&str>) -> Result<ExitCode> {
+    let models = load_models(config, embedder)?;
+    let mut pipeline = Pipeline::new(&models, config.vision.params())?;
+    let e = embed_face(config, &mut pipeline, path, index)?;
+    let out = json!({
+        "file": path,
+        "face": index,
+        "model": models.embedder.name,
+        "dim": e.dim(),
+        "embedding": e.as_slice(),
+    });
+    println!("{}", serde_json::to_string(&out)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn compare(config: &Config, a: &Path, b: &Path, embedder: Option<&str>, as_json: bool) -> Result<ExitCode> {
+    let models = load_models(config, embedder)?;
+    let t = threshold(config, &models)?;
+    let mut pipeline = Pipeline::new(&models, config.vision.params())?;
+    let ea = embed_face(config, &mut pipeline, a, 0)?;
+    let eb = embed_face(config, &mut pipeline, b, 0)?;
+    let s = ea.cosine(&eb);
+    let same = s >= t;
+    if as_json {
+        let out = json!({"a": a, "b": b, "similarity": s, "threshold": t, "same_person": same, "model": models.embedder.name});
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!(
+            "similarity {s:.4} (threshold {t:.4}): {}",
+            if same { "same person" } else { "different people" }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn eval_lfw(
+    config: &Config,
+    pairs: &Path,
+    root: Option<PathBuf>,
+    train: Option<PathBuf>,
+    plot_path: Option<PathBuf>,
+    embedders: Vec<String>,
+    threads: usize,
+    as_json: bool,
+) -> Result<ExitCode> {
+    let test = lfw::read_pairs(pairs)?;
+    let root = root.unwrap_or_else(|| pairs.parent().unwrap_or(Path::new(".")).to_owned());
+    let train = match train.or_else(|| if test.folds == 1 { lfw::sibling_train_file(pairs) } else { None }) {
+        Some(t) if test.folds == 1 => Some(lfw::read_pairs(&t)?),
+        _ => None,
+    };
+    // Benchmark photos are judged on recognition alone: no pose or size refusals.
+    let mut params = config.vision.params();
+    params.limits = AlignLimits::NONE;
+    let names: Vec<Option<String>> = if embedders.is_empty() { vec![None] } else { embedders.into_iter().map(Some).collect() };
+    let mut reports = Vec::new();
+    for name in &names {
+        let models = load_models(config, name.as_deref())?;
+        let report = eval::evaluate(&models, &params, &test, train.as_ref(), &root, threads, config.vision.max_image_pixels)?;
+        if !as_json {
+            println!("== {} ({:?}, {}-d)", models.embedder.name, models.embedder.precision, models.dim());
+            println!("{report}");
+        }
+        reports.push((models.embedder.name.clone(), report));
+    }
+    if as_json {
+        let out: Vec<_> = reports
+            .iter()
+            .map(|(name, r)| {
+                json!({
+                    "embedder": name,
+                    "pairs_file": r.pairs_file,
+                    "pairs": r.pairs,
+                    "evaluated": r.evaluated,
+                    "skipped": r.skipped,
+                    "failures": r.failures,
+                    "accuracy": r.accuracy,
+                    "accuracy_std": r.accuracy_std,
+                    "threshold": r.threshold,
+                    "tar_at_far_1e-3": r.tar_at_far_1e3,
+                    "tar_threshold": r.tar_threshold,
+                    "impostor_pairs": r.impostors,
+                    "seconds": r.seconds,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    }
+    if let Some(p) = plot_path {
+        let curves: Vec<plot::Curve> = reports
+            .iter()
+            .map(|(name, r)| plot::Curve {
+                label: format!("{name}: {:.2}%", r.accuracy * 100.0),
+                points: &r.roc,
+            })
+            .collect();
+        let title = format!("ROC on {}", pairs.file_name().map_or_else(|| pairs.display().to_string(), |n| n.to_string_lossy().into_owned()));
+        plot::roc_png(&p, &title, &curves).with_context(|| format!("writing {}", p.display()))?;
+        if !as_json {
+            println!("ROC curve written to {}", p.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

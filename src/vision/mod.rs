@@ -1,0 +1,195 @@
+//! The vision path: frame → faces (detect) → aligned crops (align) → embeddings (embed).
+//!
+//! [`Models`] loads and optimises the networks once per process; each worker thread makes its
+//! own [`Pipeline`] from them (cheap: the optimised plans are shared).
+
+pub mod align;
+pub mod detect;
+pub mod embed;
+pub mod frame;
+pub mod model;
+pub mod resample;
+
+use std::path::{Path, PathBuf};
+
+use image::RgbImage;
+use serde::Serialize;
+
+pub use align::{AlignLimits, Geometry, Rejection};
+pub use detect::{BBox, DetectParams, Detection, Point};
+pub use embed::Embedding;
+pub use frame::PixelFormat;
+pub use model::{ModelCard, ModelKind, Plan};
+
+use align::CROP;
+use detect::Detector;
+use embed::Embedder;
+
+#[derive(Debug, thiserror::Error)]
+pub enum VisionError {
+    #[error("cannot read model file {path}: {source}")]
+    ModelFile { path: PathBuf, source: std::io::Error },
+    #[error("model card {path} is invalid: {reason}")]
+    ModelCard { path: PathBuf, reason: String },
+    #[error(
+        "model file {path} does not match its card: sha256 {actual}, the card says {expected} \
+         (corrupt or replaced file; restore it or update the card)"
+    )]
+    ModelChecksum { path: PathBuf, expected: String, actual: String },
+    #[error("cannot load model {path}: {reason}")]
+    ModelLoad { path: PathBuf, reason: String },
+    #[error("no model {name:?} in {dir} (available: {})", known.join(", "))]
+    ModelNotFound { dir: PathBuf, name: String, known: Vec<String> },
+    #[error("{what}: {reason}")]
+    Image { what: String, reason: String },
+    #[error("image is {width}x{height} pixels, more than the limit of {max_pixels}")]
+    ImageTooLarge { width: u32, height: u32, max_pixels: u64 },
+    #[error("model {model} failed: {reason}")]
+    Inference { model: String, reason: String },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Vision settings (the `[vision]` table of the configuration).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VisionParams {
+    pub detect: DetectParams,
+    pub limits: AlignLimits,
+    /// Average each face's embedding with its mirror image's (2× embedder cost).
+    pub flip: bool,
+}
+
+impl Default for VisionParams {
+    fn default() -> Self {
+        VisionParams { detect: DetectParams::default(), limits: AlignLimits::default(), flip: false }
+    }
+}
+
+/// The detector and embedder, loaded and optimised once.
+#[derive(Clone)]
+pub struct Models {
+    pub detector: ModelCard,
+    detector_plan: Plan,
+    pub embedder: ModelCard,
+    embedder_plan: Plan,
+}
+
+impl Models {
+    /// Load the named detector and embedder from `dir`. `embedder = None` picks the one whose
+    /// card prefers this CPU architecture.
+    pub fn load(dir: &Path, detector: &str, embedder: Option<&str>) -> Result<Models, VisionError> {
+        let det = model::find_card(dir, detector, ModelKind::Detector)?;
+        let emb = match embedder {
+            Some(name) => model::find_card(dir, name, ModelKind::Embedder)?,
+            None => model::default_embedder(dir)?,
+        };
+        tracing::debug!(detector = %det.name, embedder = %emb.name, "loading models");
+        let detector_plan = det.load_plan()?;
+        let embedder_plan = emb.load_plan()?;
+        Ok(Models { detector: det, detector_plan, embedder: emb, embedder_plan })
+    }
+
+    /// Embedding dimension.
+    pub fn dim(&self) -> usize {
+        self.embedder.embedder.as_ref().map_or(0, |e| e.dim)
+    }
+
+    /// The embedder card's recommended same-person threshold (cosine), if it has one.
+    pub fn recommended_threshold(&self) -> Option<f32> {
+        self.embedder.embedder.as_ref().and_then(|e| e.threshold)
+    }
+}
+
+/// Quality measures of one face.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Quality {
+    pub detector_score: f32,
+    pub face_width_px: f32,
+    pub eye_distance_px: f32,
+    pub roll_deg: f32,
+    pub yaw_deg: f32,
+    /// Variance of the Laplacian of the aligned crop (higher is sharper).
+    pub sharpness: f32,
+}
+
+/// One face in a frame: where it is, how usable it is, and its embedding or why there is none.
+#[derive(Debug, Clone)]
+pub struct Face {
+    pub detection: Detection,
+    pub quality: Quality,
+    /// The aligned 112×112 crop (empty when the face was refused before alignment).
+    pub crop: RgbImage,
+    pub embedding: Result<Embedding, Rejection>,
+}
+
+/// Detect, align and embed. One per worker thread; not shared.
+pub struct Pipeline {
+    detector: Detector,
+    embedder: Embedder,
+    pub params: VisionParams,
+}
+
+impl Pipeline {
+    pub fn new(models: &Models, params: VisionParams) -> Result<Pipeline, VisionError> {
+        Ok(Pipeline {
+            detector: Detector::new(&models.detector, &models.detector_plan, params.detect)?,
+            embedder: Embedder::new(&models.embedder, &models.embedder_plan)?,
+            params,
+        })
+    }
+
+    pub fn embedder_card(&self) -> &ModelCard {
+        self.embedder.card()
+    }
+
+    pub fn detector_card(&self) -> &ModelCard {
+        self.detector.card()
+    }
+
+    pub fn dim(&self) -> usize {
+        self.embedder.dim()
+    }
+
+    /// Every face in the frame, largest first, without embeddings.
+    pub fn detect(&mut self, frame: &RgbImage) -> Result<Vec<Detection>, VisionError> {
+        self.detector.params = self.params.detect;
+        self.detector.detect(frame)
+    }
+
+    /// Align and embed one detected face.
+    pub fn describe(&mut self, frame: &RgbImage, det: &Detection) -> Result<Face, VisionError> {
+        let geometry = align::geometry(det);
+        let mut quality = Quality {
+            detector_score: det.score,
+            face_width_px: det.bbox.w,
+            eye_distance_px: geometry.eye_distance_px,
+            roll_deg: geometry.roll_deg,
+            yaw_deg: geometry.yaw_deg,
+            sharpness: 0.0,
+        };
+        let checked = align::check(det, &self.params.limits);
+        let mut crop = RgbImage::new(CROP, CROP);
+        let embedding = match checked.and_then(|_| align::align_into(frame, det, &mut crop)) {
+            Err(r) => {
+                crop = RgbImage::new(0, 0);
+                Err(r)
+            }
+            Ok(()) => {
+                quality.sharpness = align::sharpness(&crop);
+                Ok(self.embedder.embed(&crop, self.params.flip)?)
+            }
+        };
+        Ok(Face { detection: det.clone(), quality, crop, embedding })
+    }
+
+    /// Detect, align and embed every face in the frame, largest first.
+    pub fn analyse(&mut self, frame: &RgbImage) -> Result<Vec<Face>, VisionError> {
+        let dets = self.detect(frame)?;
+        dets.iter().map(|d| self.describe(frame, d)).collect()
+    }
+
+    /// Embed an already aligned 112×112 crop.
+    pub fn embed_crop(&mut self, crop: &RgbImage) -> Result<Embedding, VisionError> {
+        self.embedder.embed(crop, self.params.flip)
+    }
+}
