@@ -149,29 +149,57 @@ fn load_models(config: &Config, embedder: Option<&str>) -> Result<Models> {
 
 /// The same-person threshold: the configuration's, else the model card's.
 fn threshold(config: &Config, models: &Models) -> Result<f32> {
-    config.recognition.threshold.or(models.recommended_threshold()).ok_or_else(|| {
-        anyhow!(
-            "no recognition threshold: set recognition.threshold in the config (the model card \
+    config
+        .recognition
+        .threshold
+        .or(models.recommended_threshold())
+        .ok_or_else(|| {
+            anyhow!(
+                "no recognition threshold: set recognition.threshold in the config (the model card \
              {} has none)",
-            models.embedder.path.display()
-        )
-    })
+                models.embedder.path.display()
+            )
+        })
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
     let config = load_config(cli.config.as_deref())?;
     match cli.command {
         Command::Detect { images, out } => detect(&config, &images, out.json),
-        Command::Embed { image, face, models } => embed(&config, &image, face, models.embedder.as_deref()),
-        Command::Compare { a, b, models, out } => compare(&config, &a, &b, models.embedder.as_deref(), out.json),
-        Command::Eval { lfw_pairs, root, train_pairs, plot, embedders, threads, out } => {
-            eval_lfw(&config, &lfw_pairs, root, train_pairs, plot, embedders, threads, out.json)
+        Command::Embed {
+            image,
+            face,
+            models,
+        } => embed(&config, &image, face, models.embedder.as_deref()),
+        Command::Compare { a, b, models, out } => {
+            compare(&config, &a, &b, models.embedder.as_deref(), out.json)
         }
+        Command::Eval {
+            lfw_pairs,
+            root,
+            train_pairs,
+            plot,
+            embedders,
+            threads,
+            out,
+        } => eval_lfw(
+            &config,
+            &lfw_pairs,
+            root,
+            train_pairs,
+            plot,
+            embedders,
+            threads,
+            out.json,
+        ),
     }
 }
 
 fn read(config: &Config, path: &Path) -> Result<image::RgbImage> {
-    Ok(vision::frame::read_image(path, config.vision.max_image_pixels)?)
+    Ok(vision::frame::read_image(
+        path,
+        config.vision.max_image_pixels,
+    )?)
 }
 
 fn face_json(f: &Face) -> serde_json::Value {
@@ -200,16 +228,30 @@ fn detect(config: &Config, images: &[PathBuf], as_json: bool) -> Result<ExitCode
                 out.push(json!({"file": path, "error": format!("{e:#}")}));
             }
             Ok(faces) if as_json => {
-                out.push(json!({"file": path, "faces": faces.iter().map(face_json).collect::<Vec<_>>()}));
+                out.push(
+                    json!({"file": path, "faces": faces.iter().map(face_json).collect::<Vec<_>>()}),
+                );
             }
             Ok(faces) => {
-                println!("{}: {} face{}", path.display(), faces.len(), if faces.len() == 1 { "" } else { "s" });
+                println!(
+                    "{}: {} face{}",
+                    path.display(),
+                    faces.len(),
+                    if faces.len() == 1 { "" } else { "s" }
+                );
                 for (i, f) in faces.iter().enumerate() {
                     let b = &f.detection.bbox;
                     let q = &f.quality;
                     print!(
                         "  #{i} box {:.0},{:.0} {:.0}x{:.0}  score {:.2}  eyes {:.0}px  yaw {:+.0}°  roll {:+.0}°",
-                        b.x, b.y, b.w, b.h, q.detector_score, q.eye_distance_px, q.yaw_deg, q.roll_deg
+                        b.x,
+                        b.y,
+                        b.w,
+                        b.h,
+                        q.detector_score,
+                        q.eye_distance_px,
+                        q.yaw_deg,
+                        q.roll_deg
                     );
                     match &f.embedding {
                         Ok(_) => println!("  sharpness {:.0}", q.sharpness),
@@ -222,20 +264,36 @@ fn detect(config: &Config, images: &[PathBuf], as_json: bool) -> Result<ExitCode
     if as_json {
         println!("{}", serde_json::to_string_pretty(&out)?);
     }
-    Ok(if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// The embedding of face `index` (by size) in an image, with a clear error when there is none.
-fn embed_face(config: &Config, pipeline: &mut Pipeline, path: &Path, index: usize) -> Result<vision::Embedding> {
+fn embed_face(
+    config: &Config,
+    pipeline: &mut Pipeline,
+    path: &Path,
+    index: usize,
+) -> Result<vision::Embedding> {
     let img = read(config, path)?;
-    let faces = pipeline.detect(&img).with_context(|| path.display().to_string())?;
+    let faces = pipeline
+        .detect(&img)
+        .with_context(|| path.display().to_string())?;
     let det = match faces.get(index) {
         Some(d) => d,
         None if faces.is_empty() => bail!("{}: no face found", path.display()),
-        None => bail!("{}: only {} faces found, no face #{index}", path.display(), faces.len()),
+        None => bail!(
+            "{}: only {} faces found, no face #{index}",
+            path.display(),
+            faces.len()
+        ),
     };
     let face = pipeline.describe(&img, det)?;
-    face.embedding.map_err(|r| anyhow!("{}: face #{index} not usable: {r}", path.display()))
+    face.embedding
+        .map_err(|r| anyhow!("{}: face #{index} not usable: {r}", path.display()))
 }
 
 fn embed(config: &Config, path: &Path, index: usize, embedder: Option<&str>) -> Result<ExitCode> {
@@ -253,7 +311,13 @@ fn embed(config: &Config, path: &Path, index: usize, embedder: Option<&str>) -> 
     Ok(ExitCode::SUCCESS)
 }
 
-fn compare(config: &Config, a: &Path, b: &Path, embedder: Option<&str>, as_json: bool) -> Result<ExitCode> {
+fn compare(
+    config: &Config,
+    a: &Path,
+    b: &Path,
+    embedder: Option<&str>,
+    as_json: bool,
+) -> Result<ExitCode> {
     let models = load_models(config, embedder)?;
     let t = threshold(config, &models)?;
     let mut pipeline = Pipeline::new(&models, config.vision.params())?;
@@ -267,7 +331,11 @@ fn compare(config: &Config, a: &Path, b: &Path, embedder: Option<&str>, as_json:
     } else {
         println!(
             "similarity {s:.4} (threshold {t:.4}): {}",
-            if same { "same person" } else { "different people" }
+            if same {
+                "same person"
+            } else {
+                "different people"
+            }
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -286,20 +354,43 @@ fn eval_lfw(
 ) -> Result<ExitCode> {
     let test = lfw::read_pairs(pairs)?;
     let root = root.unwrap_or_else(|| pairs.parent().unwrap_or(Path::new(".")).to_owned());
-    let train = match train.or_else(|| if test.folds == 1 { lfw::sibling_train_file(pairs) } else { None }) {
+    let train = match train.or_else(|| {
+        if test.folds == 1 {
+            lfw::sibling_train_file(pairs)
+        } else {
+            None
+        }
+    }) {
         Some(t) if test.folds == 1 => Some(lfw::read_pairs(&t)?),
         _ => None,
     };
     // Benchmark photos are judged on recognition alone: no pose or size refusals.
     let mut params = config.vision.params();
     params.limits = AlignLimits::NONE;
-    let names: Vec<Option<String>> = if embedders.is_empty() { vec![None] } else { embedders.into_iter().map(Some).collect() };
+    let names: Vec<Option<String>> = if embedders.is_empty() {
+        vec![None]
+    } else {
+        embedders.into_iter().map(Some).collect()
+    };
     let mut reports = Vec::new();
     for name in &names {
         let models = load_models(config, name.as_deref())?;
-        let report = eval::evaluate(&models, &params, &test, train.as_ref(), &root, threads, config.vision.max_image_pixels)?;
+        let report = eval::evaluate(
+            &models,
+            &params,
+            &test,
+            train.as_ref(),
+            &root,
+            threads,
+            config.vision.max_image_pixels,
+        )?;
         if !as_json {
-            println!("== {} ({:?}, {}-d)", models.embedder.name, models.embedder.precision, models.dim());
+            println!(
+                "== {} ({:?}, {}-d)",
+                models.embedder.name,
+                models.embedder.precision,
+                models.dim()
+            );
             println!("{report}");
         }
         reports.push((models.embedder.name.clone(), report));
@@ -335,7 +426,13 @@ fn eval_lfw(
                 points: &r.roc,
             })
             .collect();
-        let title = format!("ROC on {}", pairs.file_name().map_or_else(|| pairs.display().to_string(), |n| n.to_string_lossy().into_owned()));
+        let title = format!(
+            "ROC on {}",
+            pairs.file_name().map_or_else(
+                || pairs.display().to_string(),
+                |n| n.to_string_lossy().into_owned()
+            )
+        );
         plot::roc_png(&p, &title, &curves).with_context(|| format!("writing {}", p.display()))?;
         if !as_json {
             println!("ROC curve written to {}", p.display());

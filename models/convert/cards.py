@@ -72,6 +72,16 @@ def detector_card(stem: str, side: int, path: str, sha: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+# Measured, not converted: the same-person threshold is the accuracy-maximising cosine on LFW
+# DevTrain with facegate's default pipeline (refined landmarks, mirror averaging), from
+# `facegate eval --lfw-pairs pairsDevTest.txt --embedder STEM`; `preferred_on` lists the CPU
+# architectures where this file is the faster embedder in tract (see models/README.md).
+MEASURED = {
+    "mobilefacenet": {"threshold": 0.4122, "preferred_on": ["x86_64"]},
+    "mobilefacenet-int8": {"threshold": 0.4122, "preferred_on": []},
+}
+
+
 def embedder_card(stem: str, sha: str, precision: str) -> str:
     lines = header("embedder", stem, f"{stem}.onnx", sha, precision, "MIT", f"npm {EX_PKG}@{EX_VER}, {MFN_PATH}")
     lines += [""] + input_table("input", 112, 127.5, 128.0)
@@ -82,6 +92,11 @@ def embedder_card(stem: str, sha: str, precision: str) -> str:
         line("dim = 192", "embedding length"),
         line('alignment = "arcface-112"', "ArcFace 5-point template on a 112x112 crop"),
         line("normalised = false", "whether the output is already L2-normalised"),
+        line(f"threshold = {MEASURED[stem]['threshold']}", "same-person cosine, chosen on LFW DevTrain (README)"),
+        line(
+            "preferred_on = [" + ", ".join(f'"{a}"' for a in MEASURED[stem]["preferred_on"]) + "]",
+            "CPU archs where this is the default embedder",
+        ),
     ]
     return "\n".join(lines) + "\n"
 

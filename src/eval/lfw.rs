@@ -26,18 +26,30 @@ pub struct PairsFile {
 }
 
 fn image(name: &str, index: &str) -> Result<PathBuf, String> {
-    let i: u32 = index.parse().map_err(|_| format!("image number {index:?} is not a number"))?;
+    let i: u32 = index
+        .parse()
+        .map_err(|_| format!("image number {index:?} is not a number"))?;
     Ok(PathBuf::from(name).join(format!("{name}_{i:04}.jpg")))
 }
 
 /// Parse a pairs file's text.
 pub fn parse_pairs(text: &str, path: &Path) -> Result<PairsFile, EvalError> {
-    let err = |line: usize, reason: String| EvalError::Format { path: path.to_owned(), line, reason };
-    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+    let err = |line: usize, reason: String| EvalError::Format {
+        path: path.to_owned(),
+        line,
+        reason,
+    };
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
     let (_, header) = lines.next().ok_or_else(|| err(1, "empty file".into()))?;
     let nums: Vec<usize> = header
         .split_whitespace()
-        .map(|t| t.parse().map_err(|_| err(1, format!("header {header:?} is not `N` or `FOLDS N`"))))
+        .map(|t| {
+            t.parse()
+                .map_err(|_| err(1, format!("header {header:?} is not `N` or `FOLDS N`")))
+        })
         .collect::<Result<_, _>>()?;
     let (folds, per_fold) = match nums.as_slice() {
         [n] => (1, *n),
@@ -51,26 +63,64 @@ pub fn parse_pairs(text: &str, path: &Path) -> Result<PairsFile, EvalError> {
         let want_same = n % (2 * per_fold).max(1) < per_fold;
         let t: Vec<&str> = line.split_whitespace().collect();
         let pair = match t.as_slice() {
-            [name, i, j] => Pair { a: image(name, i).map_err(|r| err(idx + 1, r))?, b: image(name, j).map_err(|r| err(idx + 1, r))?, same: true, fold, line: idx + 1 },
-            [n1, i, n2, j] => Pair { a: image(n1, i).map_err(|r| err(idx + 1, r))?, b: image(n2, j).map_err(|r| err(idx + 1, r))?, same: false, fold, line: idx + 1 },
-            _ => return Err(err(idx + 1, format!("expected `name i j` or `name1 i name2 j`, got {line:?}"))),
+            [name, i, j] => Pair {
+                a: image(name, i).map_err(|r| err(idx + 1, r))?,
+                b: image(name, j).map_err(|r| err(idx + 1, r))?,
+                same: true,
+                fold,
+                line: idx + 1,
+            },
+            [n1, i, n2, j] => Pair {
+                a: image(n1, i).map_err(|r| err(idx + 1, r))?,
+                b: image(n2, j).map_err(|r| err(idx + 1, r))?,
+                same: false,
+                fold,
+                line: idx + 1,
+            },
+            _ => {
+                return Err(err(
+                    idx + 1,
+                    format!("expected `name i j` or `name1 i name2 j`, got {line:?}"),
+                ));
+            }
         };
         if pair.same != want_same {
-            return Err(err(idx + 1, format!(
-                "expected a {} pair here (each fold lists {per_fold} same-person pairs, then {per_fold} different)",
-                if want_same { "same-person" } else { "different-person" }
-            )));
+            return Err(err(
+                idx + 1,
+                format!(
+                    "expected a {} pair here (each fold lists {per_fold} same-person pairs, then {per_fold} different)",
+                    if want_same {
+                        "same-person"
+                    } else {
+                        "different-person"
+                    }
+                ),
+            ));
         }
         pairs.push(pair);
     }
     if pairs.len() != folds * per_fold * 2 {
-        return Err(err(0, format!("header promises {} pairs, the file has {}", folds * per_fold * 2, pairs.len())));
+        return Err(err(
+            0,
+            format!(
+                "header promises {} pairs, the file has {}",
+                folds * per_fold * 2,
+                pairs.len()
+            ),
+        ));
     }
-    Ok(PairsFile { path: path.to_owned(), folds, pairs })
+    Ok(PairsFile {
+        path: path.to_owned(),
+        folds,
+        pairs,
+    })
 }
 
 pub fn read_pairs(path: &Path) -> Result<PairsFile, EvalError> {
-    let text = std::fs::read_to_string(path).map_err(|source| EvalError::Read { path: path.to_owned(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| EvalError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
     parse_pairs(&text, path)
 }
 
@@ -108,7 +158,7 @@ mod tests {
         assert!(e.to_string().contains("line 3"), "{e}");
         let e = parse_pairs("1\nA 1 C 2\nA 1 2\n", Path::new("p.txt")).unwrap_err();
         assert!(e.to_string().contains("same-person"), "{e}");
-        let e = parse_pairs("3\nA 1 2\nA 1 C 2\n", Path::new("p.txt")).unwrap_err();
+        let e = parse_pairs("3\nA 1 2\nB 1 2\nC 1 2\nA 1 C 2\n", Path::new("p.txt")).unwrap_err();
         assert!(e.to_string().contains("promises 6"), "{e}");
     }
 }

@@ -14,7 +14,10 @@ pub fn accuracy(pairs: &[Scored], threshold: f32) -> f64 {
     if pairs.is_empty() {
         return 0.0;
     }
-    let right = pairs.iter().filter(|p| (p.score >= threshold) == p.same).count();
+    let right = pairs
+        .iter()
+        .filter(|p| (p.score >= threshold) == p.same)
+        .count();
     right as f64 / pairs.len() as f64
 }
 
@@ -24,7 +27,9 @@ pub fn accuracy(pairs: &[Scored], threshold: f32) -> f64 {
 pub fn best_threshold(pairs: &[Scored]) -> f32 {
     let mut sorted: Vec<Scored> = pairs.to_vec();
     sorted.sort_by(|a, b| a.score.total_cmp(&b.score));
-    let Some(first) = sorted.first() else { return 0.0 };
+    let Some(first) = sorted.first() else {
+        return 0.0;
+    };
     // A threshold below everything gets every "same" pair right and every other one wrong.
     let mut right = sorted.iter().filter(|p| p.same).count();
     let mut candidates = vec![(right, first.score - 1e-3)];
@@ -32,14 +37,22 @@ pub fn best_threshold(pairs: &[Scored]) -> f32 {
     while i < sorted.len() {
         let s = sorted[i].score;
         while i < sorted.len() && sorted[i].score == s {
-            if sorted[i].same { right -= 1 } else { right += 1 }
+            if sorted[i].same {
+                right -= 1
+            } else {
+                right += 1
+            }
             i += 1;
         }
         let next = sorted.get(i).map_or(s + 1e-3, |p| p.score);
         candidates.push((right, (s + next) / 2.0));
     }
     let best = candidates.iter().map(|c| c.0).max().unwrap_or(0);
-    let ties: Vec<f32> = candidates.iter().filter(|c| c.0 == best).map(|c| c.1).collect();
+    let ties: Vec<f32> = candidates
+        .iter()
+        .filter(|c| c.0 == best)
+        .map(|c| c.1)
+        .collect();
     ties[ties.len() / 2]
 }
 
@@ -55,7 +68,11 @@ pub fn tar_at_far(pairs: &[Scored], far: f64) -> (f64, f32) {
     let allowed = (far * impostors.len() as f64).floor() as usize;
     // Accept strictly above the (allowed)-th highest impostor score.
     let threshold = next_up(impostors[allowed.min(impostors.len() - 1)]);
-    let threshold = if allowed >= impostors.len() { f32::MIN } else { threshold };
+    let threshold = if allowed >= impostors.len() {
+        f32::MIN
+    } else {
+        threshold
+    };
     let tar = genuine.iter().filter(|s| **s >= threshold).count() as f64 / genuine.len() as f64;
     (tar, threshold)
 }
@@ -65,7 +82,13 @@ fn next_up(x: f32) -> f32 {
         return x;
     }
     let bits = x.to_bits();
-    let next = if x >= 0.0 { bits + 1 } else if bits == 0x8000_0000 { 1 } else { bits - 1 };
+    let next = if x >= 0.0 {
+        bits + 1
+    } else if bits == 0x8000_0000 {
+        1
+    } else {
+        bits - 1
+    };
     f32::from_bits(next)
 }
 
@@ -81,7 +104,11 @@ pub fn roc(pairs: &[Scored]) -> Vec<(f64, f64)> {
     while i < sorted.len() {
         let s = sorted[i].score;
         while i < sorted.len() && sorted[i].score == s {
-            if sorted[i].same { tp += 1.0 } else { fp += 1.0 }
+            if sorted[i].same {
+                tp += 1.0
+            } else {
+                fp += 1.0
+            }
             i += 1;
         }
         out.push((fp / n, tp / g));
@@ -104,7 +131,11 @@ mod tests {
     use super::*;
 
     fn s(score: f32, same: bool) -> Scored {
-        Scored { score, same, fold: 0 }
+        Scored {
+            score,
+            same,
+            fold: 0,
+        }
     }
 
     #[test]
@@ -118,14 +149,27 @@ mod tests {
     #[test]
     fn overlapping_pairs_pick_the_accuracy_maximum() {
         // One impostor at 0.7 above a genuine at 0.5: best is 4/5 right.
-        let pairs = [s(0.1, false), s(0.7, false), s(0.5, true), s(0.8, true), s(0.9, true)];
+        let pairs = [
+            s(0.1, false),
+            s(0.7, false),
+            s(0.5, true),
+            s(0.8, true),
+            s(0.9, true),
+        ];
         let t = best_threshold(&pairs);
         assert!((accuracy(&pairs, t) - 0.8).abs() < 1e-9, "{t}");
     }
 
     #[test]
     fn tar_at_far_zero_false_accepts() {
-        let pairs = [s(0.3, false), s(0.5, false), s(0.4, true), s(0.6, true), s(0.8, true), s(0.9, true)];
+        let pairs = [
+            s(0.3, false),
+            s(0.5, false),
+            s(0.4, true),
+            s(0.6, true),
+            s(0.8, true),
+            s(0.9, true),
+        ];
         let (tar, t) = tar_at_far(&pairs, 0.0);
         assert!(t > 0.5);
         assert!((tar - 0.75).abs() < 1e-9);

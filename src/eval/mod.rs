@@ -28,9 +28,16 @@ use crate::vision::{Embedding, Models, Pipeline, VisionError, VisionParams, fram
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
     #[error("cannot read pairs file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("pairs file {path} line {line}: {reason}")]
-    Format { path: PathBuf, line: usize, reason: String },
+    Format {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
     #[error(transparent)]
     Vision(#[from] VisionError),
 }
@@ -170,16 +177,28 @@ fn score_pairs(
         match (ea, eb) {
             (ImageOutcome::Missing, _) | (_, ImageOutcome::Missing) => {
                 let missing = if !a.exists() { &p.a } else { &p.b };
-                skipped.push(format!("{}: image file {} is missing", describe(), missing.display()));
+                skipped.push(format!(
+                    "{}: image file {} is missing",
+                    describe(),
+                    missing.display()
+                ));
             }
             (ImageOutcome::Embedded(x), ImageOutcome::Embedded(y)) => {
-                scored.push(Scored { score: x.cosine(&y), same: p.same, fold: p.fold });
+                scored.push(Scored {
+                    score: x.cosine(&y),
+                    same: p.same,
+                    fold: p.fold,
+                });
             }
             (ImageOutcome::Failed(r), _) | (_, ImageOutcome::Failed(r)) => {
                 failures.push(format!("{}: {r}", describe()));
                 // Wrong at every threshold in [-1, 1].
                 let score = if p.same { -2.0 } else { 2.0 };
-                scored.push(Scored { score, same: p.same, fold: p.fold });
+                scored.push(Scored {
+                    score,
+                    same: p.same,
+                    fold: p.fold,
+                });
             }
         }
     }
@@ -213,17 +232,30 @@ pub fn evaluate(
         let mut accs = Vec::new();
         let mut thresholds = Vec::new();
         for fold in 0..test.folds {
-            let (held, rest): (Vec<Scored>, Vec<Scored>) = scored.iter().partition(|s| s.fold == fold);
+            let (held, rest): (Vec<Scored>, Vec<Scored>) =
+                scored.iter().partition(|s| s.fold == fold);
             let t = metrics::best_threshold(&rest);
             accs.push(metrics::accuracy(&held, t));
             thresholds.push(f64::from(t));
         }
         let (m, sd) = metrics::mean_std(&accs);
-        (Protocol::TenFold, m, Some(sd), metrics::mean_std(&thresholds).0 as f32)
+        (
+            Protocol::TenFold,
+            m,
+            Some(sd),
+            metrics::mean_std(&thresholds).0 as f32,
+        )
     } else if let Some(train) = train {
         let (train_scored, _, _) = score_pairs(&train.pairs, root, &images);
         let t = metrics::best_threshold(&train_scored);
-        (Protocol::TrainTest { train: train.path.clone() }, metrics::accuracy(&scored, t), None, t)
+        (
+            Protocol::TrainTest {
+                train: train.path.clone(),
+            },
+            metrics::accuracy(&scored, t),
+            None,
+            t,
+        )
     } else {
         let t = metrics::best_threshold(&scored);
         (Protocol::SameSet, metrics::accuracy(&scored, t), None, t)
@@ -261,19 +293,38 @@ pub fn evaluate(
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let protocol = match &self.protocol {
-            Protocol::TenFold => "10-fold cross-validation (threshold chosen on the other 9 folds)".to_string(),
+            Protocol::TenFold => {
+                "10-fold cross-validation (threshold chosen on the other 9 folds)".to_string()
+            }
             Protocol::TrainTest { train } => format!("threshold chosen on {}", train.display()),
-            Protocol::SameSet => "threshold chosen on these same pairs (optimistic: no held-out split)".to_string(),
+            Protocol::SameSet => {
+                "threshold chosen on these same pairs (optimistic: no held-out split)".to_string()
+            }
         };
         writeln!(f, "pairs file      {}", self.pairs_file.display())?;
         writeln!(f, "protocol        {protocol}")?;
-        writeln!(f, "pairs           {} in file, {} evaluated, {} skipped, {} counted as errors (no usable face)",
-            self.pairs, self.evaluated, self.skipped.len(), self.failures.len())?;
+        writeln!(
+            f,
+            "pairs           {} in file, {} evaluated, {} skipped, {} counted as errors (no usable face)",
+            self.pairs,
+            self.evaluated,
+            self.skipped.len(),
+            self.failures.len()
+        )?;
         match self.accuracy_std {
-            Some(sd) => writeln!(f, "accuracy        {:.2}% ± {:.2}", self.accuracy * 100.0, sd * 100.0)?,
+            Some(sd) => writeln!(
+                f,
+                "accuracy        {:.2}% ± {:.2}",
+                self.accuracy * 100.0,
+                sd * 100.0
+            )?,
             None => writeln!(f, "accuracy        {:.2}%", self.accuracy * 100.0)?,
         }
-        writeln!(f, "threshold       {:.4} (cosine similarity)", self.threshold)?;
+        writeln!(
+            f,
+            "threshold       {:.4} (cosine similarity)",
+            self.threshold
+        )?;
         writeln!(
             f,
             "TAR @ FAR 1e-3  {:.2}% (threshold {:.4}; {} impostor pairs, so FAR resolution {:.1e})",
@@ -282,8 +333,16 @@ impl fmt::Display for Report {
             self.impostors,
             1.0 / self.impostors.max(1) as f64
         )?;
-        writeln!(f, "mean cosine     same person {:.3}, different people {:.3}", self.genuine_mean, self.impostor_mean)?;
-        writeln!(f, "time            {} images in {:.1} s", self.images, self.seconds)?;
+        writeln!(
+            f,
+            "mean cosine     same person {:.3}, different people {:.3}",
+            self.genuine_mean, self.impostor_mean
+        )?;
+        writeln!(
+            f,
+            "time            {} images in {:.1} s",
+            self.images, self.seconds
+        )?;
         for s in &self.skipped {
             writeln!(f, "skipped         {s}")?;
         }

@@ -25,11 +25,15 @@ impl DrawTarget for Canvas {
     type Color = Rgb888;
     type Error = Infallible;
 
-    fn draw_iter<I: IntoIterator<Item = Pixel<Rgb888>>>(&mut self, pixels: I) -> Result<(), Infallible> {
+    fn draw_iter<I: IntoIterator<Item = Pixel<Rgb888>>>(
+        &mut self,
+        pixels: I,
+    ) -> Result<(), Infallible> {
         let (w, h) = self.0.dimensions();
         for Pixel(p, c) in pixels {
             if p.x >= 0 && p.y >= 0 && (p.x as u32) < w && (p.y as u32) < h {
-                self.0.put_pixel(p.x as u32, p.y as u32, image::Rgb([c.r(), c.g(), c.b()]));
+                self.0
+                    .put_pixel(p.x as u32, p.y as u32, image::Rgb([c.r(), c.g(), c.b()]));
             }
         }
         Ok(())
@@ -57,7 +61,11 @@ pub struct Curve<'a> {
 
 /// Draw ROC curves (FAR on a log axis from 1e-4 to 1, TAR on a linear axis) and save as PNG.
 pub fn roc_png(path: &Path, title: &str, curves: &[Curve]) -> Result<(), image::ImageError> {
-    let mut c = Canvas(RgbImage::from_pixel(W as u32, H as u32, image::Rgb([255, 255, 255])));
+    let mut c = Canvas(RgbImage::from_pixel(
+        W as u32,
+        H as u32,
+        image::Rgb([255, 255, 255]),
+    ));
     let (x_lo, x_hi) = (-4.0f64, 0.0f64);
     // TAR axis from the lowest TAR shown at FAR >= 1e-4, rounded down to 0.05.
     let lowest = curves
@@ -68,7 +76,8 @@ pub fn roc_png(path: &Path, title: &str, curves: &[Curve]) -> Result<(), image::
         .fold(1.0f64, f64::min);
     let y_lo = ((lowest - 0.01) * 20.0).floor().clamp(0.0, 19.0) / 20.0;
     let (x0, x1, y0, y1) = (LEFT, W - RIGHT, TOP, H - BOTTOM);
-    let px = |far: f64| x0 as f64 + (far.max(1e-4).log10() - x_lo) / (x_hi - x_lo) * (x1 - x0) as f64;
+    let px =
+        |far: f64| x0 as f64 + (far.max(1e-4).log10() - x_lo) / (x_hi - x_lo) * (x1 - x0) as f64;
     let py = |tar: f64| y1 as f64 - (tar - y_lo) / (1.0 - y_lo) * (y1 - y0) as f64;
 
     let grid = PrimitiveStyle::with_stroke(Rgb888::new(225, 225, 225), 1);
@@ -78,18 +87,37 @@ pub fn roc_png(path: &Path, title: &str, curves: &[Curve]) -> Result<(), image::
 
     for decade in -4..=0 {
         let x = px(10f64.powi(decade)) as i32;
-        let _ = Line::new(Point::new(x, y0), Point::new(x, y1)).into_styled(grid).draw(&mut c);
-        let label = if decade == 0 { "1".to_string() } else { format!("1e{decade}") };
-        let _ = Text::with_alignment(&label, Point::new(x, y1 + 14), small, Alignment::Center).draw(&mut c);
+        let _ = Line::new(Point::new(x, y0), Point::new(x, y1))
+            .into_styled(grid)
+            .draw(&mut c);
+        let label = if decade == 0 {
+            "1".to_string()
+        } else {
+            format!("1e{decade}")
+        };
+        let _ = Text::with_alignment(&label, Point::new(x, y1 + 14), small, Alignment::Center)
+            .draw(&mut c);
     }
-    let steps = ((1.0 - y_lo) / 0.05).round() as i32;
+    // Grid every 0.01 on a narrow TAR range, every 0.05 otherwise.
+    let step = if 1.0 - y_lo <= 0.1 { 0.01 } else { 0.05 };
+    let steps = ((1.0 - y_lo) / step).round() as i32;
     for k in 0..=steps {
-        let tar = y_lo + f64::from(k) * 0.05;
+        let tar = y_lo + f64::from(k) * step;
         let y = py(tar) as i32;
-        let _ = Line::new(Point::new(x0, y), Point::new(x1, y)).into_styled(grid).draw(&mut c);
-        let _ = Text::with_alignment(&format!("{tar:.2}"), Point::new(x0 - 6, y + 3), small, Alignment::Right).draw(&mut c);
+        let _ = Line::new(Point::new(x0, y), Point::new(x1, y))
+            .into_styled(grid)
+            .draw(&mut c);
+        let _ = Text::with_alignment(
+            &format!("{tar:.2}"),
+            Point::new(x0 - 6, y + 3),
+            small,
+            Alignment::Right,
+        )
+        .draw(&mut c);
     }
-    let _ = Rectangle::with_corners(Point::new(x0, y0), Point::new(x1, y1)).into_styled(axis).draw(&mut c);
+    let _ = Rectangle::with_corners(Point::new(x0, y0), Point::new(x1, y1))
+        .into_styled(axis)
+        .draw(&mut c);
     let _ = Text::with_alignment(title, Point::new(W / 2, 24), big, Alignment::Center).draw(&mut c);
     let _ = Text::with_alignment(
         "false accept rate (FAR, log scale)",
@@ -116,7 +144,9 @@ pub fn roc_png(path: &Path, title: &str, curves: &[Curve]) -> Result<(), image::
             let _ = Line::new(corner, w[1]).into_styled(style).draw(&mut c);
         }
         let ly = y1 - 16 - 16 * (curves.len() as i32 - 1 - i as i32);
-        let _ = Line::new(Point::new(x1 - 230, ly), Point::new(x1 - 205, ly)).into_styled(style).draw(&mut c);
+        let _ = Line::new(Point::new(x1 - 230, ly), Point::new(x1 - 205, ly))
+            .into_styled(style)
+            .draw(&mut c);
         let _ = Text::new(&curve.label, Point::new(x1 - 198, ly + 4), small).draw(&mut c);
     }
     c.0.save(path)

@@ -26,7 +26,10 @@ const ARCFACE_112: [[f32; 2]; 5] = [
 /// nose, and the mouth centre as the middle of the two corners.
 fn template4() -> [Point; 4] {
     let t = ARCFACE_112;
-    let p = |x: f32, y: f32| Point { x: x + 0.5, y: y + 0.5 };
+    let p = |x: f32, y: f32| Point {
+        x: x + 0.5,
+        y: y + 0.5,
+    };
     [
         p(t[0][0], t[0][1]),
         p(t[1][0], t[1][1]),
@@ -57,7 +60,11 @@ impl AlignLimits {
 
 impl Default for AlignLimits {
     fn default() -> Self {
-        AlignLimits { min_eye_distance_px: 16.0, max_yaw_deg: 40.0, max_roll_deg: 35.0 }
+        AlignLimits {
+            min_eye_distance_px: 16.0,
+            max_yaw_deg: 40.0,
+            max_roll_deg: 35.0,
+        }
     }
 }
 
@@ -96,9 +103,17 @@ pub fn geometry(det: &Detection) -> Geometry {
     // Nose offset from the eye midpoint, along the eye line, in units of eye distance.
     // A frontal face has it near 0; a face turned ~45° has it near 0.5.
     let (mx, my) = ((l.x + r.x) / 2.0, (l.y + r.y) / 2.0);
-    let along = if eye > 0.0 { ((n.x - mx) * dx + (n.y - my) * dy) / (eye * eye) } else { 0.0 };
+    let along = if eye > 0.0 {
+        ((n.x - mx) * dx + (n.y - my) * dy) / (eye * eye)
+    } else {
+        0.0
+    };
     let yaw = (along.clamp(-0.7, 0.7) / 0.7).asin().to_degrees();
-    Geometry { eye_distance_px: eye, roll_deg: roll, yaw_deg: yaw }
+    Geometry {
+        eye_distance_px: eye,
+        roll_deg: roll,
+        yaw_deg: yaw,
+    }
 }
 
 /// Check a detection's geometry against the limits.
@@ -108,13 +123,22 @@ pub fn check(det: &Detection, limits: &AlignLimits) -> Result<Geometry, Rejectio
     }
     let g = geometry(det);
     if g.eye_distance_px < limits.min_eye_distance_px {
-        return Err(Rejection::TooSmall { eye_distance_px: g.eye_distance_px, min: limits.min_eye_distance_px });
+        return Err(Rejection::TooSmall {
+            eye_distance_px: g.eye_distance_px,
+            min: limits.min_eye_distance_px,
+        });
     }
     if g.yaw_deg.abs() > limits.max_yaw_deg {
-        return Err(Rejection::TooTurned { yaw_deg: g.yaw_deg, max: limits.max_yaw_deg });
+        return Err(Rejection::TooTurned {
+            yaw_deg: g.yaw_deg,
+            max: limits.max_yaw_deg,
+        });
     }
     if g.roll_deg.abs() > limits.max_roll_deg {
-        return Err(Rejection::TooTilted { roll_deg: g.roll_deg, max: limits.max_roll_deg });
+        return Err(Rejection::TooTilted {
+            roll_deg: g.roll_deg,
+            max: limits.max_roll_deg,
+        });
     }
     Ok(g)
 }
@@ -128,8 +152,12 @@ pub fn similarity(src: &[Point], dst: &[Point]) -> Option<Affine> {
         return None;
     }
     let nf = n as f32;
-    let (sx, sy) = src[..n].iter().fold((0.0, 0.0), |a, p| (a.0 + p.x, a.1 + p.y));
-    let (dx, dy) = dst[..n].iter().fold((0.0, 0.0), |a, p| (a.0 + p.x, a.1 + p.y));
+    let (sx, sy) = src[..n]
+        .iter()
+        .fold((0.0, 0.0), |a, p| (a.0 + p.x, a.1 + p.y));
+    let (dx, dy) = dst[..n]
+        .iter()
+        .fold((0.0, 0.0), |a, p| (a.0 + p.x, a.1 + p.y));
     let (msx, msy, mdx, mdy) = (sx / nf, sy / nf, dx / nf, dy / nf);
     let (mut num_a, mut num_b, mut den) = (0.0f32, 0.0f32, 0.0f32);
     for (s, d) in src[..n].iter().zip(&dst[..n]) {
@@ -143,7 +171,14 @@ pub fn similarity(src: &[Point], dst: &[Point]) -> Option<Affine> {
         return None;
     }
     let (a, b) = (num_a / den, num_b / den);
-    Some(Affine { a, b: -b, tx: mdx - (a * msx - b * msy), c: b, d: a, ty: mdy - (b * msx + a * msy) })
+    Some(Affine {
+        a,
+        b: -b,
+        tx: mdx - (a * msx - b * msy),
+        c: b,
+        d: a,
+        ty: mdy - (b * msx + a * msy),
+    })
 }
 
 /// The transform from frame pixels to the 112×112 crop for this face.
@@ -204,16 +239,50 @@ mod tests {
     fn det_with(points: [Point; 4]) -> Detection {
         let mut landmarks = points.to_vec();
         landmarks.extend([points[0], points[1]]);
-        Detection { bbox: BBox { x: 0.0, y: 0.0, w: 100.0, h: 100.0 }, score: 1.0, landmarks }
+        Detection {
+            bbox: BBox {
+                x: 0.0,
+                y: 0.0,
+                w: 100.0,
+                h: 100.0,
+            },
+            score: 1.0,
+            landmarks,
+        }
     }
 
     #[test]
     fn similarity_recovers_a_known_transform() {
-        let truth = Affine { a: 0.6, b: -0.8, tx: 5.0, c: 0.8, d: 0.6, ty: -3.0 };
-        let src = [Point { x: 1.0, y: 2.0 }, Point { x: 40.0, y: 7.0 }, Point { x: 20.0, y: 30.0 }, Point { x: 22.0, y: 45.0 }];
-        let dst: Vec<Point> = src.iter().map(|p| { let (x, y) = truth.apply(p.x, p.y); Point { x, y } }).collect();
+        let truth = Affine {
+            a: 0.6,
+            b: -0.8,
+            tx: 5.0,
+            c: 0.8,
+            d: 0.6,
+            ty: -3.0,
+        };
+        let src = [
+            Point { x: 1.0, y: 2.0 },
+            Point { x: 40.0, y: 7.0 },
+            Point { x: 20.0, y: 30.0 },
+            Point { x: 22.0, y: 45.0 },
+        ];
+        let dst: Vec<Point> = src
+            .iter()
+            .map(|p| {
+                let (x, y) = truth.apply(p.x, p.y);
+                Point { x, y }
+            })
+            .collect();
         let m = similarity(&src, &dst).unwrap();
-        for (got, want) in [(m.a, truth.a), (m.b, truth.b), (m.tx, truth.tx), (m.c, truth.c), (m.d, truth.d), (m.ty, truth.ty)] {
+        for (got, want) in [
+            (m.a, truth.a),
+            (m.b, truth.b),
+            (m.tx, truth.tx),
+            (m.c, truth.c),
+            (m.d, truth.d),
+            (m.ty, truth.ty),
+        ] {
             assert!((got - want).abs() < 1e-3, "{m:?}");
         }
     }
@@ -229,21 +298,56 @@ mod tests {
 
     #[test]
     fn geometry_flags_small_turned_and_tilted_faces() {
-        let frontal = det_with([Point { x: 40.0, y: 50.0 }, Point { x: 80.0, y: 50.0 }, Point { x: 60.0, y: 70.0 }, Point { x: 60.0, y: 90.0 }]);
+        let frontal = det_with([
+            Point { x: 40.0, y: 50.0 },
+            Point { x: 80.0, y: 50.0 },
+            Point { x: 60.0, y: 70.0 },
+            Point { x: 60.0, y: 90.0 },
+        ]);
         let g = check(&frontal, &AlignLimits::default()).unwrap();
         assert!(g.yaw_deg.abs() < 1.0 && g.roll_deg.abs() < 1.0);
-        let tiny = det_with([Point { x: 40.0, y: 50.0 }, Point { x: 45.0, y: 50.0 }, Point { x: 42.0, y: 53.0 }, Point { x: 42.0, y: 56.0 }]);
-        assert!(matches!(check(&tiny, &AlignLimits::default()), Err(Rejection::TooSmall { .. })));
-        let turned = det_with([Point { x: 40.0, y: 50.0 }, Point { x: 80.0, y: 50.0 }, Point { x: 82.0, y: 70.0 }, Point { x: 78.0, y: 90.0 }]);
-        assert!(matches!(check(&turned, &AlignLimits::default()), Err(Rejection::TooTurned { .. })));
-        let tilted = det_with([Point { x: 40.0, y: 80.0 }, Point { x: 70.0, y: 40.0 }, Point { x: 60.0, y: 70.0 }, Point { x: 70.0, y: 85.0 }]);
-        assert!(matches!(check(&tilted, &AlignLimits::default()), Err(Rejection::TooTilted { .. })));
+        let tiny = det_with([
+            Point { x: 40.0, y: 50.0 },
+            Point { x: 45.0, y: 50.0 },
+            Point { x: 42.0, y: 53.0 },
+            Point { x: 42.0, y: 56.0 },
+        ]);
+        assert!(matches!(
+            check(&tiny, &AlignLimits::default()),
+            Err(Rejection::TooSmall { .. })
+        ));
+        let turned = det_with([
+            Point { x: 40.0, y: 50.0 },
+            Point { x: 80.0, y: 50.0 },
+            Point { x: 82.0, y: 70.0 },
+            Point { x: 78.0, y: 90.0 },
+        ]);
+        assert!(matches!(
+            check(&turned, &AlignLimits::default()),
+            Err(Rejection::TooTurned { .. })
+        ));
+        let tilted = det_with([
+            Point { x: 40.0, y: 80.0 },
+            Point { x: 70.0, y: 40.0 },
+            Point { x: 60.0, y: 70.0 },
+            Point { x: 70.0, y: 85.0 },
+        ]);
+        assert!(matches!(
+            check(&tilted, &AlignLimits::default()),
+            Err(Rejection::TooTilted { .. })
+        ));
     }
 
     #[test]
     fn sharpness_separates_sharp_from_flat() {
         let flat = RgbImage::from_pixel(112, 112, image::Rgb([90, 90, 90]));
-        let sharp = RgbImage::from_fn(112, 112, |x, y| if (x / 2 + y / 2) % 2 == 0 { image::Rgb([0, 0, 0]) } else { image::Rgb([255, 255, 255]) });
+        let sharp = RgbImage::from_fn(112, 112, |x, y| {
+            if (x / 2 + y / 2) % 2 == 0 {
+                image::Rgb([0, 0, 0])
+            } else {
+                image::Rgb([255, 255, 255])
+            }
+        });
         assert!(sharpness(&flat) < 1.0);
         assert!(sharpness(&sharp) > 1000.0);
     }

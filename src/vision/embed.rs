@@ -46,10 +46,13 @@ pub struct Embedder {
 
 impl Embedder {
     pub fn new(card: &ModelCard, plan: &Plan) -> Result<Self, VisionError> {
-        let spec = card.embedder.as_ref().ok_or_else(|| VisionError::ModelCard {
-            path: card.path.clone(),
-            reason: "not an embedder card".into(),
-        })?;
+        let spec = card
+            .embedder
+            .as_ref()
+            .ok_or_else(|| VisionError::ModelCard {
+                path: card.path.clone(),
+                reason: "not an embedder card".into(),
+            })?;
         if spec.alignment != "arcface-112" || card.input.width != 112 || card.input.height != 112 {
             return Err(VisionError::ModelCard {
                 path: card.path.clone(),
@@ -63,7 +66,12 @@ impl Embedder {
             path: card.onnx_path(),
             reason: format!("{e:#}"),
         })?;
-        Ok(Embedder { card: card.clone(), state, dim: spec.dim, mirror: RgbImage::new(112, 112) })
+        Ok(Embedder {
+            card: card.clone(),
+            state,
+            dim: spec.dim,
+            mirror: RgbImage::new(112, 112),
+        })
     }
 
     pub fn card(&self) -> &ModelCard {
@@ -77,7 +85,10 @@ impl Embedder {
     /// The raw (not normalised) network output for one crop.
     pub fn raw(&mut self, crop: &RgbImage) -> Result<Vec<f32>, VisionError> {
         let input = input_tensor(&self.card, crop.as_raw())?;
-        let outputs = self.state.run(tvec!(input.into())).map_err(|e| self.inference_error(e))?;
+        let outputs = self
+            .state
+            .run(tvec!(input.into()))
+            .map_err(|e| self.inference_error(e))?;
         let first = outputs
             .first()
             .ok_or_else(|| self.inference_error("the model produced no output"))?;
@@ -85,7 +96,11 @@ impl Embedder {
         if out.len() != self.dim {
             return Err(VisionError::Inference {
                 model: self.card.name.clone(),
-                reason: format!("output has {} values, the card says {}", out.len(), self.dim),
+                reason: format!(
+                    "output has {} values, the card says {}",
+                    out.len(),
+                    self.dim
+                ),
             });
         }
         Ok(out.to_vec())
@@ -112,7 +127,10 @@ impl Embedder {
     }
 
     fn inference_error(&self, e: impl std::fmt::Display) -> VisionError {
-        VisionError::Inference { model: self.card.name.clone(), reason: e.to_string() }
+        VisionError::Inference {
+            model: self.card.name.clone(),
+            reason: e.to_string(),
+        }
     }
 }
 

@@ -26,13 +26,25 @@ pub enum PixelFormat {
     Grey,
 }
 
+/// Largest image file read (256 MiB); anything bigger is refused unread.
+pub const MAX_FILE_BYTES: u64 = 256 << 20;
+
 /// Decode an image file, refusing anything over `max_pixels`.
 pub fn read_image(path: &Path, max_pixels: u64) -> Result<RgbImage, VisionError> {
-    let file = std::fs::File::open(path).map_err(|e| VisionError::Image {
+    let fail = |reason: String| VisionError::Image {
         what: path.display().to_string(),
-        reason: e.to_string(),
-    })?;
-    decode_reader(std::io::BufReader::new(file), max_pixels).map_err(|e| e.naming(path))
+        reason,
+    };
+    let len = std::fs::metadata(path)
+        .map_err(|e| fail(e.to_string()))?
+        .len();
+    if len > MAX_FILE_BYTES {
+        return Err(fail(format!(
+            "file is {len} bytes, more than the limit of {MAX_FILE_BYTES}"
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+    decode_image(&bytes, max_pixels).map_err(|e| e.naming(path))
 }
 
 /// Decode an encoded image held in memory (an upload, an MJPEG frame).
@@ -43,7 +55,21 @@ pub fn decode_image(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, VisionErr
             reason: "empty input".into(),
         });
     }
+    if bytes.starts_with(&[0xff, 0xd8]) && !has_jpeg_end(bytes) {
+        // The decoder would fill the missing rows with grey and call it a success.
+        return Err(VisionError::Image {
+            what: "image".into(),
+            reason: "truncated JPEG (no end-of-image marker)".into(),
+        });
+    }
     decode_reader(Cursor::new(bytes), max_pixels)
+}
+
+/// Whether a JPEG's end-of-image marker (FF D9) is present near its end (cameras may pad
+/// a few bytes after it).
+fn has_jpeg_end(bytes: &[u8]) -> bool {
+    let tail = &bytes[bytes.len().saturating_sub(4096)..];
+    tail.windows(2).any(|w| w == [0xff, 0xd9])
 }
 
 fn decode_reader<R: BufRead + Seek>(reader: R, max_pixels: u64) -> Result<RgbImage, VisionError> {
@@ -56,7 +82,7 @@ fn decode_reader<R: BufRead + Seek>(reader: R, max_pixels: u64) -> Result<RgbIma
         .map_err(|e| bad(e.to_string()))?;
     if reader.format().is_none() {
         return Err(bad(
-            "not a supported image (JPEG, PNG, PGM/PPM or BMP expected)".into(),
+            "not a supported image (JPEG, PNG, WebP, PGM/PPM or BMP expected)".into(),
         ));
     }
     let mut decoder = reader.into_decoder().map_err(|e| bad(e.to_string()))?;
@@ -197,15 +223,25 @@ mod tests {
 
     #[test]
     fn grey_expands_to_rgb() {
-        let img = to_rgb(&[0, 50, 100, 200], 2, 2, PixelFormat::Grey, DEFAULT_MAX_PIXELS).unwrap();
+        let img = to_rgb(
+            &[0, 50, 100, 200],
+            2,
+            2,
+            PixelFormat::Grey,
+            DEFAULT_MAX_PIXELS,
+        )
+        .unwrap();
         assert_eq!(img.get_pixel(1, 1).0, [200, 200, 200]);
     }
 
     #[test]
     fn not_an_image_and_empty_are_clear_errors() {
-        let e = decode_image(b"hello world, not an image", DEFAULT_MAX_PIXELS).unwrap_err();
+        let e = must_fail(decode_image(
+            b"hello world, not an image",
+            DEFAULT_MAX_PIXELS,
+        ));
         assert!(e.to_string().contains("not a supported image"), "{e}");
-        let e = decode_image(b"", DEFAULT_MAX_PIXELS).unwrap_err();
+        let e = must_fail(decode_image(b"", DEFAULT_MAX_PIXELS));
         assert!(e.to_string().contains("empty"), "{e}");
     }
 
@@ -222,8 +258,19 @@ mod tests {
         png[20..24].copy_from_slice(&20000u32.to_be_bytes());
         let crc = crc32(&png[12..29]);
         png[29..33].copy_from_slice(&crc.to_be_bytes());
-        let e = decode_image(&png, DEFAULT_MAX_PIXELS).unwrap_err();
-        assert!(matches!(e, VisionError::ImageTooLarge { width: 20000, .. }), "{e}");
+        let e = must_fail(decode_image(&png, DEFAULT_MAX_PIXELS));
+        assert!(
+            matches!(e, VisionError::ImageTooLarge { width: 20000, .. }),
+            "{e}"
+        );
+    }
+
+    /// The error of a call that must fail (without printing a whole decoded image if not).
+    fn must_fail<T>(r: Result<T, VisionError>) -> VisionError {
+        match r {
+            Ok(_) => panic!("expected an error"),
+            Err(e) => e,
+        }
     }
 
     fn crc32(data: &[u8]) -> u32 {
@@ -231,7 +278,11 @@ mod tests {
         for &b in data {
             crc ^= u32::from(b);
             for _ in 0..8 {
-                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xedb8_8320
+                } else {
+                    crc >> 1
+                };
             }
         }
         !crc

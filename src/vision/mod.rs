@@ -28,22 +28,37 @@ use embed::Embedder;
 #[derive(Debug, thiserror::Error)]
 pub enum VisionError {
     #[error("cannot read model file {path}: {source}")]
-    ModelFile { path: PathBuf, source: std::io::Error },
+    ModelFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("model card {path} is invalid: {reason}")]
     ModelCard { path: PathBuf, reason: String },
     #[error(
         "model file {path} does not match its card: sha256 {actual}, the card says {expected} \
          (corrupt or replaced file; restore it or update the card)"
     )]
-    ModelChecksum { path: PathBuf, expected: String, actual: String },
+    ModelChecksum {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
     #[error("cannot load model {path}: {reason}")]
     ModelLoad { path: PathBuf, reason: String },
     #[error("no model {name:?} in {dir} (available: {})", known.join(", "))]
-    ModelNotFound { dir: PathBuf, name: String, known: Vec<String> },
+    ModelNotFound {
+        dir: PathBuf,
+        name: String,
+        known: Vec<String>,
+    },
     #[error("{what}: {reason}")]
     Image { what: String, reason: String },
     #[error("image is {width}x{height} pixels, more than the limit of {max_pixels}")]
-    ImageTooLarge { width: u32, height: u32, max_pixels: u64 },
+    ImageTooLarge {
+        width: u32,
+        height: u32,
+        max_pixels: u64,
+    },
     #[error("model {model} failed: {reason}")]
     Inference { model: String, reason: String },
     #[error("internal error: {0}")]
@@ -61,7 +76,11 @@ pub struct VisionParams {
 
 impl Default for VisionParams {
     fn default() -> Self {
-        VisionParams { detect: DetectParams::default(), limits: AlignLimits::default(), flip: false }
+        VisionParams {
+            detect: DetectParams::default(),
+            limits: AlignLimits::default(),
+            flip: true,
+        }
     }
 }
 
@@ -86,7 +105,12 @@ impl Models {
         tracing::debug!(detector = %det.name, embedder = %emb.name, "loading models");
         let detector_plan = det.load_plan()?;
         let embedder_plan = emb.load_plan()?;
-        Ok(Models { detector: det, detector_plan, embedder: emb, embedder_plan })
+        Ok(Models {
+            detector: det,
+            detector_plan,
+            embedder: emb,
+            embedder_plan,
+        })
     }
 
     /// Embedding dimension.
@@ -179,7 +203,12 @@ impl Pipeline {
                 Ok(self.embedder.embed(&crop, self.params.flip)?)
             }
         };
-        Ok(Face { detection: det.clone(), quality, crop, embedding })
+        Ok(Face {
+            detection: det.clone(),
+            quality,
+            crop,
+            embedding,
+        })
     }
 
     /// Detect, align and embed every face in the frame, largest first.

@@ -127,20 +127,27 @@ impl ModelCard {
             reason: e.to_string(),
         })?;
         card.path = path.to_owned();
-        let bad = |reason: String| VisionError::ModelCard { path: path.to_owned(), reason };
+        let bad = |reason: String| VisionError::ModelCard {
+            path: path.to_owned(),
+            reason,
+        };
         match card.kind {
             ModelKind::Detector if card.detector.is_none() => {
-                return Err(bad("kind is \"detector\" but the [detector] table is missing".into()));
+                return Err(bad(
+                    "kind is \"detector\" but the [detector] table is missing".into(),
+                ));
             }
             ModelKind::Embedder if card.embedder.is_none() => {
-                return Err(bad("kind is \"embedder\" but the [embedder] table is missing".into()));
+                return Err(bad(
+                    "kind is \"embedder\" but the [embedder] table is missing".into(),
+                ));
             }
             _ => {}
         }
         if card.input.width == 0 || card.input.height == 0 {
             return Err(bad("input width and height must be positive".into()));
         }
-        if card.input.std.iter().any(|s| *s == 0.0) {
+        if card.input.std.contains(&0.0) {
             return Err(bad("input std must not be zero".into()));
         }
         Ok(card)
@@ -148,7 +155,10 @@ impl ModelCard {
 
     /// The ONNX file this card describes.
     pub fn onnx_path(&self) -> PathBuf {
-        self.path.parent().unwrap_or(Path::new(".")).join(&self.file)
+        self.path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(&self.file)
     }
 
     /// Input tensor shape `[1, …]` in the card's layout.
@@ -163,9 +173,12 @@ impl ModelCard {
     /// Names of the outputs the code reads, in the order it reads them.
     fn output_names(&self) -> Vec<String> {
         match (&self.detector, &self.embedder) {
-            (Some(d), _) if self.kind == ModelKind::Detector => {
-                d.scores.iter().chain(d.regressors.iter()).cloned().collect()
-            }
+            (Some(d), _) if self.kind == ModelKind::Detector => d
+                .scores
+                .iter()
+                .chain(d.regressors.iter())
+                .cloned()
+                .collect(),
             (_, Some(e)) => vec![e.output.clone()],
             _ => Vec::new(),
         }
@@ -194,7 +207,9 @@ impl ModelCard {
         let mut model = tract_onnx::onnx()
             .model_for_read(&mut bytes.as_slice())
             .map_err(tract_err)?;
-        model.set_input_names([self.input.name.as_str()]).map_err(tract_err)?;
+        model
+            .set_input_names([self.input.name.as_str()])
+            .map_err(tract_err)?;
         model
             .set_input_fact(0, f32::fact(self.input_shape()).into())
             .map_err(tract_err)?;
@@ -248,8 +263,7 @@ pub fn find_card(dir: &Path, name: &str, kind: ModelKind) -> Result<ModelCard, V
     cards
         .into_iter()
         .find(|c| {
-            c.kind == kind
-                && (c.name == name || c.path.file_stem().is_some_and(|s| s == name))
+            c.kind == kind && (c.name == name || c.path.file_stem().is_some_and(|s| s == name))
         })
         .ok_or_else(|| VisionError::ModelNotFound {
             dir: dir.to_owned(),
@@ -272,7 +286,10 @@ pub fn default_embedder(dir: &Path) -> Result<ModelCard, VisionError> {
             .is_some_and(|e| e.preferred_on.iter().any(|a| a == arch))
     });
     let f32_first = cards.iter().position(|c| c.precision == Precision::F32);
-    match preferred.or(f32_first).or(if cards.is_empty() { None } else { Some(0) }) {
+    match preferred
+        .or(f32_first)
+        .or(if cards.is_empty() { None } else { Some(0) })
+    {
         Some(i) => Ok(cards[i].clone()),
         None => Err(VisionError::ModelNotFound {
             dir: dir.to_owned(),
@@ -297,7 +314,10 @@ pub fn default_models_dir() -> Option<PathBuf> {
         candidates.push(bin.join("../share/facegate/models"));
     }
     candidates.push(PathBuf::from("/usr/share/facegate/models"));
-    candidates.push(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/models")));
+    candidates.push(PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/models"
+    )));
     candidates
         .into_iter()
         .find(|p| p.join("blazeface-front-128.toml").is_file() || has_cards(p))

@@ -19,16 +19,33 @@ pub struct Affine {
 }
 
 impl Affine {
-    pub const IDENTITY: Affine = Affine { a: 1.0, b: 0.0, tx: 0.0, c: 0.0, d: 1.0, ty: 0.0 };
+    pub const IDENTITY: Affine = Affine {
+        a: 1.0,
+        b: 0.0,
+        tx: 0.0,
+        c: 0.0,
+        d: 1.0,
+        ty: 0.0,
+    };
 
     /// Uniform scale then translation: `p' = s·p + t`.
     pub fn scale_translate(s: f32, tx: f32, ty: f32) -> Affine {
-        Affine { a: s, b: 0.0, tx, c: 0.0, d: s, ty }
+        Affine {
+            a: s,
+            b: 0.0,
+            tx,
+            c: 0.0,
+            d: s,
+            ty,
+        }
     }
 
     #[inline]
     pub fn apply(&self, x: f32, y: f32) -> (f32, f32) {
-        (self.a * x + self.b * y + self.tx, self.c * x + self.d * y + self.ty)
+        (
+            self.a * x + self.b * y + self.tx,
+            self.c * x + self.d * y + self.ty,
+        )
     }
 
     pub fn inverse(&self) -> Option<Affine> {
@@ -37,7 +54,14 @@ impl Affine {
             return None;
         }
         let (a, b, c, d) = (self.d / det, -self.b / det, -self.c / det, self.a / det);
-        Some(Affine { a, b, c, d, tx: -(a * self.tx + b * self.ty), ty: -(c * self.tx + d * self.ty) })
+        Some(Affine {
+            a,
+            b,
+            c,
+            d,
+            tx: -(a * self.tx + b * self.ty),
+            ty: -(c * self.tx + d * self.ty),
+        })
     }
 
     /// `self` after `first`: `p -> self(first(p))`.
@@ -73,12 +97,37 @@ pub fn warp_into(src: &RgbImage, to_src: &Affine, out: &mut RgbImage) {
     if k >= 2 {
         // Box-average the part of the source the output can see, by the integer factor k,
         // then sample that with the map scaled by 1/k.
-        let corners = [(0.0, 0.0), (out_w as f32, 0.0), (0.0, out_h as f32), (out_w as f32, out_h as f32)]
-            .map(|(x, y)| to_src.apply(x, y));
-        let min_x = corners.iter().map(|c| c.0).fold(f32::INFINITY, f32::min).floor() - 1.0;
-        let min_y = corners.iter().map(|c| c.1).fold(f32::INFINITY, f32::min).floor() - 1.0;
-        let max_x = corners.iter().map(|c| c.0).fold(f32::NEG_INFINITY, f32::max).ceil() + 1.0;
-        let max_y = corners.iter().map(|c| c.1).fold(f32::NEG_INFINITY, f32::max).ceil() + 1.0;
+        let corners = [
+            (0.0, 0.0),
+            (out_w as f32, 0.0),
+            (0.0, out_h as f32),
+            (out_w as f32, out_h as f32),
+        ]
+        .map(|(x, y)| to_src.apply(x, y));
+        let min_x = corners
+            .iter()
+            .map(|c| c.0)
+            .fold(f32::INFINITY, f32::min)
+            .floor()
+            - 1.0;
+        let min_y = corners
+            .iter()
+            .map(|c| c.1)
+            .fold(f32::INFINITY, f32::min)
+            .floor()
+            - 1.0;
+        let max_x = corners
+            .iter()
+            .map(|c| c.0)
+            .fold(f32::NEG_INFINITY, f32::max)
+            .ceil()
+            + 1.0;
+        let max_y = corners
+            .iter()
+            .map(|c| c.1)
+            .fold(f32::NEG_INFINITY, f32::max)
+            .ceil()
+            + 1.0;
         let x0 = (min_x.max(0.0) as u32).min(src.width());
         let y0 = (min_y.max(0.0) as u32).min(src.height());
         let x1 = (max_x.max(0.0) as u32).min(src.width());
@@ -121,7 +170,12 @@ fn sample_bilinear(src: &RgbImage, to_src: &Affine, out: &mut RgbImage) {
             let g = |j: usize| [data[j] as f32, data[j + 1] as f32, data[j + 2] as f32];
             (g(i), g(i + 3), g(i + stride), g(i + stride + 3))
         } else {
-            (fetch(ix, iy), fetch(ix + 1, iy), fetch(ix, iy + 1), fetch(ix + 1, iy + 1))
+            (
+                fetch(ix, iy),
+                fetch(ix + 1, iy),
+                fetch(ix, iy + 1),
+                fetch(ix + 1, iy + 1),
+            )
         };
         for c in 0..3 {
             let top = p00[c] + (p10[c] - p00[c]) * wx;
@@ -188,7 +242,10 @@ impl SquareView {
         let long = width.max(height) as f32;
         let s = long / side as f32;
         let (ox, oy) = ((long - width as f32) / 2.0, (long - height as f32) / 2.0);
-        SquareView { to_frame: Affine::scale_translate(s, -ox, -oy), side }
+        SquareView {
+            to_frame: Affine::scale_translate(s, -ox, -oy),
+            side,
+        }
     }
 
     /// The square of side `extent` frame pixels centred on `(cx, cy)`.
@@ -211,7 +268,14 @@ mod tests {
 
     #[test]
     fn inverse_and_compose_round_trip() {
-        let m = Affine { a: 0.8, b: -0.3, tx: 12.0, c: 0.3, d: 0.8, ty: -4.0 };
+        let m = Affine {
+            a: 0.8,
+            b: -0.3,
+            tx: 12.0,
+            c: 0.3,
+            d: 0.8,
+            ty: -4.0,
+        };
         let inv = m.inverse().unwrap();
         let id = inv.compose(&m);
         let (x, y) = id.apply(37.0, -11.0);
@@ -233,7 +297,11 @@ mod tests {
     fn shrinking_averages_instead_of_aliasing() {
         // A 1-pixel checkerboard shrunk 8x must come out mid grey, not black or white.
         let frame = RgbImage::from_fn(256, 256, |x, y| {
-            if (x + y) % 2 == 0 { image::Rgb([255, 255, 255]) } else { image::Rgb([0, 0, 0]) }
+            if (x + y) % 2 == 0 {
+                image::Rgb([255, 255, 255])
+            } else {
+                image::Rgb([0, 0, 0])
+            }
         });
         let out = SquareView::letterbox(256, 256, 32).render(&frame);
         for p in out.pixels().skip(33).take(30) {
