@@ -105,6 +105,10 @@ impl Default for DetectParams {
 const REFINE_EXTENT: f32 = 2.2;
 /// Logits are clipped to this before the sigmoid (letterbox padding yields logits near 3e4).
 const LOGIT_CLIP: f32 = 100.0;
+/// Anchors at or above this score join the weighted average of their cluster, whatever the
+/// acceptance threshold: averaging more anchors gives steadier landmarks (on LFW DevTest,
+/// accepting at 0.7 but averaging only anchors above 0.7 cost 0.2 points of accuracy).
+const CANDIDATE_SCORE: f32 = 0.5;
 
 struct Candidate {
     /// x1, y1, x2, y2 in view pixels.
@@ -227,7 +231,8 @@ impl Detector {
                 reason: format!("{e:#}"),
             })?;
         let candidates = self.decode(&outputs)?;
-        let merged = weighted_nms(candidates, self.params.nms_iou);
+        let mut merged = weighted_nms(candidates, self.params.nms_iou);
+        merged.retain(|c| c.score >= self.params.score_threshold);
         let to_frame = |x: f32, y: f32| {
             let (fx, fy) = view.to_frame.apply(x, y);
             Point { x: fx, y: fy }
@@ -350,7 +355,7 @@ impl Detector {
             }
             for (i, &logit) in scores.iter().enumerate() {
                 let score = sigmoid(logit.clamp(-LOGIT_CLIP, LOGIT_CLIP));
-                if score < self.params.score_threshold {
+                if score < CANDIDATE_SCORE.min(self.params.score_threshold) {
                     continue;
                 }
                 let (ax, ay) = self.anchors[anchor_base + i];
