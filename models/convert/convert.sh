@@ -4,7 +4,9 @@
 #   bash models/convert/convert.sh [FACES_DIR]
 #
 # FACES_DIR (or $FACEGATE_FACES) is the shared face photo collection; default: ../shared/faces
-# relative to the repository root. Needs: python 3.9-3.11 ($PYTHON, default python3), npm, and
+# relative to the repository root. PRELU=flip|fused|minmax|decomposed chooses how the embedder's
+# PReLUs are written (see prelu.py; default flip; PRELU=decomposed keeps tf2onnx's
+# Relu/Abs/Sub/Mul/Add). Needs: python 3.9-3.11 ($PYTHON, default python3), npm, and
 # access to the PyPI and npm registries. Re-runnable: the virtualenvs (.venv-tf, .venv-ort) are
 # rebuilt only when their requirements file changes, the npm tarballs are checked against pinned
 # sha256s, and the outputs are byte-identical from run to run.
@@ -15,6 +17,7 @@ REPO="$(cd "$HERE/../.." && pwd)"
 FACES="${1:-${FACEGATE_FACES:-$REPO/../shared/faces}}"
 FACES="$(cd "$FACES" && pwd)"
 PYTHON="${PYTHON:-python3}"
+PRELU="${PRELU:-flip}"
 WORK="$HERE/.work"
 MODELS="$REPO/models"
 FIX_ORT="$REPO/tests/fixtures/ort"
@@ -79,12 +82,13 @@ log "aligned crops from $FACES"
 # --- embedder f32 -----------------------------------------------------------------------------
 log "MobileFaceNet TFLite -> ONNX"
 "$TF" mobilefacenet.py "$WORK/expo/package/android/src/main/assets/MobileFaceNet.tflite" \
-  "$MODELS/mobilefacenet.onnx" "$WORK/crops.npz" "$WORK/tflite_ref.npz"
+  "$MODELS/mobilefacenet.onnx" "$WORK/crops.npz" "$WORK/tflite_ref.npz" \
+  --prelu "$PRELU" --prelu-json "$WORK/prelu.json" --decomposed "$WORK/mobilefacenet-decomposed.onnx"
 
 # --- embedder int8 ----------------------------------------------------------------------------
 log "MobileFaceNet int8 QDQ"
 "$ORT" quantize.py "$MODELS/mobilefacenet.onnx" "$MODELS/mobilefacenet-int8.onnx" \
-  "$WORK/crops.npz" "$WORK/tflite_ref.npz" "$WORK/quant_stats.json"
+  "$WORK/crops.npz" "$WORK/tflite_ref.npz" "$WORK/quant_stats.json" "$WORK/mobilefacenet-decomposed.onnx"
 
 # --- cards, provenance, fixtures --------------------------------------------------------------
 log "model cards + PROVENANCE.md"

@@ -1,17 +1,26 @@
 """Convert MobileFaceNet.tflite (batch 2) to a batch-1 ONNX embedder (run in .venv-tf).
 
 Usage: python mobilefacenet.py SRC.tflite DST.onnx [CROPS.npz TFLITE_REF.npz]
+           [--prelu MODE] [--prelu-json OUT.json] [--decomposed OUT.onnx]
 
 Steps:
-1. tf2onnx --tflite SRC --opset 13 (tf2onnx keeps PReLU decomposed as Relu/Abs/Sub/Mul/Add; kept).
+1. tf2onnx --tflite SRC --opset 13 (tf2onnx emits each PReLU decomposed as Relu/Abs/Sub/Mul/Add).
 2. Rename tf2onnx's run-dependent generated tensor names by order of use (reproducible output).
    Pin the input `input` to [1,112,112,3] and the output `embeddings` to [1,192]; rewrite the two
    Reshape shape constants that carry the baked-in batch of 2 ([2,512,1,1] -> [1,512,1,1] and
    [2,192] -> [1,192]); drop stale value_info and the unused ai.onnx.ml opset import.
-3. If CROPS.npz is given, run the original TFLite on the first 32 held-out crops (two at a time, as
+3. Rewrite the decomposed PReLUs (prelu.py, --prelu MODE, default "flip": Max(s*x, x) with the
+   channels whose slope is > 1 negated in the neighbouring convs; exact; "decomposed" keeps
+   tf2onnx's form). --decomposed also saves the model before this step (for the equality check in
+   quantize.py), --prelu-json the rewrite summary (for PROVENANCE.md).
+4. If CROPS.npz is given, run the original TFLite on the first 32 held-out crops (two at a time, as
    the TFLite expects) and save input/embeddings so that the ORT side can check the conversion.
 """
 
+from __future__ import annotations
+
+import argparse
+import json
 import os
 import re
 import subprocess
@@ -21,6 +30,8 @@ import tempfile
 import numpy as np
 import onnx
 from onnx import numpy_helper
+
+import prelu
 
 BATCH_FIXES = {(2, 512, 1, 1): (1, 512, 1, 1), (2, 192): (1, 192)}
 GENERATED = re.compile(r"__\d+")
@@ -57,7 +68,14 @@ def canonical_names(model: onnx.ModelProto) -> None:
     g.initializer.extend(inits)
 
 
-def convert(src: str, dst: str) -> None:
+def finish(model: onnx.ModelProto, dst: str) -> None:
+    model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    del model.graph.value_info[:]
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, dst)
+
+
+def convert(src: str, dst: str, prelu_mode: str, prelu_json: str | None, decomposed: str | None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         raw = os.path.join(tmp, "raw.onnx")
         subprocess.run(
@@ -95,11 +113,19 @@ def convert(src: str, dst: str) -> None:
     keep = [o for o in model.opset_import if o.domain in used_domains or o.domain in ("", "ai.onnx")]
     del model.opset_import[:]
     model.opset_import.extend(keep)
-    model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
-    del model.graph.value_info[:]
-    onnx.checker.check_model(model, full_check=True)
-    onnx.save(model, dst)
+    if decomposed:
+        finish(model, decomposed)
+    summary = prelu.rewrite(model, prelu_mode)
+    if prelu_json:
+        with open(prelu_json, "w") as f:
+            json.dump(summary, f, indent=1)
+            f.write("\n")
+    finish(model, dst)
     print("mobilefacenet: Reshape constants " + ", ".join(rewritten) + f" -> {dst}")
+    print(
+        f"mobilefacenet: PReLU ({summary['prelus']}, slopes {summary['slope_min']} .. {summary['slope_max']}) "
+        f"rewritten as {prelu_mode}: {summary['forms']}, {summary['negated_channels']} channels negated"
+    )
 
 
 def tflite_reference(src: str, crops: str, out: str, n: int = 32) -> None:
@@ -122,6 +148,15 @@ def tflite_reference(src: str, crops: str, out: str, n: int = 32) -> None:
 
 
 if __name__ == "__main__":
-    convert(sys.argv[1], sys.argv[2])
-    if len(sys.argv) > 4:
-        tflite_reference(sys.argv[1], sys.argv[3], sys.argv[4])
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("src")
+    ap.add_argument("dst")
+    ap.add_argument("crops", nargs="?")
+    ap.add_argument("tflite_ref", nargs="?")
+    ap.add_argument("--prelu", choices=prelu.MODES, default=prelu.DEFAULT, help="PReLU form (see prelu.py)")
+    ap.add_argument("--prelu-json", help="write the PReLU rewrite summary here")
+    ap.add_argument("--decomposed", help="also save the model before the PReLU rewrite here")
+    a = ap.parse_args()
+    convert(a.src, a.dst, a.prelu, a.prelu_json, a.decomposed)
+    if a.tflite_ref:
+        tflite_reference(a.src, a.crops, a.tflite_ref)

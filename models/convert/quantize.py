@@ -1,6 +1,6 @@
 """Static QDQ int8 quantization of the MobileFaceNet embedder + checks (run in .venv-ort).
 
-Usage: python quantize.py F32.onnx INT8.onnx CROPS.npz TFLITE_REF.npz STATS.json
+Usage: python quantize.py F32.onnx INT8.onnx CROPS.npz TFLITE_REF.npz STATS.json [DECOMPOSED.onnx]
 
 Recipe: onnxruntime.quantization.quantize_static, QuantFormat.QDQ, per-channel int8 weights
 (symmetric), uint8 activations (asymmetric), CalibrationMethod.Percentile at 99.999, calibrated on
@@ -14,10 +14,14 @@ only adds QuantizeLinear/DequantizeLinear (no QLinear* / integer-only ops).
 
 Checks printed and stored in STATS.json:
 - f32 ONNX vs the original TFLite on 32 held-out crops (conversion fidelity);
+- if DECOMPOSED.onnx (the f32 model before the PReLU rewrite, from mobilefacenet.py) is given:
+  f32 vs it on the held-out and calibration crops (the rewrite must not change the embeddings);
 - cosine f32 vs int8 over the held-out crops (never used for calibration);
 - same/different-person cosine over LFW View 1 DevTrain pairs whose images are not in the
   calibration split, for f32 and int8 (a sanity check of alignment + model, not a benchmark).
 """
+
+from __future__ import annotations
 
 import json
 import os
@@ -109,7 +113,7 @@ def pair_stats(faces_json: dict, emb: dict) -> dict:
     }
 
 
-def main(f32: str, int8: str, crops_npz: str, tflite_ref: str, stats_out: str) -> None:
+def main(f32: str, int8: str, crops_npz: str, tflite_ref: str, stats_out: str, decomposed: str | None = None) -> None:
     data = np.load(crops_npz)
     with open(crops_npz + ".json") as f:
         names = json.load(f)
@@ -155,6 +159,17 @@ def main(f32: str, int8: str, crops_npz: str, tflite_ref: str, stats_out: str) -
     cos = (unit(e32) * unit(e8)).sum(-1)
     heldout = {"crops": int(len(cos)), "cos_mean": float(cos.mean()), "cos_min": float(cos.min())}
 
+    rewrite = None
+    if decomposed:
+        sd = session(decomposed)
+        e_cal = embed(s32, data["calib"])
+        d_ho, d_cal = embed(sd, data["heldout"]), embed(sd, data["calib"])
+        rewrite = {
+            "crops": int(len(e32) + len(e_cal)),
+            "max_abs_diff": float(max(np.abs(e32 - d_ho).max(), np.abs(e_cal - d_cal).max())),
+            "identical": bool(np.array_equal(e32, d_ho) and np.array_equal(e_cal, d_cal)),
+        }
+
     lfw = names["lfw_devtrain"]
     emb32 = dict(zip(lfw, unit(embed(s32, data["lfw_devtrain"]))))
     emb8 = dict(zip(lfw, unit(embed(s8, data["lfw_devtrain"]))))
@@ -174,6 +189,7 @@ def main(f32: str, int8: str, crops_npz: str, tflite_ref: str, stats_out: str) -
         },
         "f32_vs_tflite": tfl,
         "f32_vs_int8_heldout": heldout,
+        "f32_vs_decomposed_prelu": rewrite,
         "lfw_devtrain_pairs_f32": pair_stats(names, emb32),
         "lfw_devtrain_pairs_int8": pair_stats(names, emb8),
     }
@@ -181,10 +197,15 @@ def main(f32: str, int8: str, crops_npz: str, tflite_ref: str, stats_out: str) -
         json.dump(stats, f, indent=1)
     print(f"quantize: {len(keep)} convs int8, {len(skip)} float -> {int8}")
     print(f"quantize: f32 ONNX vs TFLite on {tfl['crops']} crops: max|diff|={tfl['max_abs_diff']:.2e} min cos={tfl['min_cosine']:.6f}")
+    if rewrite:
+        print(
+            f"quantize: f32 vs f32 before the PReLU rewrite on {rewrite['crops']} crops: "
+            f"max|diff|={rewrite['max_abs_diff']:.2e} identical={rewrite['identical']}"
+        )
     print(f"quantize: f32 vs int8 cosine over {heldout['crops']} held-out crops: mean={heldout['cos_mean']:.4f} min={heldout['cos_min']:.4f}")
     for k in ("lfw_devtrain_pairs_f32", "lfw_devtrain_pairs_int8"):
         print(f"quantize: {k}: {stats[k]}")
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:6])
+    main(*sys.argv[1:7])
