@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Cross-build facegate for aarch64 (64-bit ARM Linux, glibc) on a Debian 12 x86_64 host.
+#
+# Route: rustup's aarch64-unknown-linux-gnu std + Debian's cross gcc as linker.
+#   Why: the machine's toolchain is rustup's stable, and `rustup target add` reaches its server
+#   here (checked 2026-11, rustc 1.95.0), so the cross std matches the exact compiler that builds the host
+#   binary and the tests (same rustc, same Cargo.lock resolution, no second toolchain).
+#   Fallback if rustup cannot download (set FACEGATE_CROSS_ROUTE=debian, or it is picked
+#   automatically when `rustup target add` fails): Debian bookworm-security's rustc-web/cargo-web
+#   with libstd-rust-web-dev:arm64 (after `dpkg --add-architecture arm64`), see cross/README.md.
+#   Either way the linker is Debian's gcc-aarch64-linux-gnu (.cargo/config.toml), so the binary
+#   needs glibc >= 2.34 on the target (Pi OS Bookworm, Ubuntu 22.04+, JetPack 6).
+#
+# Builds (release profile): the `facegate` binary and the `model_timing` example (the ARM cost
+# probe used by cross/arm-cost.sh), strips the binary into
+# target/aarch64-unknown-linux-gnu/release/facegate.stripped and prints its size, and its size
+# together with models/*.onnx.
+#
+# Usage: cross/build-aarch64.sh            (idempotent; installs what is missing, needs root for apt)
+#        SKIP_INSTALL=1 cross/build-aarch64.sh   (only build)
+set -euo pipefail
+
+TARGET=aarch64-unknown-linux-gnu
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+ROUTE="${FACEGATE_CROSS_ROUTE:-rustup}"
+
+apt_updated=0
+apt_install() {   # apt_install PKG... : install only what is missing, `apt-get update` at most once
+    local missing=()
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$apt_updated" = 0 ]; then apt-get update -qq; apt_updated=1; fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+if [ "${SKIP_INSTALL:-0}" != 1 ]; then
+    # Cross linker + arm64 glibc sysroot (/usr/aarch64-linux-gnu), strip, and qemu-user for the runner.
+    apt_install gcc-aarch64-linux-gnu libc6-dev-arm64-cross binutils-aarch64-linux-gnu qemu-user
+    if [ "$ROUTE" = rustup ]; then
+        if ! rustup target list --installed | grep -qx "$TARGET"; then
+            rustup target add "$TARGET" || { echo "rustup target add failed; falling back to Debian's rustc-web" >&2; ROUTE=debian; }
+        fi
+    fi
+    if [ "$ROUTE" = debian ]; then
+        dpkg --print-foreign-architectures | grep -qx arm64 || { dpkg --add-architecture arm64; apt_updated=0; }
+        apt_install rustc-web cargo-web libstd-rust-web-dev:arm64
+    fi
+fi
+
+if [ "$ROUTE" = debian ]; then
+    # Debian's rustc-web/cargo-web live in /usr/bin, behind rustup's proxies in ~/.cargo/bin on PATH:
+    # call them by full path (this route is documented but was not exercised here, see cross/README.md).
+    RUSTC=$(ls /usr/bin/rustc-web /usr/bin/rustc 2>/dev/null | head -1); export RUSTC
+    CARGO=("$(ls /usr/bin/cargo-web /usr/bin/cargo 2>/dev/null | head -1)")
+else
+    CARGO=(cargo)
+fi
+
+start=$(date +%s)
+"${CARGO[@]}" build --release --locked --target "$TARGET" --bin facegate --example model_timing
+echo "build took $(( $(date +%s) - start )) s (route: $ROUTE)"
+
+OUT="target/$TARGET/release"
+aarch64-linux-gnu-strip -o "$OUT/facegate.stripped" "$OUT/facegate"
+file "$OUT/facegate.stripped" 2>/dev/null || true
+
+bin_bytes=$(stat -c %s "$OUT/facegate.stripped")
+models_bytes=$(cat models/*.onnx | wc -c)
+mib() { awk -v b="$1" 'BEGIN { printf "%.2f MiB", b / 1048576 }'; }
+echo "facegate (stripped, $TARGET): $bin_bytes bytes ($(mib "$bin_bytes"))"
+echo "models/*.onnx:                $models_bytes bytes ($(mib "$models_bytes"))"
+echo "binary + models:              $((bin_bytes + models_bytes)) bytes ($(mib $((bin_bytes + models_bytes))))"

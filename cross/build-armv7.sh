@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Cross-build facegate for armv7 (32-bit ARM hard-float Linux, glibc: Raspberry Pi OS 32-bit,
+# Pi 2/3/Zero 2 on armhf) on a Debian 12 x86_64 host.
+#
+# Route: rustup's armv7-unknown-linux-gnueabihf std + Debian's gcc-arm-linux-gnueabihf as linker
+#   (.cargo/config.toml). This is the only route: Debian 12's armhf Rust std lags the compiler,
+#   so there is no Debian-packaged fallback as there is for aarch64. If `rustup target add` cannot
+#   reach its server, this script stops there.
+#   The binary needs glibc >= 2.34 on the target (Debian 12's cross glibc): Pi OS Bookworm is fine.
+#
+# Builds (release profile): the `facegate` binary and the `model_timing` example, strips the
+# binary into target/armv7-unknown-linux-gnueabihf/release/facegate.stripped and prints its size,
+# and its size together with models/*.onnx. Run the example with
+#   qemu-arm -L /usr/arm-linux-gnueabihf target/armv7-unknown-linux-gnueabihf/release/examples/model_timing --runs 1
+#
+# Usage: cross/build-armv7.sh            (idempotent; installs what is missing, needs root for apt)
+#        SKIP_INSTALL=1 cross/build-armv7.sh   (only build)
+set -euo pipefail
+
+TARGET=armv7-unknown-linux-gnueabihf
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+apt_updated=0
+apt_install() {   # apt_install PKG... : install only what is missing, `apt-get update` at most once
+    local missing=()
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$apt_updated" = 0 ]; then apt-get update -qq; apt_updated=1; fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+if [ "${SKIP_INSTALL:-0}" != 1 ]; then
+    # Cross linker + armhf glibc sysroot (/usr/arm-linux-gnueabihf), strip, and qemu-user (qemu-arm).
+    apt_install gcc-arm-linux-gnueabihf libc6-dev-armhf-cross binutils-arm-linux-gnueabihf qemu-user
+    rustup target list --installed | grep -qx "$TARGET" || rustup target add "$TARGET"
+fi
+
+start=$(date +%s)
+cargo build --release --locked --target "$TARGET" --bin facegate --example model_timing
+echo "build took $(( $(date +%s) - start )) s (route: rustup target)"
+
+OUT="target/$TARGET/release"
+arm-linux-gnueabihf-strip -o "$OUT/facegate.stripped" "$OUT/facegate"
+file "$OUT/facegate.stripped" 2>/dev/null || true
+
+bin_bytes=$(stat -c %s "$OUT/facegate.stripped")
+models_bytes=$(cat models/*.onnx | wc -c)
+mib() { awk -v b="$1" 'BEGIN { printf "%.2f MiB", b / 1048576 }'; }
+echo "facegate (stripped, $TARGET): $bin_bytes bytes ($(mib "$bin_bytes"))"
+echo "models/*.onnx:                $models_bytes bytes ($(mib "$models_bytes"))"
+echo "binary + models:              $((bin_bytes + models_bytes)) bytes ($(mib $((bin_bytes + models_bytes))))"
