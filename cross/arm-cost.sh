@@ -54,16 +54,8 @@ HOST_BIN="$ROOT/target/release/examples/model_timing"
 PLUGIN="$OUTDIR/libinsn.so"
 ARGS=(--models "$ROOT/models" --fixtures "$ROOT/tests/fixtures/ort" --warmup "$WARMUP")
 
-apt_updated=0
-apt_install() {   # install only what is missing, `apt-get update` at most once
-    local missing=()
-    for p in "$@"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-    done
-    [ ${#missing[@]} -eq 0 ] && return 0
-    if [ "$apt_updated" = 0 ]; then apt-get update -qq; apt_updated=1; fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-}
+# shellcheck source=../scripts/apt.sh
+source "$ROOT/scripts/apt.sh"
 
 build_plugin() {   # libinsn.so for the installed qemu-user, from its own Debian source
     local ver src work

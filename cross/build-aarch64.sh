@@ -25,16 +25,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 ROUTE="${FACEGATE_CROSS_ROUTE:-rustup}"
 
-apt_updated=0
-apt_install() {   # apt_install PKG... : install only what is missing, `apt-get update` at most once
-    local missing=()
-    for p in "$@"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-    done
-    [ ${#missing[@]} -eq 0 ] && return 0
-    if [ "$apt_updated" = 0 ]; then apt-get update -qq; apt_updated=1; fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-}
+# shellcheck source=../scripts/apt.sh
+source "$ROOT/scripts/apt.sh"
 
 if [ "${SKIP_INSTALL:-0}" != 1 ]; then
     # Cross linker + arm64 glibc sysroot (/usr/aarch64-linux-gnu), strip, and qemu-user for the runner.

@@ -110,6 +110,16 @@ const LOGIT_CLIP: f32 = 100.0;
 /// accepting at 0.7 but averaging only anchors above 0.7 cost 0.2 points of accuracy).
 const CANDIDATE_SCORE: f32 = 0.5;
 
+/// What the closer look at a face found.
+enum CloserLook {
+    /// The face again, with landmarks from the upscaled view.
+    Confirmed(Detection),
+    /// Nothing there: the first detection was not a face.
+    NotFound,
+    /// The face already fills the frame; there is nothing closer to look at.
+    Skipped,
+}
+
 struct Candidate {
     /// x1, y1, x2, y2 in view pixels.
     corners: [f32; 4],
@@ -204,11 +214,26 @@ impl Detector {
             self.search_windows(frame, &mut faces)?;
         }
         if self.params.refine {
-            for face in faces.iter_mut().take(self.params.refine_max_faces) {
-                if let Some(better) = self.closer_look(frame, face)? {
-                    *face = better;
+            // A real face is found again in the closer look; a pattern that only looked like
+            // one from afar usually is not, and is dropped.
+            let mut kept = Vec::with_capacity(faces.len());
+            for (i, face) in faces.into_iter().enumerate() {
+                if i >= self.params.refine_max_faces {
+                    kept.push(face);
+                    continue;
+                }
+                match self.closer_look(frame, &face)? {
+                    CloserLook::Confirmed(better) => kept.push(better),
+                    CloserLook::Skipped => kept.push(face),
+                    CloserLook::NotFound => {
+                        tracing::debug!(
+                            score = face.score,
+                            "face not confirmed by the closer look, dropped"
+                        )
+                    }
                 }
             }
+            faces = kept;
         }
         faces.retain(|f| f.bbox.w >= self.params.min_face_px);
         faces.sort_by(|a, b| b.bbox.area().total_cmp(&a.bbox.area()));
@@ -302,19 +327,19 @@ impl Detector {
         Ok(())
     }
 
-    /// Look again at a window around `face`, upscaled to the detector's input, and return the
-    /// face found there that best overlaps it.
+    /// Look again at a window around `face`, upscaled to the detector's input, for the face
+    /// found there that best overlaps it.
     fn closer_look(
         &mut self,
         frame: &RgbImage,
         face: &Detection,
-    ) -> Result<Option<Detection>, VisionError> {
+    ) -> Result<CloserLook, VisionError> {
         let c = face.bbox.centre();
         let extent = face.bbox.w.max(face.bbox.h) * REFINE_EXTENT;
         let view = SquareView::window(c.x, c.y, extent, self.side());
         // Only worth it when the window is smaller than the whole-frame view.
         if extent >= frame.width().max(frame.height()) as f32 {
-            return Ok(None);
+            return Ok(CloserLook::Skipped);
         }
         let found = self.detect_in(frame, &view)?;
         Ok(found
@@ -322,7 +347,7 @@ impl Detector {
             .map(|d| (d.bbox.iou(&face.bbox), d))
             .filter(|(iou, _)| *iou > 0.3)
             .max_by(|a, b| a.0.total_cmp(&b.0))
-            .map(|(_, d)| d))
+            .map_or(CloserLook::NotFound, |(_, d)| CloserLook::Confirmed(d)))
     }
 
     fn decode(&self, outputs: &[TValue]) -> Result<Vec<Candidate>, VisionError> {

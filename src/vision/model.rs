@@ -318,9 +318,7 @@ pub fn default_models_dir() -> Option<PathBuf> {
         env!("CARGO_MANIFEST_DIR"),
         "/models"
     )));
-    candidates
-        .into_iter()
-        .find(|p| p.join("blazeface-front-128.toml").is_file() || has_cards(p))
+    candidates.into_iter().find(|p| has_cards(p))
 }
 
 fn has_cards(dir: &Path) -> bool {
