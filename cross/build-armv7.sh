@@ -34,13 +34,6 @@ start=$(date +%s)
 cargo build --release --locked --target "$TARGET" --bin facegate --example model_timing
 echo "build took $(( $(date +%s) - start )) s (route: rustup target)"
 
-OUT="target/$TARGET/release"
-arm-linux-gnueabihf-strip -o "$OUT/facegate.stripped" "$OUT/facegate"
-file "$OUT/facegate.stripped" 2>/dev/null || true
-
-bin_bytes=$(stat -c %s "$OUT/facegate.stripped")
-models_bytes=$(cat models/*.onnx | wc -c)
-mib() { awk -v b="$1" 'BEGIN { printf "%.2f MiB", b / 1048576 }'; }
-echo "facegate (stripped, $TARGET): $bin_bytes bytes ($(mib "$bin_bytes"))"
-echo "models/*.onnx:                $models_bytes bytes ($(mib "$models_bytes"))"
-echo "binary + models:              $((bin_bytes + models_bytes)) bytes ($(mib $((bin_bytes + models_bytes))))"
+# shellcheck source=report-size.sh
+source "$ROOT/cross/report-size.sh"
+strip_and_report "$TARGET" arm-linux-gnueabihf-strip
