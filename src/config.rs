@@ -1,4 +1,4 @@
-//! The configuration: one TOML file. [`DEFAULT_TOML`] is the documented default with every
+//! The configuration: one TOML file. [`default_toml`] is the documented default with every
 //! key; unknown or misspelled keys are an error that names the key and the nearest valid one,
 //! and values are range-checked when the file is loaded.
 
@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::gallery::config::{GalleryConfig, MilvusConfig};
 use crate::vision::{AlignLimits, DetectParams, VisionParams};
 
 #[derive(Debug, thiserror::Error)]
@@ -19,8 +20,8 @@ pub enum ConfigError {
     Invalid { path: PathBuf, message: String },
 }
 
-/// The documented default configuration.
-pub const DEFAULT_TOML: &str = r#"# facegate configuration. Every key is optional; the values shown are the defaults.
+/// The `[vision]` and `[recognition]` sections of the documented default.
+const VISION_TOML: &str = r#"# facegate configuration. Every key is optional; the values shown are the defaults.
 
 [vision]
 # Directory holding the ONNX models and their cards (*.toml). Empty: look in $FACEGATE_MODELS,
@@ -62,11 +63,18 @@ max_image_pixels = 40000000
 # threshold = 0.40
 "#;
 
+/// The documented default configuration: every section, every key, with its default value.
+pub fn default_toml() -> String {
+    [VISION_TOML, crate::gallery::config::DEFAULT_TOML].concat()
+}
+
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub vision: VisionConfig,
     pub recognition: RecognitionConfig,
+    pub gallery: GalleryConfig,
+    pub milvus: MilvusConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -219,6 +227,8 @@ impl Config {
                 "recognition.threshold = {t} is outside -1..1 (it is a cosine similarity)"
             ));
         }
+        self.gallery.check()?;
+        self.milvus.check()?;
         Ok(())
     }
 }
@@ -276,7 +286,7 @@ mod tests {
 
     #[test]
     fn default_text_parses_to_default_config() {
-        let c = Config::parse(DEFAULT_TOML, Path::new("default")).unwrap();
+        let c = Config::parse(&default_toml(), Path::new("default")).unwrap();
         assert_eq!(c, Config::default());
     }
 
@@ -299,5 +309,13 @@ mod tests {
         assert!(e.to_string().contains("nms_iou"), "{e}");
         let e = Config::parse("[recognition]\nthreshold = 3.0\n", Path::new("c.toml")).unwrap_err();
         assert!(e.to_string().contains("cosine"), "{e}");
+        let e = Config::parse("[milvus]\nurl = \"localhost:19530\"\n", Path::new("c.toml"))
+            .unwrap_err();
+        assert!(e.to_string().contains("http://host:19530"), "{e}");
+        let e = Config::parse("[milvus]\nsearch_timout_ms = 5\n", Path::new("c.toml")).unwrap_err();
+        assert!(
+            e.to_string().contains("did you mean `search_timeout_ms`"),
+            "{e}"
+        );
     }
 }

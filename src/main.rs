@@ -1,5 +1,7 @@
 //! The `facegate` command line.
 
+mod cli;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -86,6 +88,21 @@ enum Command {
         /// Worker threads (each runs its own pipeline).
         #[arg(long, default_value_t = default_threads())]
         threads: usize,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Manage the gallery of enrolled persons (local cache, and Milvus when configured).
+    #[command(subcommand)]
+    Gallery(cli::gallery::GalleryCommand),
+    /// Enroll a folder of photos: DIR/<person>/<images>. The folder name becomes the person's
+    /// id and name; photos without exactly one usable face, or whose face already matches
+    /// another person, are rejected with the reason.
+    Enroll {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// Enroll faces even if they already match another person.
+        #[arg(long)]
+        allow_duplicate: bool,
         #[command(flatten)]
         out: Output,
     },
@@ -192,6 +209,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             threads,
             out.json,
         ),
+        Command::Gallery(cmd) => cli::gallery::run(&config, cmd),
+        Command::Enroll {
+            dir,
+            allow_duplicate,
+            out,
+        } => cli::gallery::enroll_dir(&config, &dir, allow_duplicate, out.json),
     }
 }
 

@@ -83,3 +83,53 @@ pub fn images_in(dir: &Path) -> Vec<PathBuf> {
     v.sort();
     v
 }
+
+/// True when running under CI, where skipping is not allowed.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// The real Milvus server the tests use (`FACEGATE_MILVUS_URL`, set by `scripts/test`, which
+/// starts one with `scripts/milvus`). Without it the calling test is skipped with a printed
+/// reason, except under CI.
+pub fn milvus_url() -> Option<String> {
+    match std::env::var("FACEGATE_MILVUS_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ if in_ci() => panic!(
+            "FACEGATE_MILVUS_URL is not set, and CI=true: the Milvus tests must run in CI \
+             (scripts/test starts the server)"
+        ),
+        _ => {
+            eprintln!(
+                "SKIPPED: FACEGATE_MILVUS_URL not set (run through scripts/test, or start one \
+                 with `scripts/milvus start` and export FACEGATE_MILVUS_URL=http://127.0.0.1:19530)"
+            );
+            None
+        }
+    }
+}
+
+/// A fresh, unique temporary directory.
+pub fn tmpdir(name: &str) -> PathBuf {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let dir = std::env::temp_dir().join(format!(
+        "facegate-test-{name}-{}-{n}-{t}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// A Milvus collection prefix no other test run uses.
+pub fn unique_prefix(name: &str) -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    format!("t_{name}_{}_{t}", std::process::id())
+}

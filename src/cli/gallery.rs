@@ -1,0 +1,444 @@
+//! `facegate gallery …` and `facegate enroll DIR`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use facegate::config::Config;
+use facegate::gallery::enroll::{EnrollError, MIN_ENROLL_SHARPNESS, enrollment_face};
+use facegate::gallery::{self, GalleryError, ModelTag, NewPerson, Opened};
+use facegate::vision::{Models, Pipeline};
+use serde_json::json;
+
+#[derive(Subcommand)]
+pub enum GalleryCommand {
+    /// List enrolled persons with their number of face templates.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Enroll one person from one or more photos (each must show exactly one usable face).
+    Add {
+        /// Display name.
+        name: String,
+        #[arg(required = true, value_name = "IMG")]
+        images: Vec<PathBuf>,
+        /// Person id (letters, digits, '.', '_', '-'); generated when absent. An existing id
+        /// gets the new photos added.
+        #[arg(long)]
+        id: Option<String>,
+        /// Identifier in another system, such as a card number.
+        #[arg(long)]
+        external_id: Option<String>,
+        /// Enroll even if a face already matches another person.
+        #[arg(long)]
+        allow_duplicate: bool,
+    },
+    /// Remove a person (all their face templates, locally and in Milvus), or one template.
+    Remove {
+        /// Person id.
+        #[arg(required_unless_present = "template")]
+        id: Option<String>,
+        /// Remove only this face template.
+        #[arg(long, conflicts_with = "id")]
+        template: Option<u64>,
+    },
+    /// Replay queued writes to Milvus and pull changes from it now.
+    Sync,
+    /// Sizes, model, outbox depth, Milvus state.
+    Stats {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// What a command needs: the gallery, and the vision pipeline for commands that read photos.
+struct Ctx {
+    opened: Opened,
+    threshold: f32,
+}
+
+fn open(config: &Config, models: &Models) -> Result<Ctx> {
+    let threshold = crate::threshold(config, models)?;
+    let model = ModelTag::new(&models.embedder.name, models.dim());
+    let opened = gallery::open(&config.gallery, &config.milvus, &model, threshold)
+        .map_err(explain_open_error)
+        .with_context(|| format!("opening the gallery at {}", config.gallery.path().display()))?;
+    Ok(Ctx { opened, threshold })
+}
+
+fn explain_open_error(e: GalleryError) -> anyhow::Error {
+    let text = e.to_string();
+    if text.contains("could not acquire lock") || text.contains("WouldBlock") {
+        anyhow::anyhow!(
+            "{text}\nthe gallery is in use by another facegate process (the door daemon?): \
+             stop it, or make the change through its HTTP API"
+        )
+    } else {
+        e.into()
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+pub fn run(config: &Config, cmd: GalleryCommand) -> Result<ExitCode> {
+    let models = crate::load_models(config, None)?;
+    let ctx = open(config, &models)?;
+    let g = &ctx.opened.gallery;
+    let rt = runtime()?;
+    match cmd {
+        GalleryCommand::List { json } => rt.block_on(async {
+            let mut all = Vec::new();
+            let mut after: Option<String> = None;
+            loop {
+                let page = g.persons(after.as_deref(), 500).await?;
+                let Some(last) = page.last() else { break };
+                after = Some(last.id.clone());
+                for p in page {
+                    let n = g.templates_of(&p.id).await?.len();
+                    all.push((p, n));
+                }
+            }
+            if json {
+                let out: Vec<_> = all
+                    .iter()
+                    .map(|(p, n)| json!({"person": p, "templates": n}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else {
+                for (p, n) in &all {
+                    println!(
+                        "{:<20} {:<30} {n} template{}{}",
+                        p.id,
+                        p.name,
+                        if *n == 1 { "" } else { "s" },
+                        if p.enabled { "" } else { "  (disabled)" }
+                    );
+                }
+                println!(
+                    "{} person{}",
+                    all.len(),
+                    if all.len() == 1 { "" } else { "s" }
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }),
+        GalleryCommand::Add {
+            name,
+            images,
+            id,
+            external_id,
+            allow_duplicate,
+        } => {
+            let mut pipeline = Pipeline::new(&models, config.vision.params())?;
+            let person = NewPerson {
+                id,
+                name,
+                external_id,
+                ..NewPerson::default()
+            };
+            let files: Vec<(PathBuf, String)> =
+                images.into_iter().map(|p| (p, String::new())).collect();
+            let report = rt.block_on(enroll_person(
+                config,
+                &ctx,
+                &mut pipeline,
+                person,
+                &files,
+                allow_duplicate,
+                None,
+            ))?;
+            report.print();
+            Ok(report.exit_code())
+        }
+        GalleryCommand::Remove { id, template } => rt.block_on(async {
+            let removed = match (id, template) {
+                (_, Some(t)) => g.delete_template(t).await?,
+                (Some(id), None) => g.delete_person(&id).await?,
+                (None, None) => bail!("give a person id or --template ID"),
+            };
+            println!(
+                "removed {} person(s), {} template(s), {} queued outbox entr{}; Milvus {}",
+                removed.persons,
+                removed.templates,
+                removed.outbox_entries,
+                if removed.outbox_entries == 1 {
+                    "y"
+                } else {
+                    "ies"
+                },
+                if ctx.opened.tiered.is_none() {
+                    "not configured"
+                } else if removed.remote_confirmed {
+                    "confirmed"
+                } else {
+                    "unreachable: the deletion is queued and replays on the next sync"
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }),
+        GalleryCommand::Sync => rt.block_on(async {
+            if ctx.opened.tiered.is_none() {
+                bail!("no central gallery configured (milvus.url is empty): nothing to sync");
+            }
+            let r = g.sync().await?;
+            println!(
+                "outbox replayed {}, persons updated {} removed {}, templates added {} removed {}",
+                r.outbox_replayed,
+                r.persons_updated,
+                r.persons_removed,
+                r.templates_added,
+                r.templates_removed
+            );
+            Ok(ExitCode::SUCCESS)
+        }),
+        GalleryCommand::Stats { json } => rt.block_on(async {
+            let s = g.stats().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                println!("gallery      {}", ctx.opened.cache.path().display());
+                println!("model        {} ({}-d)", s.model.name, s.model.dim);
+                println!("persons      {}", s.persons);
+                println!("templates    {}", s.templates);
+                println!("memory       {} bytes per template", s.bytes_per_template);
+                println!("outbox       {} queued", s.outbox_depth);
+                println!("threshold    {:.4}", ctx.threshold);
+                println!("central      {}", serde_json::to_string(&s.remote)?);
+                if let Some(n) = s.remote_templates {
+                    println!("central rows {n} templates");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }),
+    }
+}
+
+/// What happened to each photo.
+#[derive(Default)]
+struct Report {
+    persons: usize,
+    templates: usize,
+    rejected: Vec<(PathBuf, String)>,
+    failed_persons: Vec<(String, String)>,
+}
+
+impl Report {
+    fn print(&self) {
+        println!(
+            "enrolled {} template{} for {} person{}; {} photo{} rejected",
+            self.templates,
+            if self.templates == 1 { "" } else { "s" },
+            self.persons,
+            if self.persons == 1 { "" } else { "s" },
+            self.rejected.len(),
+            if self.rejected.len() == 1 { "" } else { "s" },
+        );
+        for (p, why) in &self.rejected {
+            println!("  rejected {}: {why}", p.display());
+        }
+        for (p, why) in &self.failed_persons {
+            println!("  person {p} not enrolled: {why}");
+        }
+    }
+
+    fn exit_code(&self) -> ExitCode {
+        if self.templates == 0 || !self.failed_persons.is_empty() {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// Enroll one person's photos: embed each, refuse unusable ones and ones that match another
+/// person, then create the person (if new) and store the templates in one write.
+async fn enroll_person(
+    config: &Config,
+    ctx: &Ctx,
+    pipeline: &mut Pipeline,
+    person: NewPerson,
+    files: &[(PathBuf, String)],
+    allow_duplicate: bool,
+    progress: Option<&indicatif::ProgressBar>,
+) -> Result<Report> {
+    let g = &ctx.opened.gallery;
+    let mut report = Report::default();
+    let mut embeddings = Vec::new();
+    for (path, _) in files {
+        let outcome = embed_photo(config, pipeline, path);
+        if let Some(pb) = progress {
+            pb.inc(1);
+        }
+        let e = match outcome {
+            Ok(e) => e,
+            Err(why) => {
+                report.rejected.push((path.clone(), why));
+                continue;
+            }
+        };
+        if !allow_duplicate {
+            let found = g.identify(&e, 1).await?;
+            if let Some(best) = found.candidates.first()
+                && best.score >= ctx.threshold
+                && Some(&best.person) != person.id.as_ref()
+            {
+                report.rejected.push((
+                    path.clone(),
+                    format!(
+                        "the face already matches person {} (similarity {:.2}); use --allow-duplicate to enroll anyway",
+                        best.person, best.score
+                    ),
+                ));
+                continue;
+            }
+        }
+        embeddings.push(e);
+    }
+    if embeddings.is_empty() {
+        report.failed_persons.push((
+            person.id.clone().unwrap_or(person.name.clone()),
+            "no usable photo".into(),
+        ));
+        return Ok(report);
+    }
+    let id = match &person.id {
+        Some(id) if g.person(id).await?.is_some() => id.clone(),
+        _ => g.create_person(person).await?.id,
+    };
+    let n = embeddings.len();
+    let written = g.add_templates(&id, embeddings).await?;
+    if ctx.opened.tiered.is_some() && !written.remote_confirmed {
+        eprintln!(
+            "warning: Milvus unreachable; {id}'s templates are queued and replay on the next sync"
+        );
+    }
+    report.persons = 1;
+    report.templates = n;
+    Ok(report)
+}
+
+fn embed_photo(config: &Config, pipeline: &mut Pipeline, path: &Path) -> Result<Vec<f32>, String> {
+    let img = crate::read(config, path).map_err(|e| format!("{e:#}"))?;
+    match enrollment_face(pipeline, &img, None, MIN_ENROLL_SHARPNESS) {
+        Ok((_, e)) => Ok(e),
+        Err(EnrollError::Rejected(r)) => Err(r.to_string()),
+        Err(EnrollError::Vision(e)) => Err(e.to_string()),
+    }
+}
+
+/// Person id of a folder name: invalid characters become '_', at most 64 characters.
+fn folder_id(name: &str) -> String {
+    let id: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    if id.is_empty() { "_".into() } else { id }
+}
+
+const IMAGE_EXTENSIONS: [&str; 7] = ["jpg", "jpeg", "png", "bmp", "webp", "pgm", "ppm"];
+
+/// `facegate enroll DIR`: every sub-folder is a person (its name the id and display name),
+/// every image in it a photo of them.
+pub fn enroll_dir(
+    config: &Config,
+    dir: &Path,
+    allow_duplicate: bool,
+    as_json: bool,
+) -> Result<ExitCode> {
+    let mut people: BTreeMap<String, Vec<(PathBuf, String)>> = BTreeMap::new();
+    let entries = std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+    for entry in entries {
+        let entry = entry?;
+        if !entry.file_type()?.is_dir() {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let mut files: Vec<PathBuf> = std::fs::read_dir(entry.path())?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.extension()
+                    .and_then(|x| x.to_str())
+                    .is_some_and(|x| IMAGE_EXTENSIONS.contains(&x.to_ascii_lowercase().as_str()))
+            })
+            .collect();
+        files.sort();
+        if !files.is_empty() {
+            people.insert(
+                name,
+                files.into_iter().map(|p| (p, String::new())).collect(),
+            );
+        }
+    }
+    if people.is_empty() {
+        bail!(
+            "{}: no <person>/<images> folders found (expected e.g. {}/alice/1.jpg)",
+            dir.display(),
+            dir.display()
+        );
+    }
+    let models = crate::load_models(config, None)?;
+    let ctx = open(config, &models)?;
+    let mut pipeline = Pipeline::new(&models, config.vision.params())?;
+    let total: usize = people.values().map(Vec::len).sum();
+    let pb = indicatif::ProgressBar::new(total as u64);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} photos  {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let rt = runtime()?;
+    let mut all = Report::default();
+    for (name, files) in &people {
+        pb.set_message(name.clone());
+        let person = NewPerson {
+            id: Some(folder_id(name)),
+            name: name.replace('_', " "),
+            ..NewPerson::default()
+        };
+        let r = rt.block_on(enroll_person(
+            config,
+            &ctx,
+            &mut pipeline,
+            person,
+            files,
+            allow_duplicate,
+            Some(&pb),
+        ));
+        match r {
+            Ok(r) => {
+                all.persons += r.persons;
+                all.templates += r.templates;
+                all.rejected.extend(r.rejected);
+                all.failed_persons.extend(r.failed_persons);
+            }
+            Err(e) => all.failed_persons.push((name.clone(), format!("{e:#}"))),
+        }
+    }
+    pb.finish_and_clear();
+    if as_json {
+        let out = json!({
+            "persons": all.persons,
+            "templates": all.templates,
+            "rejected": all.rejected.iter().map(|(p, w)| json!({"file": p, "reason": w})).collect::<Vec<_>>(),
+            "failed_persons": all.failed_persons.iter().map(|(p, w)| json!({"person": p, "reason": w})).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        all.print();
+    }
+    Ok(all.exit_code())
+}

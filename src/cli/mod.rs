@@ -1,0 +1,3 @@
+//! Sub-commands of the `facegate` binary that need more than a few lines.
+
+pub mod gallery;

@@ -1,0 +1,781 @@
+//! The device's gallery: persons and templates in `sled`, searched through an in-memory
+//! [`Matrix`] loaded at start-up and kept in step with every write.
+//!
+//! Flush policy: every write is one sled transaction (the change and its outbox entry
+//! together) followed by `flush()` (fsync) before it is acknowledged, so an acknowledged
+//! enrollment or removal survives `kill -9` and power loss. Batches share one flush.
+
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+use async_trait::async_trait;
+use sled::Transactional;
+use sled::transaction::TransactionError;
+
+use super::matrix::{Matrix, Scratch};
+use super::outbox::Op;
+use super::record::{ModelTag, NewPerson, Person, PersonPatch, Template};
+use super::{
+    Gallery, GalleryError, Identification, Match, RemoteState, Removed, Result, Source, Stats,
+    SyncReport, Written, new_person_id, new_template_id, normalised, now_ms,
+};
+
+const META_MODEL: &str = "model";
+const META_FORMAT: &str = "format";
+const FORMAT: &str = "facegate-gallery-1";
+pub const META_WATERMARK: &str = "sync_watermark_ms";
+pub const META_LAST_SYNC: &str = "last_sync_ms";
+
+struct Index {
+    matrix: Matrix,
+    /// Dense person keys used inside the matrix.
+    keys: HashMap<String, u32>,
+    names: Vec<String>,
+    by_person: HashMap<String, BTreeSet<u64>>,
+}
+
+impl Index {
+    fn key(&mut self, person: &str) -> u32 {
+        if let Some(&k) = self.keys.get(person) {
+            return k;
+        }
+        let k = self.names.len() as u32;
+        self.names.push(person.to_owned());
+        self.keys.insert(person.to_owned(), k);
+        k
+    }
+
+    fn insert(&mut self, t: &Template) {
+        let k = self.key(&t.person);
+        self.matrix.upsert(t.id, k, &t.embedding);
+        self.by_person
+            .entry(t.person.clone())
+            .or_default()
+            .insert(t.id);
+    }
+
+    fn remove(&mut self, id: u64, person: &str) {
+        self.matrix.remove(id);
+        if let Some(set) = self.by_person.get_mut(person) {
+            set.remove(&id);
+            if set.is_empty() {
+                self.by_person.remove(person);
+            }
+        }
+    }
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// The local gallery.
+pub struct Cache {
+    path: PathBuf,
+    db: sled::Db,
+    persons: sled::Tree,
+    templates: sled::Tree,
+    outbox: sled::Tree,
+    meta: sled::Tree,
+    model: ModelTag,
+    index: RwLock<Index>,
+}
+
+type TxError = TransactionError<GalleryError>;
+
+impl Cache {
+    /// Open (or create) the gallery at `path` for `model`. A gallery made with another model
+    /// is refused.
+    pub fn open(path: &Path, model: &ModelTag) -> Result<Cache> {
+        let storage = |source| GalleryError::Storage {
+            path: path.display().to_string(),
+            source,
+        };
+        let db = sled::Config::new()
+            .path(path)
+            .mode(sled::Mode::HighThroughput)
+            .open()
+            .map_err(storage)?;
+        let tree = |name: &str| db.open_tree(name).map_err(storage);
+        let (persons, templates, outbox, meta) = (
+            tree("persons")?,
+            tree("templates")?,
+            tree("outbox")?,
+            tree("meta")?,
+        );
+        match meta.get(META_MODEL).map_err(storage)? {
+            Some(b) => {
+                let found: ModelTag = serde_json::from_slice(&b)
+                    .map_err(|e| GalleryError::Corrupt(format!("model record: {e}")))?;
+                if &found != model {
+                    return Err(GalleryError::ModelMismatch {
+                        path: path.display().to_string(),
+                        found: found.name,
+                        found_dim: found.dim,
+                        expected: model.name.clone(),
+                        expected_dim: model.dim,
+                    });
+                }
+            }
+            None => {
+                let b = serde_json::to_vec(model)
+                    .map_err(|e| GalleryError::Corrupt(format!("model record: {e}")))?;
+                meta.insert(META_MODEL, b).map_err(storage)?;
+                meta.insert(META_FORMAT, FORMAT).map_err(storage)?;
+                db.flush().map_err(storage)?;
+            }
+        }
+        let mut index = Index {
+            matrix: Matrix::new(model.dim),
+            keys: HashMap::new(),
+            names: Vec::new(),
+            by_person: HashMap::new(),
+        };
+        for kv in templates.iter() {
+            let (k, v) = kv.map_err(storage)?;
+            let t = Template::decode(key_id(&k)?, &v)?;
+            if t.embedding.len() != model.dim {
+                return Err(GalleryError::Corrupt(format!(
+                    "template {} has {} values, the gallery's model {}",
+                    t.id,
+                    t.embedding.len(),
+                    model.dim
+                )));
+            }
+            index.insert(&t);
+        }
+        tracing::info!(
+            path = %path.display(),
+            templates = index.matrix.len(),
+            persons = persons.len(),
+            outbox = outbox.len(),
+            "gallery cache open"
+        );
+        Ok(Cache {
+            path: path.to_owned(),
+            db,
+            persons,
+            templates,
+            outbox,
+            meta,
+            model: model.clone(),
+            index: RwLock::new(index),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn storage(&self, source: sled::Error) -> GalleryError {
+        GalleryError::Storage {
+            path: self.path.display().to_string(),
+            source,
+        }
+    }
+
+    fn tx_error(&self, e: TxError) -> GalleryError {
+        match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => self.storage(e),
+        }
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.db.flush().map(|_| ()).map_err(|e| self.storage(e))
+    }
+
+    fn read_index(&self) -> std::sync::RwLockReadGuard<'_, Index> {
+        self.index.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write_index(&self) -> std::sync::RwLockWriteGuard<'_, Index> {
+        self.index.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    // ---- persons ----
+
+    pub fn get_person(&self, id: &str) -> Result<Option<Person>> {
+        match self.persons.get(id).map_err(|e| self.storage(e))? {
+            Some(b) => Ok(Some(Person::from_json(&b)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn list_persons(&self, after: Option<&str>, limit: usize) -> Result<Vec<Person>> {
+        let iter = match after {
+            Some(a) => self.persons.range::<&[u8], _>((
+                std::ops::Bound::Excluded(a.as_bytes()),
+                std::ops::Bound::Unbounded,
+            )),
+            None => self.persons.iter(),
+        };
+        let mut out = Vec::new();
+        for kv in iter.take(limit) {
+            let (_, v) = kv.map_err(|e| self.storage(e))?;
+            out.push(Person::from_json(&v)?);
+        }
+        Ok(out)
+    }
+
+    pub fn person_count(&self) -> usize {
+        self.persons.len()
+    }
+
+    /// Store a person (insert or replace), with an optional outbox entry, durably.
+    pub fn put_person(&self, person: &Person, op: Option<&Op>) -> Result<()> {
+        let doc = person.to_json()?;
+        let entry = op.map(Op::encode).transpose()?;
+        let seq = self.db.generate_id().map_err(|e| self.storage(e))?;
+        (&self.persons, &self.outbox)
+            .transaction(|(p, o)| {
+                p.insert(person.id.as_bytes(), doc.as_slice())?;
+                if let Some(e) = &entry {
+                    o.insert(&seq.to_be_bytes(), e.as_slice())?;
+                }
+                Ok(())
+            })
+            .map_err(|e| self.tx_error(e))?;
+        self.flush()
+    }
+
+    /// Remove a person, their templates and their pending outbox entries; queue `op` (the
+    /// remote tombstone) in the same transaction.
+    pub fn remove_person(&self, id: &str, op: Option<&Op>) -> Result<Removed> {
+        let ids = self.template_ids(id);
+        let entry = op.map(Op::encode).transpose()?;
+        let seq = self.db.generate_id().map_err(|e| self.storage(e))?;
+        let stale = self.outbox_entries_for(id)?;
+        let existed = (&self.persons, &self.templates, &self.outbox)
+            .transaction(|(p, t, o)| {
+                let existed = p.remove(id.as_bytes())?.is_some();
+                for tid in &ids {
+                    t.remove(&tid.to_be_bytes())?;
+                }
+                for s in &stale {
+                    o.remove(&s.to_be_bytes())?;
+                }
+                if let Some(e) = &entry {
+                    o.insert(&seq.to_be_bytes(), e.as_slice())?;
+                }
+                Ok(existed)
+            })
+            .map_err(|e| self.tx_error(e))?;
+        self.flush()?;
+        let mut index = self.write_index();
+        for tid in &ids {
+            index.remove(*tid, id);
+        }
+        Ok(Removed {
+            persons: usize::from(existed),
+            templates: ids.len(),
+            outbox_entries: stale.len(),
+            remote_confirmed: false,
+        })
+    }
+
+    /// Sequence numbers of outbox entries that would (re)create this person remotely.
+    fn outbox_entries_for(&self, person: &str) -> Result<Vec<u64>> {
+        let mut out = Vec::new();
+        for (seq, op) in self.outbox_peek(usize::MAX)? {
+            if op.creates_for() == Some(person) {
+                out.push(seq);
+            }
+        }
+        Ok(out)
+    }
+
+    // ---- templates ----
+
+    pub fn template_ids(&self, person: &str) -> Vec<u64> {
+        self.read_index()
+            .by_person
+            .get(person)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn template(&self, id: u64) -> Result<Option<Template>> {
+        match self
+            .templates
+            .get(id.to_be_bytes())
+            .map_err(|e| self.storage(e))?
+        {
+            Some(b) => Ok(Some(Template::decode(id, &b)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn template_count(&self) -> usize {
+        self.read_index().matrix.len()
+    }
+
+    /// Store templates (insert or replace) with an optional outbox entry, in one transaction
+    /// and one flush. Embeddings must already be normalised and of the model's dimension.
+    pub fn put_templates(&self, templates: &[Template], op: Option<&Op>) -> Result<()> {
+        for t in templates {
+            if t.embedding.len() != self.model.dim {
+                return Err(GalleryError::Dimension {
+                    got: t.embedding.len(),
+                    expected: self.model.dim,
+                });
+            }
+        }
+        let mut batch = sled::Batch::default();
+        for t in templates {
+            batch.insert(&t.id.to_be_bytes(), t.encode());
+        }
+        let entry = op.map(Op::encode).transpose()?;
+        let seq = self.db.generate_id().map_err(|e| self.storage(e))?;
+        (&self.templates, &self.outbox)
+            .transaction(|(t, o)| {
+                t.apply_batch(&batch)?;
+                if let Some(e) = &entry {
+                    o.insert(&seq.to_be_bytes(), e.as_slice())?;
+                }
+                Ok(())
+            })
+            .map_err(|e| self.tx_error(e))?;
+        self.flush()?;
+        let mut index = self.write_index();
+        for t in templates {
+            index.insert(t);
+        }
+        Ok(())
+    }
+
+    /// Remove templates (those present), with an optional outbox entry. Returns how many
+    /// were present.
+    pub fn remove_templates(&self, ids: &[u64], op: Option<&Op>) -> Result<usize> {
+        let owners: Vec<(u64, String)> = ids
+            .iter()
+            .filter_map(|id| self.template(*id).ok().flatten().map(|t| (t.id, t.person)))
+            .collect();
+        let entry = op.map(Op::encode).transpose()?;
+        let seq = self.db.generate_id().map_err(|e| self.storage(e))?;
+        (&self.templates, &self.outbox)
+            .transaction(|(t, o)| {
+                for (id, _) in &owners {
+                    t.remove(&id.to_be_bytes())?;
+                }
+                if let Some(e) = &entry {
+                    o.insert(&seq.to_be_bytes(), e.as_slice())?;
+                }
+                Ok(())
+            })
+            .map_err(|e| self.tx_error(e))?;
+        self.flush()?;
+        let mut index = self.write_index();
+        for (id, person) in &owners {
+            index.remove(*id, person);
+        }
+        Ok(owners.len())
+    }
+
+    // ---- search ----
+
+    /// The best `k` persons for a normalised probe.
+    pub fn search(&self, probe: &[f32], k: usize) -> Vec<Match> {
+        let index = self.read_index();
+        let hits = SCRATCH.with(|s| index.matrix.search(probe, k, &mut s.borrow_mut()));
+        hits.into_iter()
+            .map(|h| Match {
+                person: index.names[h.person as usize].clone(),
+                template: h.template,
+                score: h.score,
+            })
+            .collect()
+    }
+
+    /// The person's best template for a normalised probe.
+    pub fn best_of(&self, person: &str, probe: &[f32]) -> Option<Match> {
+        let index = self.read_index();
+        let ids = index.by_person.get(person)?;
+        ids.iter()
+            .filter_map(|&id| {
+                index.matrix.score(id, probe).map(|score| Match {
+                    person: person.to_owned(),
+                    template: id,
+                    score,
+                })
+            })
+            .max_by(|a, b| a.score.total_cmp(&b.score))
+    }
+
+    pub fn bytes_per_template(&self) -> usize {
+        self.read_index().matrix.bytes_per_template() + 10 + 4 * self.model.dim
+    }
+
+    // ---- outbox ----
+
+    /// The oldest `n` outbox entries, in order.
+    pub fn outbox_peek(&self, n: usize) -> Result<Vec<(u64, Op)>> {
+        let mut out = Vec::new();
+        for kv in self.outbox.iter().take(n) {
+            let (k, v) = kv.map_err(|e| self.storage(e))?;
+            out.push((key_id(&k)?, Op::decode(&v)?));
+        }
+        Ok(out)
+    }
+
+    /// Drop an entry once the central store has confirmed it.
+    pub fn outbox_done(&self, seq: u64) -> Result<()> {
+        self.outbox
+            .remove(seq.to_be_bytes())
+            .map_err(|e| self.storage(e))?;
+        self.flush()
+    }
+
+    pub fn outbox_len(&self) -> usize {
+        self.outbox.len()
+    }
+
+    /// Queue an entry on its own (a write that changed nothing locally).
+    pub fn outbox_push(&self, op: &Op) -> Result<()> {
+        let seq = self.db.generate_id().map_err(|e| self.storage(e))?;
+        self.outbox
+            .insert(seq.to_be_bytes(), op.encode()?)
+            .map_err(|e| self.storage(e))?;
+        self.flush()
+    }
+
+    // ---- sync bookkeeping ----
+
+    pub fn meta_i64(&self, key: &str) -> Result<i64> {
+        Ok(self
+            .meta
+            .get(key)
+            .map_err(|e| self.storage(e))?
+            .and_then(|b| b.as_ref().try_into().ok().map(i64::from_be_bytes))
+            .unwrap_or(0))
+    }
+
+    pub fn set_meta_i64(&self, key: &str, v: i64) -> Result<()> {
+        self.meta
+            .insert(key, &v.to_be_bytes())
+            .map_err(|e| self.storage(e))?;
+        self.flush()
+    }
+
+    pub fn model_tag(&self) -> &ModelTag {
+        &self.model
+    }
+
+    // ---- operations shared by the local-only and tiered galleries ----
+
+    /// Create a person locally; `queue` adds the outbox entry for the central store.
+    pub fn create_person_local(&self, new: NewPerson, queue: bool) -> Result<Person> {
+        let id = match &new.id {
+            Some(id) => id.clone(),
+            None => new_person_id()?,
+        };
+        if self.get_person(&id)?.is_some() {
+            return Err(GalleryError::PersonExists(id));
+        }
+        let person = Person::from_new(id, new, now_ms())?;
+        let op = Op::UpsertPerson {
+            person: person.clone(),
+        };
+        self.put_person(&person, queue.then_some(&op))?;
+        tracing::info!(person = %person.id, "person created");
+        Ok(person)
+    }
+
+    pub fn update_person_local(&self, id: &str, patch: PersonPatch, queue: bool) -> Result<Person> {
+        let mut person = self
+            .get_person(id)?
+            .ok_or_else(|| GalleryError::UnknownPerson(id.to_owned()))?;
+        person.apply(patch, now_ms())?;
+        let op = Op::UpsertPerson {
+            person: person.clone(),
+        };
+        self.put_person(&person, queue.then_some(&op))?;
+        tracing::info!(person = %person.id, enabled = person.enabled, "person updated");
+        Ok(person)
+    }
+
+    pub fn delete_person_local(&self, id: &str, queue: bool) -> Result<Removed> {
+        if self.get_person(id)?.is_none() {
+            return Err(GalleryError::UnknownPerson(id.to_owned()));
+        }
+        let op = Op::DeletePerson {
+            id: id.to_owned(),
+            templates: self.template_ids(id),
+            at_ms: now_ms(),
+        };
+        let removed = self.remove_person(id, queue.then_some(&op))?;
+        tracing::info!(person = %id, templates = removed.templates, "person deleted");
+        Ok(removed)
+    }
+
+    pub fn add_templates_local(
+        &self,
+        person: &str,
+        embeddings: Vec<Vec<f32>>,
+        queue: bool,
+    ) -> Result<Vec<u64>> {
+        if self.get_person(person)?.is_none() {
+            return Err(GalleryError::UnknownPerson(person.to_owned()));
+        }
+        if embeddings.is_empty() {
+            return Err(GalleryError::Invalid("no embeddings given".into()));
+        }
+        let now = now_ms();
+        let templates = embeddings
+            .iter()
+            .map(|e| {
+                Ok(Template {
+                    id: new_template_id()?,
+                    person: person.to_owned(),
+                    embedding: normalised(e, self.model.dim)?,
+                    updated_ms: now,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let ids: Vec<u64> = templates.iter().map(|t| t.id).collect();
+        let op = Op::UpsertTemplates {
+            person: person.to_owned(),
+            ids: ids.clone(),
+        };
+        self.put_templates(&templates, queue.then_some(&op))?;
+        tracing::info!(person = %person, templates = ids.len(), "templates enrolled");
+        Ok(ids)
+    }
+
+    pub fn delete_template_local(&self, id: u64, queue: bool) -> Result<Removed> {
+        if self.template(id)?.is_none() {
+            return Err(GalleryError::UnknownTemplate(id));
+        }
+        let op = Op::DeleteTemplates {
+            ids: vec![id],
+            at_ms: now_ms(),
+        };
+        let n = self.remove_templates(&[id], queue.then_some(&op))?;
+        tracing::info!(template = id, "template deleted");
+        Ok(Removed {
+            templates: n,
+            ..Removed::default()
+        })
+    }
+
+    pub fn verify_local(&self, person: &str, probe: &[f32]) -> Result<Option<Match>> {
+        if self.get_person(person)?.is_none() {
+            return Err(GalleryError::UnknownPerson(person.to_owned()));
+        }
+        let probe = normalised(probe, self.model.dim)?;
+        Ok(self.best_of(person, &probe))
+    }
+}
+
+fn key_id(k: &[u8]) -> Result<u64> {
+    let b: [u8; 8] = k
+        .try_into()
+        .map_err(|_| GalleryError::Corrupt(format!("key of {} bytes", k.len())))?;
+    Ok(u64::from_be_bytes(b))
+}
+
+/// A standalone door: the cache is the whole gallery (no central store, no outbox).
+#[async_trait]
+impl Gallery for Cache {
+    fn model(&self) -> &ModelTag {
+        &self.model
+    }
+
+    async fn create_person(&self, new: NewPerson) -> Result<Person> {
+        self.create_person_local(new, false)
+    }
+
+    async fn update_person(&self, id: &str, patch: PersonPatch) -> Result<Person> {
+        self.update_person_local(id, patch, false)
+    }
+
+    async fn person(&self, id: &str) -> Result<Option<Person>> {
+        self.get_person(id)
+    }
+
+    async fn persons(&self, after: Option<&str>, limit: usize) -> Result<Vec<Person>> {
+        self.list_persons(after, limit)
+    }
+
+    async fn templates_of(&self, id: &str) -> Result<Vec<u64>> {
+        Ok(self.template_ids(id))
+    }
+
+    async fn delete_person(&self, id: &str) -> Result<Removed> {
+        self.delete_person_local(id, false)
+    }
+
+    async fn add_templates(&self, person: &str, embeddings: Vec<Vec<f32>>) -> Result<Written> {
+        Ok(Written {
+            templates: self.add_templates_local(person, embeddings, false)?,
+            remote_confirmed: false,
+        })
+    }
+
+    async fn delete_template(&self, id: u64) -> Result<Removed> {
+        self.delete_template_local(id, false)
+    }
+
+    async fn identify(&self, probe: &[f32], k: usize) -> Result<Identification> {
+        let probe = normalised(probe, self.model.dim)?;
+        Ok(Identification {
+            candidates: self.search(&probe, k),
+            source: Source::Cache,
+            remote: RemoteState::None,
+            refuse: None,
+        })
+    }
+
+    async fn verify(&self, person: &str, probe: &[f32]) -> Result<Option<Match>> {
+        self.verify_local(person, probe)
+    }
+
+    async fn sync(&self) -> Result<SyncReport> {
+        Ok(SyncReport::default())
+    }
+
+    async fn stats(&self) -> Result<Stats> {
+        Ok(Stats {
+            model: self.model.clone(),
+            persons: self.person_count(),
+            templates: self.template_count(),
+            outbox_depth: self.outbox_len(),
+            bytes_per_template: self.bytes_per_template(),
+            remote: RemoteState::None,
+            last_sync_ms: 0,
+            remote_templates: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "facegate-cache-{name}-{}-{}",
+            std::process::id(),
+            now_ms()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn v(seed: usize, dim: usize) -> Vec<f32> {
+        (0..dim)
+            .map(|i| ((i * 31 + seed * 17) % 13) as f32 - 6.0)
+            .collect()
+    }
+
+    #[test]
+    fn persists_and_reloads_the_matrix() {
+        let dir = tmp("reload");
+        let model = ModelTag::new("m", 8);
+        let (alice, ids) = {
+            let c = Cache::open(&dir, &model).unwrap();
+            let p = c
+                .create_person_local(
+                    NewPerson {
+                        name: "Alice".into(),
+                        ..NewPerson::default()
+                    },
+                    true,
+                )
+                .unwrap();
+            let ids = c
+                .add_templates_local(&p.id, vec![v(1, 8), v(2, 8)], true)
+                .unwrap();
+            assert_eq!(c.outbox_len(), 2);
+            (p.id, ids)
+        };
+        let c = Cache::open(&dir, &model).unwrap();
+        assert_eq!(c.template_count(), 2);
+        assert_eq!(c.template_ids(&alice).len(), 2);
+        let probe = normalised(&v(2, 8), 8).unwrap();
+        let hits = c.search(&probe, 3);
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].person, alice);
+        assert_eq!(hits[0].template, ids[1]);
+        assert!((hits[0].score - 1.0).abs() < 1e-5);
+        let removed = c.delete_person_local(&alice, true).unwrap();
+        assert_eq!((removed.persons, removed.templates), (1, 2));
+        // The person's two pending creations are dropped; the tombstone is queued.
+        assert_eq!(removed.outbox_entries, 2);
+        assert_eq!(c.outbox_len(), 1);
+        assert!(c.search(&probe, 3).is_empty());
+        assert!(c.template(ids[0]).unwrap().is_none());
+        drop(c);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn refuses_a_gallery_of_another_model() {
+        let dir = tmp("model");
+        drop(Cache::open(&dir, &ModelTag::new("mobilefacenet", 192)).unwrap());
+        let err = Cache::open(&dir, &ModelTag::new("arcface-r50", 512))
+            .err()
+            .unwrap();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("mobilefacenet") && msg.contains("arcface-r50"),
+            "{msg}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn rejects_bad_input_without_writing() {
+        let dir = tmp("bad");
+        let c = Cache::open(&dir, &ModelTag::new("m", 4)).unwrap();
+        assert!(matches!(
+            c.add_templates_local("nobody", vec![vec![1.0; 4]], false),
+            Err(GalleryError::UnknownPerson(_))
+        ));
+        let p = c
+            .create_person_local(
+                NewPerson {
+                    id: Some("carol".into()),
+                    name: "Carol".into(),
+                    ..NewPerson::default()
+                },
+                false,
+            )
+            .unwrap();
+        assert!(matches!(
+            c.add_templates_local(&p.id, vec![vec![1.0; 5]], false),
+            Err(GalleryError::Dimension { .. })
+        ));
+        assert!(
+            c.add_templates_local(&p.id, vec![vec![0.0; 4]], false)
+                .is_err()
+        );
+        assert!(matches!(
+            c.create_person_local(
+                NewPerson {
+                    id: Some("carol".into()),
+                    name: "Other".into(),
+                    ..NewPerson::default()
+                },
+                false
+            ),
+            Err(GalleryError::PersonExists(_))
+        ));
+        assert!(
+            c.create_person_local(
+                NewPerson {
+                    id: Some("bad id!".into()),
+                    name: "X".into(),
+                    ..NewPerson::default()
+                },
+                false
+            )
+            .is_err()
+        );
+        assert_eq!(c.template_count(), 0);
+        assert_eq!(c.person_count(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,76 @@
+//! Enrollment photos: one photo → one usable face template, or a precise reason why not.
+//! Shared by `facegate enroll`, `facegate gallery add` and the HTTP API.
+
+use image::RgbImage;
+use serde::Serialize;
+
+use crate::vision::{Face, Pipeline, Rejection, VisionError};
+
+/// Why an enrollment photo gives no template.
+#[derive(Debug, Clone, PartialEq, Serialize, thiserror::Error)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum EnrollRejection {
+    #[error("no face found")]
+    NoFace,
+    #[error("{count} faces found; choose one with a face index (0 = largest)")]
+    SeveralFaces { count: usize },
+    #[error("face index {index} asked for, but only {count} faces found")]
+    NoSuchFace { index: usize, count: usize },
+    #[error("face not usable: {detail}")]
+    Unusable { detail: String },
+    #[error("face too blurred: sharpness {sharpness:.0}, at least {min:.0} needed")]
+    Blurred { sharpness: f32, min: f32 },
+}
+
+impl From<Rejection> for EnrollRejection {
+    fn from(r: Rejection) -> Self {
+        EnrollRejection::Unusable {
+            detail: r.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnrollError {
+    #[error(transparent)]
+    Rejected(#[from] EnrollRejection),
+    #[error(transparent)]
+    Vision(#[from] VisionError),
+}
+
+/// Minimum sharpness (variance of the Laplacian of the aligned 112×112 crop) of an enrollment
+/// face. The bundled fixture photos measure 250-1130; two of them blurred with a Gaussian of
+/// sigma 3 measure 21 and 45 (`tests/gallery_enroll.rs` prints them).
+pub const MIN_ENROLL_SHARPNESS: f32 = 60.0;
+
+/// The one face of an enrollment photo, with its embedding. Several faces are refused unless
+/// `index` picks one (0 = largest).
+pub fn enrollment_face(
+    pipeline: &mut Pipeline,
+    img: &RgbImage,
+    index: Option<usize>,
+    min_sharpness: f32,
+) -> Result<(Face, Vec<f32>), EnrollError> {
+    let dets = pipeline.detect(img)?;
+    let det = match (index, dets.len()) {
+        (_, 0) => return Err(EnrollRejection::NoFace.into()),
+        (None, 1) => &dets[0],
+        (None, count) => return Err(EnrollRejection::SeveralFaces { count }.into()),
+        (Some(i), count) => dets
+            .get(i)
+            .ok_or(EnrollRejection::NoSuchFace { index: i, count })?,
+    };
+    let face = pipeline.describe(img, det)?;
+    let embedding = match &face.embedding {
+        Ok(e) => e.0.clone(),
+        Err(r) => return Err(EnrollRejection::from(r.clone()).into()),
+    };
+    if face.quality.sharpness < min_sharpness {
+        return Err(EnrollRejection::Blurred {
+            sharpness: face.quality.sharpness,
+            min: min_sharpness,
+        }
+        .into());
+    }
+    Ok((face, embedding))
+}
