@@ -29,8 +29,9 @@ ROUTE="${FACEGATE_CROSS_ROUTE:-rustup}"
 source "$ROOT/scripts/apt.sh"
 
 if [ "${SKIP_INSTALL:-0}" != 1 ]; then
-    # Cross linker + arm64 glibc sysroot (/usr/aarch64-linux-gnu), strip, and qemu-user for the runner.
-    apt_install gcc-aarch64-linux-gnu libc6-dev-arm64-cross binutils-aarch64-linux-gnu qemu-user
+    # Cross linker + arm64 glibc sysroot (/usr/aarch64-linux-gnu), strip, and qemu-user for the runner;
+    # libclang for bindgen (the v4l crate's V4L2 bindings, from the sysroot's videodev2.h).
+    apt_install gcc-aarch64-linux-gnu libc6-dev-arm64-cross binutils-aarch64-linux-gnu qemu-user libclang-dev
     if [ "$ROUTE" = rustup ]; then
         if ! rustup target list --installed | grep -qx "$TARGET"; then
             rustup target add "$TARGET" || { echo "rustup target add failed; falling back to Debian's rustc-web" >&2; ROUTE=debian; }

@@ -25,8 +25,9 @@ cd "$ROOT"
 source "$ROOT/scripts/apt.sh"
 
 if [ "${SKIP_INSTALL:-0}" != 1 ]; then
-    # Cross linker + armhf glibc sysroot (/usr/arm-linux-gnueabihf), strip, and qemu-user (qemu-arm).
-    apt_install gcc-arm-linux-gnueabihf libc6-dev-armhf-cross binutils-arm-linux-gnueabihf qemu-user
+    # Cross linker + armhf glibc sysroot (/usr/arm-linux-gnueabihf), strip, and qemu-user (qemu-arm);
+    # libclang for bindgen (the v4l crate's V4L2 bindings, from the sysroot's videodev2.h).
+    apt_install gcc-arm-linux-gnueabihf libc6-dev-armhf-cross binutils-arm-linux-gnueabihf qemu-user libclang-dev
     rustup target list --installed | grep -qx "$TARGET" || rustup target add "$TARGET"
 fi
 
