@@ -5,4 +5,5 @@
 
 pub mod config;
 pub mod eval;
+pub mod hw;
 pub mod vision;
