@@ -7,4 +7,5 @@ pub mod camera;
 pub mod config;
 pub mod eval;
 pub mod gallery;
+pub mod hw;
 pub mod vision;
