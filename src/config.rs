@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::camera::config::CameraConfig;
 use crate::gallery::config::{GalleryConfig, MilvusConfig};
+use crate::hw::config::HwConfig;
 use crate::vision::{AlignLimits, DetectParams, VisionParams};
 
 #[derive(Debug, thiserror::Error)]
@@ -65,7 +67,15 @@ max_image_pixels = 40000000
 
 /// The documented default configuration: every section, every key, with its default value.
 pub fn default_toml() -> String {
-    [VISION_TOML, crate::gallery::config::DEFAULT_TOML].concat()
+    [
+        VISION_TOML,
+        crate::gallery::config::DEFAULT_TOML,
+        "\n",
+        crate::camera::config::DEFAULT_TOML,
+        "\n",
+        crate::hw::config::DEFAULT_TOML,
+    ]
+    .concat()
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
@@ -75,6 +85,8 @@ pub struct Config {
     pub recognition: RecognitionConfig,
     pub gallery: GalleryConfig,
     pub milvus: MilvusConfig,
+    pub camera: CameraConfig,
+    pub hw: HwConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -229,6 +241,8 @@ impl Config {
         }
         self.gallery.check()?;
         self.milvus.check()?;
+        self.camera.check()?;
+        self.hw.check()?;
         Ok(())
     }
 }

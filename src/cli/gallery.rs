@@ -208,7 +208,10 @@ pub fn run(config: &Config, cmd: GalleryCommand) -> Result<ExitCode> {
                 println!("model        {} ({}-d)", s.model.name, s.model.dim);
                 println!("persons      {}", s.persons);
                 println!("templates    {}", s.templates);
-                println!("memory       {} bytes per template", s.bytes_per_template);
+                println!(
+                    "size         {} bytes per template (in-memory matrix + sled record)",
+                    s.bytes_per_template
+                );
                 println!("outbox       {} queued", s.outbox_depth);
                 println!("threshold    {:.4}", ctx.threshold);
                 println!("central      {}", serde_json::to_string(&s.remote)?);
@@ -225,6 +228,8 @@ pub fn run(config: &Config, cmd: GalleryCommand) -> Result<ExitCode> {
 #[derive(Default)]
 struct Report {
     persons: usize,
+    /// Photos skipped because they were enrolled before (a re-run of the same folder).
+    already: usize,
     templates: usize,
     rejected: Vec<(PathBuf, String)>,
     failed_persons: Vec<(String, String)>,
@@ -250,7 +255,7 @@ impl Report {
     }
 
     fn exit_code(&self) -> ExitCode {
-        if self.templates == 0 || !self.failed_persons.is_empty() {
+        if (self.templates == 0 && self.already == 0) || !self.failed_persons.is_empty() {
             ExitCode::FAILURE
         } else {
             ExitCode::SUCCESS
@@ -284,23 +289,39 @@ async fn enroll_person(
                 continue;
             }
         };
-        if !allow_duplicate {
-            let found = g.identify(&e, 1).await?;
-            if let Some(best) = found.candidates.first()
-                && best.score >= ctx.threshold
-                && Some(&best.person) != person.id.as_ref()
-            {
-                report.rejected.push((
+        let found = g.identify(&e, 1).await?;
+        if let Some(best) = found.candidates.first()
+            && Some(&best.person) == person.id.as_ref()
+            && best.score >= SAME_PHOTO
+        {
+            report.rejected.push((
+                path.clone(),
+                format!(
+                    "already enrolled for {} (similarity {:.3} to template {})",
+                    best.person, best.score, best.template
+                ),
+            ));
+            report.already += 1;
+            continue;
+        }
+        if !allow_duplicate
+            && let Some(best) = found.candidates.first()
+            && best.score >= ctx.threshold
+            && Some(&best.person) != person.id.as_ref()
+        {
+            report.rejected.push((
                     path.clone(),
                     format!(
                         "the face already matches person {} (similarity {:.2}); use --allow-duplicate to enroll anyway",
                         best.person, best.score
                     ),
                 ));
-                continue;
-            }
+            continue;
         }
         embeddings.push(e);
+    }
+    if embeddings.is_empty() && report.already > 0 {
+        return Ok(report);
     }
     if embeddings.is_empty() {
         report.failed_persons.push((
@@ -325,8 +346,16 @@ async fn enroll_person(
     Ok(report)
 }
 
+/// Similarity above which a new photo of a person counts as one already enrolled (the same
+/// photo again scores ~1.0; two different photos of one person score 0.5-0.9 on LFW).
+const SAME_PHOTO: f32 = 0.97;
+
 fn embed_photo(config: &Config, pipeline: &mut Pipeline, path: &Path) -> Result<Vec<f32>, String> {
-    let img = crate::read(config, path).map_err(|e| format!("{e:#}"))?;
+    let img = crate::read(config, path).map_err(|e| {
+        let msg = format!("{e:#}");
+        let prefix = format!("{}: ", path.display());
+        msg.strip_prefix(&prefix).map(str::to_owned).unwrap_or(msg)
+    })?;
     match enrollment_face(pipeline, &img, None, MIN_ENROLL_SHARPNESS) {
         Ok((_, e)) => Ok(e),
         Err(EnrollError::Rejected(r)) => Err(r.to_string()),
@@ -422,6 +451,7 @@ pub fn enroll_dir(
             Ok(r) => {
                 all.persons += r.persons;
                 all.templates += r.templates;
+                all.already += r.already;
                 all.rejected.extend(r.rejected);
                 all.failed_persons.extend(r.failed_persons);
             }
