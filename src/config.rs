@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::access::config::AccessConfig;
 use crate::camera::config::CameraConfig;
 use crate::gallery::config::{GalleryConfig, MilvusConfig};
 use crate::hw::config::HwConfig;
@@ -70,6 +71,7 @@ pub fn default_toml() -> String {
     [
         VISION_TOML,
         crate::gallery::config::DEFAULT_TOML,
+        crate::access::config::DEFAULT_TOML,
         "\n",
         crate::camera::config::DEFAULT_TOML,
         "\n",
@@ -85,6 +87,7 @@ pub struct Config {
     pub recognition: RecognitionConfig,
     pub gallery: GalleryConfig,
     pub milvus: MilvusConfig,
+    pub access: AccessConfig,
     pub camera: CameraConfig,
     pub hw: HwConfig,
 }
@@ -241,6 +244,7 @@ impl Config {
         }
         self.gallery.check()?;
         self.milvus.check()?;
+        self.access.check()?;
         self.camera.check()?;
         self.hw.check()?;
         Ok(())

@@ -3,6 +3,7 @@
 //! Data flows one way: camera → [`vision`] → gallery → access → hw. The HTTP API and the CLI
 //! call into this library; neither goes around it.
 
+pub mod access;
 pub mod camera;
 pub mod config;
 pub mod eval;

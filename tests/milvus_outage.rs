@@ -150,7 +150,7 @@ async fn decisions_continue_offline_and_the_outbox_replays() {
     );
 
     // Milvus comes back (with its data); the next sync replays the outbox in order.
-    let _server = Instance::start(&data);
+    let server = Instance::start(&data);
     let door = Tiered::new(Arc::clone(&cache), Arc::clone(&remote), &cfg, THRESHOLD);
     let r = door.sync().await.expect("sync after restart");
     assert_eq!(r.outbox_replayed, 4, "{r:?}");
@@ -175,5 +175,7 @@ async fn decisions_continue_offline_and_the_outbox_replays() {
     assert_eq!(remote.count_templates().await.unwrap(), 3);
     drop(door);
     drop(cache);
+    // Stop the server before its data directory (which holds its pid files) goes.
+    drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }

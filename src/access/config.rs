@@ -1,0 +1,91 @@
+//! The `[access]` configuration section.
+
+use serde::Deserialize;
+
+use super::door::DoorConfig;
+use super::policy::PolicyConfig;
+
+pub const DEFAULT_TOML: &str = r#"
+[access]
+# Consecutive camera frames that must agree (same person above the recognition threshold, or
+# an unknown face) before a decision. 3 frames at 10-15 fps is about 0.2-0.3 s.
+frames = 3
+# A face whose best match scores under this (cosine similarity) is "unknown"; between this
+# and recognition.threshold the door keeps looking.
+reject_threshold = 0.30
+# After a decision about a person, the same decision is not repeated for this long: one
+# visit, one event.
+cooldown_s = 5
+# Anti-passback: a person granted once is refused for this long unless an exit was recorded
+# for them. 0 = off.
+anti_passback_s = 0
+# A door open longer than this raises a held-open alarm (needs a door contact, see [hw]).
+held_open_s = 30
+"#;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessConfig {
+    pub frames: u32,
+    pub reject_threshold: f32,
+    pub cooldown_s: u64,
+    pub anti_passback_s: u64,
+    pub held_open_s: u64,
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        AccessConfig {
+            frames: 3,
+            reject_threshold: 0.30,
+            cooldown_s: 5,
+            anti_passback_s: 0,
+            held_open_s: 30,
+        }
+    }
+}
+
+impl AccessConfig {
+    pub fn check(&self) -> Result<(), String> {
+        if !(1..=100).contains(&self.frames) {
+            return Err(format!("access.frames = {} is outside 1..100", self.frames));
+        }
+        if !(-1.0..=1.0).contains(&self.reject_threshold) {
+            return Err(format!(
+                "access.reject_threshold = {} is outside -1..1 (it is a cosine similarity)",
+                self.reject_threshold
+            ));
+        }
+        if self.cooldown_s > 3600 {
+            return Err(format!(
+                "access.cooldown_s = {} is over 3600",
+                self.cooldown_s
+            ));
+        }
+        if self.held_open_s == 0 || self.held_open_s > 86_400 {
+            return Err(format!(
+                "access.held_open_s = {} is outside 1..86400",
+                self.held_open_s
+            ));
+        }
+        Ok(())
+    }
+
+    /// The policy's settings; `accept` is the recognition threshold.
+    pub fn policy(&self, accept: f32) -> PolicyConfig {
+        PolicyConfig {
+            accept,
+            reject: self.reject_threshold.min(accept),
+            frames: self.frames,
+            cooldown_ms: self.cooldown_s * 1000,
+            anti_passback_ms: self.anti_passback_s * 1000,
+        }
+    }
+
+    pub fn door(&self, unlock_ms: u64) -> DoorConfig {
+        DoorConfig {
+            unlock_ms,
+            held_open_ms: self.held_open_s * 1000,
+        }
+    }
+}
