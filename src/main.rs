@@ -91,6 +91,9 @@ enum Command {
         #[command(flatten)]
         out: Output,
     },
+    /// Run the door: camera → recognition → decision → relay and display, until Ctrl-C.
+    /// Prints every decision and door event as a JSON line.
+    Run(cli::run::RunArgs),
     /// Manage the gallery of enrolled persons (local cache, and Milvus when configured).
     #[command(subcommand)]
     Gallery(cli::gallery::GalleryCommand),
@@ -210,6 +213,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             out.json,
         ),
         Command::Gallery(cmd) => cli::gallery::run(&config, cmd),
+        Command::Run(args) => cli::run::run(&config, args),
         Command::Enroll {
             dir,
             allow_duplicate,

@@ -1,0 +1,120 @@
+//! `facegate run`: the door daemon.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use anyhow::{Context, Result};
+use facegate::access::daemon::{self, DaemonConfig};
+use facegate::camera::Reopening;
+use facegate::config::Config;
+use facegate::gallery::{self, ModelTag};
+use facegate::hw;
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// Replay this folder of images as the camera (overrides [camera]).
+    #[arg(long, value_name = "DIR")]
+    pub frames: Option<PathBuf>,
+    /// Replay the frames once and exit (default: loop, as configured).
+    #[arg(long)]
+    pub once: bool,
+    /// Drive in-memory pins and write the status display to this PNG instead of [hw]
+    /// (for trying facegate on a machine without GPIO).
+    #[arg(long, value_name = "PNG")]
+    pub no_hardware: Option<PathBuf>,
+}
+
+pub fn run(config: &Config, args: RunArgs) -> Result<ExitCode> {
+    let models = crate::load_models(config, None)?;
+    let threshold = crate::threshold(config, &models)?;
+    let model = ModelTag::new(&models.embedder.name, models.dim());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let opened = gallery::open(&config.gallery, &config.milvus, &model, threshold)
+        .with_context(|| format!("opening the gallery at {}", config.gallery.path().display()))?;
+    let _sync = opened.tiered.as_ref().map(|t| {
+        let _guard = rt.enter();
+        t.spawn_sync()
+    });
+
+    let mut cam = config.camera.clone();
+    if let Some(dir) = &args.frames {
+        cam.source = facegate::camera::SourceKind::Recorded;
+        cam.recorded_dir = dir.clone();
+    }
+    if args.once {
+        cam.recorded_loop = false;
+    }
+    cam.check().map_err(anyhow::Error::msg)?;
+    let camera = Reopening::from_config(&cam);
+    let camera_status = camera.status();
+
+    let (hardware, _memory) = match &args.no_hardware {
+        Some(png) => {
+            let mut h = config.hw.clone();
+            h.display = hw::config::DisplayKind::Png;
+            h.png_path = png.clone();
+            let (hardware, memory) = hw::Hardware::memory(&h)?;
+            (hardware, Some(memory))
+        }
+        None => (
+            hw::open_from_config(&config.hw).context("opening the door hardware ([hw])")?,
+            None,
+        ),
+    };
+    let unlock_ms = u64::from(hardware.unlock_ms);
+    let (tx, rx) = mpsc::channel();
+    let running = daemon::start(
+        &models,
+        config.vision.params(),
+        Arc::clone(&opened.gallery),
+        rt.handle().clone(),
+        hardware,
+        camera,
+        Some(camera_status),
+        DaemonConfig {
+            policy: config.access.policy(threshold),
+            door: config.access.door(unlock_ms),
+            top_k: config.gallery.top_k,
+            display_hold_ms: 2000,
+        },
+        tx,
+    )?;
+    eprintln!(
+        "facegate: door running (gallery {}, {} templates); Ctrl-C to stop",
+        opened.cache.path().display(),
+        opened.cache.template_count()
+    );
+    let log = std::thread::spawn(move || {
+        for r in rx {
+            match serde_json::to_string(&r) {
+                Ok(line) => println!("{line}"),
+                Err(e) => tracing::warn!(error = %e, "record"),
+            }
+        }
+    });
+    rt.block_on(async {
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::pin!(ctrl_c);
+        loop {
+            tokio::select! {
+                _ = &mut ctrl_c => break,
+                _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {
+                    if running.camera_finished() {
+                        // Let a door opened by the last frames relock on time.
+                        tokio::time::sleep(std::time::Duration::from_millis(unlock_ms + 100)).await;
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    running.stop();
+    let _ = log.join();
+    Ok(ExitCode::SUCCESS)
+}
