@@ -25,7 +25,8 @@ height = 480
 fps = 30
 # Recorded frames: a folder of images (JPEG, PNG, WebP, BMP, PGM/PPM), replayed in file-name
 # order, or a single image file. Empty: the frames bundled with facegate ($FACEGATE_FRAMES,
-# ./frames, <binary>/../share/facegate/frames or /usr/share/facegate/frames, in that order).
+# ./frames, <binary>/../share/facegate/frames, /usr/share/facegate/frames or the source tree's
+# frames/, in that order).
 recorded_dir = ""
 # Frames per second of the replay (fractions allowed, e.g. 0.5 for one frame every 2 s).
 recorded_fps = 10.0
@@ -226,6 +227,8 @@ pub fn default_frames_dirs() -> Vec<PathBuf> {
         dirs.push(prefix.join("share/facegate/frames"));
     }
     dirs.push(Path::new("/usr/share/facegate/frames").to_owned());
+    // A binary run from its source tree (cargo run / cargo test from anywhere).
+    dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("frames"));
     dirs
 }
 

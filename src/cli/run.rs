@@ -63,7 +63,10 @@ pub fn run(config: &Config, args: RunArgs) -> Result<ExitCode> {
             (hardware, Some(memory))
         }
         None => (
-            hw::open_from_config(&config.hw).context("opening the door hardware ([hw])")?,
+            hw::open_from_config(&config.hw).context(
+                "opening the door hardware ([hw] in the config; a board profile from board/ sets \
+                 it up). On a machine without GPIO, try `facegate run --no-hardware status.png`",
+            )?,
             None,
         ),
     };
