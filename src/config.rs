@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::api::config::ApiConfig;
 use crate::gallery::config::{GalleryConfig, MilvusConfig};
 use crate::vision::{AlignLimits, DetectParams, VisionParams};
 
@@ -65,7 +66,12 @@ max_image_pixels = 40000000
 
 /// The documented default configuration: every section, every key, with its default value.
 pub fn default_toml() -> String {
-    [VISION_TOML, crate::gallery::config::DEFAULT_TOML].concat()
+    [
+        VISION_TOML,
+        crate::gallery::config::DEFAULT_TOML,
+        crate::api::config::DEFAULT_TOML,
+    ]
+    .concat()
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
@@ -75,6 +81,7 @@ pub struct Config {
     pub recognition: RecognitionConfig,
     pub gallery: GalleryConfig,
     pub milvus: MilvusConfig,
+    pub api: ApiConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -229,6 +236,7 @@ impl Config {
         }
         self.gallery.check()?;
         self.milvus.check()?;
+        self.api.check()?;
         Ok(())
     }
 }

@@ -3,6 +3,8 @@
 //! Data flows one way: camera → [`vision`] → gallery → access → hw. The HTTP API and the CLI
 //! call into this library; neither goes around it.
 
+pub mod access;
+pub mod api;
 pub mod config;
 pub mod eval;
 pub mod gallery;

@@ -1,3 +1,4 @@
 //! Sub-commands of the `facegate` binary that need more than a few lines.
 
 pub mod gallery;
+pub mod serve;
