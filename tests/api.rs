@@ -1108,3 +1108,182 @@ fn the_api_section_is_documented_and_checked() {
     let e = parse("[api]\nqueue_depth = 100000\n").unwrap_err();
     assert!(e.to_string().contains("queue_depth"), "{e}");
 }
+
+/// The deepface set of `../shared/faces` (several web photos per person, 330x512 to
+/// 4352x2903): enroll one photo per person through the API, then identify and verify the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_faces_enroll_one_photo_each_then_recognise_the_others() {
+    let Some(faces) = common::shared_faces() else {
+        return;
+    };
+    let s = Server::start("api-shared", Options::default()).await;
+    let root = faces.join("deepface");
+    let mut people: Vec<(String, Vec<std::path::PathBuf>)> = Vec::new();
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_dir() {
+            let photos = common::images_in(&p);
+            if photos.len() >= 4 {
+                people.push((
+                    p.file_name().unwrap().to_string_lossy().into_owned(),
+                    photos,
+                ));
+            }
+        }
+    }
+    people.sort();
+    assert!(
+        people.len() >= 6,
+        "deepface has at least 6 persons with 4+ photos"
+    );
+    let post = |path: &str, token: &str, file: &std::path::Path| {
+        let ct = if file.extension().is_some_and(|e| e == "png") {
+            "image/png"
+        } else {
+            "image/jpeg"
+        };
+        s.post(path)
+            .bearer_auth(token)
+            .header("content-type", ct)
+            .body(std::fs::read(file).unwrap())
+    };
+    // Enroll the first photo of each person that is accepted; the rest are probes.
+    let mut probes: Vec<(String, std::path::PathBuf)> = Vec::new();
+    let mut refused = 0;
+    let mut overridden = 0;
+    for (id, photos) in &people {
+        create_person(&s, id, id).await;
+        let mut enrolled = false;
+        for photo in photos {
+            if enrolled {
+                probes.push((id.clone(), photo.clone()));
+                continue;
+            }
+            let (status, body) = json(
+                post(&format!("/v1/persons/{id}/faces"), &s.admin, photo)
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            match status {
+                201 => enrolled = true,
+                422 | 409 => {
+                    refused += 1;
+                    eprintln!("{id} {}: refused: {}", photo.display(), body["detail"]);
+                }
+                other => panic!("{}: unexpected {other}: {body}", photo.display()),
+            }
+        }
+        if !enrolled {
+            // Every photo looked like someone already enrolled (deepface's df_id11 and df_id12
+            // are different people who score ~0.5 with MobileFaceNet): the admin override.
+            let first = photos.first().unwrap();
+            let (status, body) = json(
+                post(
+                    &format!("/v1/persons/{id}/faces?allow_duplicate=true"),
+                    &s.admin,
+                    first,
+                )
+                .send()
+                .await
+                .unwrap(),
+            )
+            .await;
+            assert_eq!(status, 201, "{id}: override: {body}");
+            overridden += 1;
+            probes.retain(|(p, _)| p != id);
+            probes.extend(photos[1..].iter().map(|p| (id.clone(), p.clone())));
+        }
+    }
+    // Identify every probe.
+    let (mut right, mut wrong, mut unknown, mut unusable) = (0, 0, 0, 0);
+    for (id, photo) in &probes {
+        let (status, body) =
+            json(post("/v1/identify", &s.viewer, photo).send().await.unwrap()).await;
+        assert_eq!(status, 200, "{}: {body}", photo.display());
+        let face = &body["faces"][0];
+        match face["decision"].as_str() {
+            Some("granted") if face["person"] == id.as_str() => right += 1,
+            Some("granted") => {
+                wrong += 1;
+                eprintln!(
+                    "{} ({id}) identified as {}",
+                    photo.display(),
+                    face["person"]
+                );
+            }
+            Some("unknown") => unknown += 1,
+            _ => unusable += 1,
+        }
+    }
+    // Verify each probe against its own person and against the next person.
+    let (mut same_ok, mut diff_denied, mut verified) = (0, 0, 0);
+    for (i, (id, photo)) in probes.iter().enumerate() {
+        let other = &people
+            [(people.iter().position(|(p, _)| p == id).unwrap() + 1 + i % 3) % people.len()]
+        .0;
+        let (s1, same) = json(
+            post(&format!("/v1/verify?person={id}"), &s.viewer, photo)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        let (s2, diff) = json(
+            post(&format!("/v1/verify?person={other}"), &s.viewer, photo)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        if s1 != 200 || s2 != 200 {
+            assert!(
+                s1 == 422 && s2 == 422,
+                "{}: {s1} {same} / {s2} {diff}",
+                photo.display()
+            );
+            continue;
+        }
+        verified += 1;
+        same_ok += usize::from(same["decision"] == "granted");
+        if diff["decision"] == "denied" {
+            diff_denied += 1;
+        } else {
+            eprintln!(
+                "{} ({id}) verified as {other}: score {}",
+                photo.display(),
+                diff["score"]
+            );
+            let pair = [id.as_str(), other.as_str()];
+            assert!(
+                pair.contains(&"df_id11") && pair.contains(&"df_id12"),
+                "an impostor verification outside the known lookalike pair: {diff}"
+            );
+        }
+    }
+    eprintln!(
+        "deepface via the API: {} persons, {refused} enrollment photos refused, {overridden} duplicate override(s); identify {right} right, \
+         {wrong} wrong, {unknown} unknown, {unusable} without a usable face, of {}; verify same granted \
+         {same_ok}/{verified}, different denied {diff_denied}/{verified}",
+        people.len(),
+        probes.len()
+    );
+    let usable = right + wrong + unknown;
+    assert!(
+        right as f64 >= 0.75 * usable as f64,
+        "identified {right} of {usable}"
+    );
+    assert!(wrong <= 1, "{wrong} probes granted as someone else");
+    assert!(same_ok as f64 >= 0.75 * verified as f64);
+    assert!(
+        diff_denied + 3 >= verified,
+        "{diff_denied} of {verified} impostor verifications denied"
+    );
+    let all = events(&s, "action=identify&limit=1000").await;
+    assert!(
+        all.len() >= probes.len(),
+        "one identify event per face at least"
+    );
+    s.stop().await;
+}
