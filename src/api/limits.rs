@@ -17,8 +17,8 @@ use crate::vision::{Models, Pipeline, VisionParams};
 pub struct Inference {
     models: Arc<Models>,
     params: VisionParams,
-    pool: Mutex<Vec<Pipeline>>,
-    slots: Semaphore,
+    pool: Arc<Mutex<Vec<Pipeline>>>,
+    slots: Arc<Semaphore>,
     admitted: Arc<AtomicUsize>,
     capacity: usize,
     n_slots: usize,
@@ -46,8 +46,8 @@ impl Inference {
         Inference {
             models,
             params,
-            pool: Mutex::new(Vec::new()),
-            slots: Semaphore::new(slots),
+            pool: Arc::new(Mutex::new(Vec::new())),
+            slots: Arc::new(Semaphore::new(slots)),
             admitted: Arc::new(AtomicUsize::new(0)),
             capacity: slots + queue_depth,
             n_slots: slots,
@@ -101,35 +101,30 @@ impl Inference {
         }
     }
 
-    /// Run `work` with a pipeline on a blocking thread once a slot is free.
+    /// Run `work` with a pipeline on a blocking thread once a slot is free. The slot, the
+    /// queue place and the pipeline stay with the thread until the work is done, even if the
+    /// client goes away: the slots bound the CPU work actually running.
     pub async fn run<R, F>(&self, admission: Admission, work: F) -> ApiResult<R>
     where
         R: Send + 'static,
         F: FnOnce(&mut Pipeline) -> R + Send + 'static,
     {
-        let _permit = self
-            .slots
-            .acquire()
+        let permit = Arc::clone(&self.slots)
+            .acquire_owned()
             .await
             .map_err(|_| ApiError::internal("inference pool closed"))?;
         let mut pipeline = self.take()?;
+        let pool = Arc::clone(&self.pool);
         let joined = tokio::task::spawn_blocking(move || {
             let r = work(&mut pipeline);
-            (r, pipeline)
+            pool.lock().unwrap_or_else(|p| p.into_inner()).push(pipeline);
+            drop(permit);
+            drop(admission);
+            r
         })
         .await;
-        drop(admission);
-        match joined {
-            Ok((r, pipeline)) => {
-                self.pool
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(pipeline);
-                Ok(r)
-            }
-            // The pipeline is lost with the panicking thread; the next request makes a new one.
-            Err(e) => Err(ApiError::internal(format!("inference failed: {e}"))),
-        }
+        // On a panic the pipeline is lost with the thread; the next request makes a new one.
+        joined.map_err(|e| ApiError::internal(format!("inference failed: {e}")))
     }
 }
 
