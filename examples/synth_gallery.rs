@@ -37,7 +37,9 @@ fn main() -> Result<()> {
             "--config" => config_path = Some(PathBuf::from(value()?)),
             "--count" => count = value()?.parse().context("--count")?,
             "--seed" => seed = value()?.parse().context("--seed")?,
-            other => bail!("unknown argument {other}; usage: synth_gallery --config FILE --count N [--seed S]"),
+            other => bail!(
+                "unknown argument {other}; usage: synth_gallery --config FILE --count N [--seed S]"
+            ),
         }
     }
     let config_path = config_path.ok_or_else(|| anyhow!("--config FILE is required"))?;

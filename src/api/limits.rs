@@ -117,7 +117,9 @@ impl Inference {
         let pool = Arc::clone(&self.pool);
         let joined = tokio::task::spawn_blocking(move || {
             let r = work(&mut pipeline);
-            pool.lock().unwrap_or_else(|p| p.into_inner()).push(pipeline);
+            pool.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(pipeline);
             drop(permit);
             drop(admission);
             r
