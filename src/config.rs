@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::access::config::AccessConfig;
+use crate::api::config::ApiConfig;
 use crate::camera::config::CameraConfig;
 use crate::gallery::config::{GalleryConfig, MilvusConfig};
 use crate::hw::config::HwConfig;
@@ -76,6 +77,8 @@ pub fn default_toml() -> String {
         crate::camera::config::DEFAULT_TOML,
         "\n",
         crate::hw::config::DEFAULT_TOML,
+        "\n",
+        crate::api::config::DEFAULT_TOML,
     ]
     .concat()
 }
@@ -90,6 +93,7 @@ pub struct Config {
     pub access: AccessConfig,
     pub camera: CameraConfig,
     pub hw: HwConfig,
+    pub api: ApiConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -247,6 +251,7 @@ impl Config {
         self.access.check()?;
         self.camera.check()?;
         self.hw.check()?;
+        self.api.check()?;
         Ok(())
     }
 }

@@ -4,6 +4,7 @@
 //! call into this library; neither goes around it.
 
 pub mod access;
+pub mod api;
 pub mod camera;
 pub mod config;
 pub mod eval;

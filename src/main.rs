@@ -109,6 +109,25 @@ enum Command {
         #[command(flatten)]
         out: Output,
     },
+    /// Write the documented default configuration (to --config, else /etc/facegate/config.toml)
+    /// with a new admin token's hash, and print the token once.
+    Init {
+        /// Replace an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print a new random API token and the configuration line with its SHA-256.
+    Token {
+        /// Make the line for the read-only viewer token.
+        #[arg(long)]
+        viewer: bool,
+    },
+    /// Serve the HTTP API (enrollment, verify/identify, audit log) without a camera or door.
+    Serve {
+        /// Listen on this address instead of api.listen (IP:PORT).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
 }
 
 #[derive(Args)]
@@ -183,7 +202,11 @@ fn threshold(config: &Config, models: &Models) -> Result<f32> {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
-    let config = load_config(cli.config.as_deref())?;
+    // `init` writes the configuration and `token` needs none: neither reads one.
+    let config = match &cli.command {
+        Command::Init { .. } | Command::Token { .. } => Config::default(),
+        _ => load_config(cli.config.as_deref())?,
+    };
     match cli.command {
         Command::Detect { images, out } => detect(&config, &images, out.json),
         Command::Embed {
@@ -219,6 +242,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             allow_duplicate,
             out,
         } => cli::gallery::enroll_dir(&config, &dir, allow_duplicate, out.json),
+        Command::Serve { listen } => cli::serve::serve(&config, listen.as_deref()),
+        Command::Init { force } => cli::serve::init(
+            cli.config.as_deref().unwrap_or(Path::new(SYSTEM_CONFIG)),
+            force,
+        ),
+        Command::Token { viewer } => cli::serve::token(viewer),
     }
 }
 

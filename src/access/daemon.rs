@@ -52,6 +52,66 @@ pub enum Record {
     },
 }
 
+impl Record {
+    /// The audit-log entry for this record, if it is one the log keeps (decisions at the door,
+    /// and unlocks).
+    pub fn audit_event(&self) -> Option<super::audit::NewEvent> {
+        use super::audit::{Action, EventSource, NewEvent, Outcome};
+        match self {
+            Record::Decision {
+                verdict, quality, ..
+            } => {
+                let (outcome, person, score, reason) = match verdict {
+                    Verdict::Granted { person, score } => {
+                        (Outcome::Granted, Some(person), *score, None)
+                    }
+                    Verdict::Denied {
+                        person,
+                        score,
+                        reason,
+                    } => (Outcome::Denied, person.as_ref(), *score, Some(reason)),
+                    Verdict::Unknown { score } => (Outcome::Unknown, None, *score, None),
+                    _ => return None,
+                };
+                let mut e = NewEvent::new(Action::Access, outcome, EventSource::Door).score(score);
+                if let Some(p) = person {
+                    e = e.person(p.clone());
+                }
+                if let Some(r) = reason {
+                    e = e.reason(r.clone());
+                }
+                if let Some(q) = quality {
+                    e = e.quality(q.into());
+                }
+                Some(e)
+            }
+            Record::Door {
+                event: DoorEvent::Unlocked { by },
+                ..
+            } => {
+                let e = NewEvent::new(Action::Unlock, Outcome::Unlocked, EventSource::Door);
+                Some(match by {
+                    UnlockBy::Face { person } => e.person(person.clone()).reason("face"),
+                    UnlockBy::Remote => e.reason("remote"),
+                    UnlockBy::ExitButton => e.reason("exit button"),
+                })
+            }
+            Record::Door {
+                event: event @ (DoorEvent::Forced | DoorEvent::HeldOpen { .. }),
+                ..
+            } => Some(
+                NewEvent::new(Action::Access, Outcome::Denied, EventSource::Door).reason(
+                    match event {
+                        DoorEvent::Forced => "door forced open".to_owned(),
+                        _ => "door held open".to_owned(),
+                    },
+                ),
+            ),
+            Record::Door { .. } => None,
+        }
+    }
+}
+
 pub struct DaemonConfig {
     pub policy: PolicyConfig,
     pub door: DoorConfig,

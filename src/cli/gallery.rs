@@ -69,7 +69,7 @@ fn open(config: &Config, models: &Models) -> Result<Ctx> {
     Ok(Ctx { opened, threshold })
 }
 
-fn explain_open_error(e: GalleryError) -> anyhow::Error {
+pub fn explain_open_error(e: GalleryError) -> anyhow::Error {
     let text = e.to_string();
     if text.contains("could not acquire lock") || text.contains("WouldBlock") {
         anyhow::anyhow!(

@@ -93,12 +93,23 @@ pub fn run(config: &Config, args: RunArgs) -> Result<ExitCode> {
         opened.cache.path().display(),
         opened.cache.template_count()
     );
+    let audit_path = config.api.audit_path(opened.cache.path());
+    let audit = facegate::access::AuditLog::open(&audit_path, config.api.audit_max_events)
+        .with_context(|| format!("opening the audit log at {}", audit_path.display()))?;
     let log = std::thread::spawn(move || {
         for r in rx {
             match serde_json::to_string(&r) {
                 Ok(line) => println!("{line}"),
                 Err(e) => tracing::warn!(error = %e, "record"),
             }
+            if let Some(e) = r.audit_event()
+                && let Err(e) = audit.append(e)
+            {
+                tracing::error!(error = %e, "audit log");
+            }
+        }
+        if let Err(e) = audit.flush() {
+            tracing::error!(error = %e, "audit log");
         }
     });
     rt.block_on(async {

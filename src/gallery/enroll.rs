@@ -16,16 +16,50 @@ pub enum EnrollRejection {
     SeveralFaces { count: usize },
     #[error("face index {index} asked for, but only {count} faces found")]
     NoSuchFace { index: usize, count: usize },
+    #[error("face too small: eyes {eye_distance_px:.0} px apart, at least {min:.0} needed")]
+    TooSmall { eye_distance_px: f32, min: f32 },
+    #[error("head turned too far: about {yaw_deg:.0}° (limit {max:.0}°)")]
+    TooTurned { yaw_deg: f32, max: f32 },
+    #[error("head tilted too far: {roll_deg:.0}° (limit {max:.0}°)")]
+    TooTilted { roll_deg: f32, max: f32 },
     #[error("face not usable: {detail}")]
     Unusable { detail: String },
     #[error("face too blurred: sharpness {sharpness:.0}, at least {min:.0} needed")]
+    #[serde(rename = "too_blurred")]
     Blurred { sharpness: f32, min: f32 },
 }
 
 impl From<Rejection> for EnrollRejection {
     fn from(r: Rejection) -> Self {
-        EnrollRejection::Unusable {
-            detail: r.to_string(),
+        match r {
+            Rejection::TooSmall {
+                eye_distance_px,
+                min,
+            } => EnrollRejection::TooSmall {
+                eye_distance_px,
+                min,
+            },
+            Rejection::TooTurned { yaw_deg, max } => EnrollRejection::TooTurned { yaw_deg, max },
+            Rejection::TooTilted { roll_deg, max } => EnrollRejection::TooTilted { roll_deg, max },
+            Rejection::Degenerate => EnrollRejection::Unusable {
+                detail: r.to_string(),
+            },
+        }
+    }
+}
+
+impl EnrollRejection {
+    /// The machine-readable reason code (`"no_face"`, `"too_blurred"`, ...).
+    pub fn code(&self) -> &'static str {
+        match self {
+            EnrollRejection::NoFace => "no_face",
+            EnrollRejection::SeveralFaces { .. } => "several_faces",
+            EnrollRejection::NoSuchFace { .. } => "no_such_face",
+            EnrollRejection::TooSmall { .. } => "too_small",
+            EnrollRejection::TooTurned { .. } => "too_turned",
+            EnrollRejection::TooTilted { .. } => "too_tilted",
+            EnrollRejection::Unusable { .. } => "unusable",
+            EnrollRejection::Blurred { .. } => "too_blurred",
         }
     }
 }

@@ -1,0 +1,168 @@
+//! Every error the API answers: a real HTTP status and a JSON body `{error, detail, ...}`.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use crate::access::audit::AuditError;
+use crate::gallery::GalleryError;
+use crate::gallery::enroll::EnrollRejection;
+use crate::vision::VisionError;
+
+/// An error response. `error` is a short machine-readable code, `detail` says what happened
+/// and what to do; `extra` fields are merged into the body.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub error: &'static str,
+    pub detail: String,
+    pub extra: Map<String, Value>,
+    pub retry_after_s: Option<u64>,
+    pub www_authenticate: bool,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, error: &'static str, detail: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            error,
+            detail: detail.into(),
+            extra: Map::new(),
+            retry_after_s: None,
+            www_authenticate: false,
+        }
+    }
+
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> ApiError {
+        self.extra.insert(key.to_owned(), value.into());
+        self
+    }
+
+    pub fn retry_after(mut self, seconds: u64) -> ApiError {
+        self.retry_after_s = Some(seconds.max(1));
+        self
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", detail)
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", detail)
+    }
+
+    pub fn internal(detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail)
+    }
+
+    pub fn unauthorized(detail: impl Into<String>) -> ApiError {
+        let mut e = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", detail);
+        e.www_authenticate = true;
+        e
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", detail)
+    }
+
+    /// An enrollment or probe photo without a usable face: 422 with the reason code.
+    pub fn rejected(r: &EnrollRejection) -> ApiError {
+        let mut e = ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "face_rejected",
+            r.to_string(),
+        );
+        if let Ok(Value::Object(fields)) = serde_json::to_value(r) {
+            e.extra = fields;
+        }
+        e
+    }
+
+    pub fn body(&self) -> Value {
+        let mut body = Map::new();
+        body.insert("error".into(), json!(self.error));
+        body.insert("detail".into(), json!(self.detail));
+        for (k, v) in &self.extra {
+            body.insert(k.clone(), v.clone());
+        }
+        Value::Object(body)
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.error,
+            self.detail
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::warn!(status = self.status.as_u16(), error = self.error, detail = %self.detail, "request failed");
+        }
+        let mut r = (self.status, axum::Json(self.body())).into_response();
+        if let Some(s) = self.retry_after_s
+            && let Ok(v) = HeaderValue::from_str(&s.to_string())
+        {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        if self.www_authenticate {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"facegate\""),
+            );
+        }
+        r
+    }
+}
+
+impl From<GalleryError> for ApiError {
+    fn from(e: GalleryError) -> Self {
+        let text = e.to_string();
+        match e {
+            GalleryError::UnknownPerson(_) | GalleryError::UnknownTemplate(_) => {
+                ApiError::not_found(text)
+            }
+            GalleryError::PersonExists(_) => ApiError::new(StatusCode::CONFLICT, "conflict", text),
+            GalleryError::Invalid(_) | GalleryError::Dimension { .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", text)
+            }
+            GalleryError::Remote(_) | GalleryError::RemoteUnavailable(_) => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "central_gallery", text)
+            }
+            GalleryError::Storage { .. }
+            | GalleryError::ModelMismatch { .. }
+            | GalleryError::Corrupt(_) => ApiError::internal(text),
+        }
+    }
+}
+
+impl From<VisionError> for ApiError {
+    fn from(e: VisionError) -> Self {
+        let text = e.to_string();
+        match e {
+            VisionError::ImageTooLarge { .. } => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "image_too_large", text)
+            }
+            VisionError::Image { .. } => ApiError::new(StatusCode::BAD_REQUEST, "bad_image", text),
+            _ => ApiError::internal(text),
+        }
+    }
+}
+
+impl From<AuditError> for ApiError {
+    fn from(e: AuditError) -> Self {
+        match e {
+            AuditError::Invalid(m) => ApiError::bad_request(m),
+            other => ApiError::internal(other.to_string()),
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

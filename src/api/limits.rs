@@ -1,0 +1,220 @@
+//! Load limits: a bounded inference queue over a pool of pipelines, and a per-client rate limit.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::http::StatusCode;
+use tokio::sync::Semaphore;
+
+use super::error::{ApiError, ApiResult};
+use crate::vision::{Models, Pipeline, VisionParams};
+
+/// Runs image work on blocking threads, `slots` at a time, each with a pipeline of its own.
+/// At most `slots + queue_depth` requests are admitted at once; the next gets 503.
+pub struct Inference {
+    models: Arc<Models>,
+    params: VisionParams,
+    pool: Arc<Mutex<Vec<Pipeline>>>,
+    slots: Arc<Semaphore>,
+    admitted: Arc<AtomicUsize>,
+    capacity: usize,
+    n_slots: usize,
+}
+
+/// A place in the inference queue; released when dropped.
+pub struct Admission {
+    admitted: Arc<AtomicUsize>,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.admitted.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Inference {
+    pub fn new(
+        models: Arc<Models>,
+        params: VisionParams,
+        slots: usize,
+        queue_depth: usize,
+    ) -> Inference {
+        let slots = slots.max(1);
+        Inference {
+            models,
+            params,
+            pool: Arc::new(Mutex::new(Vec::new())),
+            slots: Arc::new(Semaphore::new(slots)),
+            admitted: Arc::new(AtomicUsize::new(0)),
+            capacity: slots + queue_depth,
+            n_slots: slots,
+        }
+    }
+
+    pub fn models(&self) -> &Models {
+        &self.models
+    }
+
+    pub fn slots(&self) -> usize {
+        self.n_slots
+    }
+
+    /// Requests admitted now (running or waiting).
+    pub fn in_flight(&self) -> usize {
+        self.admitted.load(Ordering::Acquire)
+    }
+
+    /// Take a place in the queue, or fail with 503 when it is full.
+    pub fn try_admit(&self) -> ApiResult<Admission> {
+        let ok = self
+            .admitted
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.capacity).then_some(n + 1)
+            })
+            .is_ok();
+        if ok {
+            Ok(Admission {
+                admitted: Arc::clone(&self.admitted),
+            })
+        } else {
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                format!(
+                    "all {} inference slots are busy and {} requests are already waiting; retry shortly",
+                    self.n_slots,
+                    self.capacity - self.n_slots
+                ),
+            )
+            .retry_after(1))
+        }
+    }
+
+    fn take(&self) -> ApiResult<Pipeline> {
+        let pooled = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match pooled {
+            Some(p) => Ok(p),
+            None => Pipeline::new(&self.models, self.params.clone()).map_err(ApiError::from),
+        }
+    }
+
+    /// Run `work` with a pipeline on a blocking thread once a slot is free. The slot, the
+    /// queue place and the pipeline stay with the thread until the work is done, even if the
+    /// client goes away: the slots bound the CPU work actually running.
+    pub async fn run<R, F>(&self, admission: Admission, work: F) -> ApiResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Pipeline) -> R + Send + 'static,
+    {
+        let permit = Arc::clone(&self.slots)
+            .acquire_owned()
+            .await
+            .map_err(|_| ApiError::internal("inference pool closed"))?;
+        let mut pipeline = self.take()?;
+        let pool = Arc::clone(&self.pool);
+        let joined = tokio::task::spawn_blocking(move || {
+            let r = work(&mut pipeline);
+            pool.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(pipeline);
+            drop(permit);
+            drop(admission);
+            r
+        })
+        .await;
+        // On a panic the pipeline is lost with the thread; the next request makes a new one.
+        joined.map_err(|e| ApiError::internal(format!("inference failed: {e}")))
+    }
+}
+
+/// Token buckets per client address.
+pub struct RateLimiter {
+    per_second: f64,
+    burst: f64,
+    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+}
+
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// Forget clients beyond this many (those whose buckets are full again go first).
+const MAX_CLIENTS: usize = 10_000;
+
+impl RateLimiter {
+    pub fn new(per_minute: u32, burst: u32) -> RateLimiter {
+        RateLimiter {
+            per_second: f64::from(per_minute.max(1)) / 60.0,
+            burst: f64::from(burst.max(1)),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Take one token for `client`, or fail with 429 and the seconds until one is back.
+    pub fn check(&self, client: IpAddr) -> ApiResult<()> {
+        self.check_at(client, Instant::now())
+    }
+
+    fn check_at(&self, client: IpAddr, now: Instant) -> ApiResult<()> {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if buckets.len() >= MAX_CLIENTS && !buckets.contains_key(&client) {
+            let (rate, burst) = (self.per_second, self.burst);
+            buckets.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < burst);
+            if buckets.len() >= MAX_CLIENTS {
+                buckets.clear();
+            }
+        }
+        let b = buckets.entry(client).or_insert(Bucket {
+            tokens: self.burst,
+            at: now,
+        });
+        b.tokens =
+            (b.tokens + now.duration_since(b.at).as_secs_f64() * self.per_second).min(self.burst);
+        b.at = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            Ok(())
+        } else {
+            let wait = ((1.0 - b.tokens) / self.per_second).ceil() as u64;
+            Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "too many verify/identify requests from this client (limit {:.0} per minute, bursts of {:.0}); retry in {wait} s",
+                    self.per_second * 60.0,
+                    self.burst
+                ),
+            )
+            .retry_after(wait))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn bucket_refills_at_the_rate() {
+        let r = RateLimiter::new(60, 2);
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let other: IpAddr = "10.0.0.2".parse().unwrap();
+        let t0 = Instant::now();
+        assert!(r.check_at(ip, t0).is_ok());
+        assert!(r.check_at(ip, t0).is_ok());
+        let e = r.check_at(ip, t0).unwrap_err();
+        assert_eq!(e.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(e.retry_after_s, Some(1));
+        assert!(
+            r.check_at(other, t0).is_ok(),
+            "clients have their own buckets"
+        );
+        assert!(r.check_at(ip, t0 + Duration::from_millis(1000)).is_ok());
+        assert!(r.check_at(ip, t0 + Duration::from_millis(1500)).is_err());
+    }
+}

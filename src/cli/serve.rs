@@ -1,0 +1,162 @@
+//! `facegate init`, `facegate token` and `facegate serve`.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use facegate::access::AuditLog;
+use facegate::api::auth::{generate_token, hash_token};
+use facegate::api::{self, Api, ApiParts};
+use facegate::config::{Config, default_toml};
+use facegate::gallery::{self, ModelTag};
+
+/// Write the documented default configuration with a new admin token's hash; print the token.
+pub fn init(path: &Path, force: bool) -> Result<ExitCode> {
+    if path.exists() && !force {
+        bail!(
+            "{} already exists; pass --force to replace it (its tokens stop working)",
+            path.display()
+        );
+    }
+    let token = generate_token()?;
+    let text = default_toml().replacen(
+        "admin_token_sha256 = \"\"",
+        &format!("admin_token_sha256 = \"{}\"", hash_token(&token)),
+        1,
+    );
+    // The written file must load, with the token in force.
+    let parsed = Config::parse(&text, path)?;
+    if parsed.api.admin_token_sha256.is_empty() {
+        bail!("internal error: the default configuration has no admin_token_sha256 line");
+    }
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    println!("wrote {}", path.display());
+    println!("admin token (shown only now; the configuration keeps only its SHA-256):");
+    println!("{token}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Print a new token and the configuration line with its hash.
+pub fn token(viewer: bool) -> Result<ExitCode> {
+    let token = generate_token()?;
+    let key = if viewer {
+        "viewer_token_sha256"
+    } else {
+        "admin_token_sha256"
+    };
+    println!("token: {token}");
+    println!("# paste into the [api] section of the configuration:");
+    println!("{key} = \"{}\"", hash_token(&token));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Serve the HTTP API without a camera or door until Ctrl-C / SIGTERM.
+pub fn serve(config: &Config, listen: Option<&str>) -> Result<ExitCode> {
+    if config.api.admin_token_sha256.is_empty() {
+        bail!(
+            "no admin token configured (api.admin_token_sha256 is empty): run `facegate init \
+             --config FILE` to write a configuration with one, then `facegate serve --config FILE`"
+        );
+    }
+    let addr: SocketAddr = match listen {
+        Some(a) => a
+            .parse()
+            .with_context(|| format!("--listen {a:?}: write it as IP:PORT"))?,
+        None => config.api.listen_addr().map_err(anyhow::Error::msg)?,
+    };
+    let tls = config
+        .api
+        .tls()
+        .map(|(cert, key)| api::tls::server_config(cert, key))
+        .transpose()?;
+    let models = Arc::new(crate::load_models(config, None)?);
+    let threshold = crate::threshold(config, &models)?;
+    let model = ModelTag::new(&models.embedder.name, models.dim());
+    let gallery_path = config.gallery.path();
+    let opened = gallery::open(&config.gallery, &config.milvus, &model, threshold)
+        .map_err(super::gallery::explain_open_error)
+        .with_context(|| format!("opening the gallery at {}", gallery_path.display()))?;
+    let audit_path = config.api.audit_path(&gallery_path);
+    let audit = Arc::new(
+        AuditLog::open(&audit_path, config.api.audit_max_events)
+            .with_context(|| format!("opening the audit log at {}", audit_path.display()))?,
+    );
+    let api = Api::new(
+        &config.api,
+        ApiParts {
+            gallery: Arc::clone(&opened.gallery),
+            audit: Arc::clone(&audit),
+            models,
+            vision: config.vision.params(),
+            threshold,
+            top_k: config.gallery.top_k,
+            max_image_pixels: config.vision.max_image_pixels,
+            door: None,
+        },
+    )?;
+    let slots = api.inference.slots();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        if let Some(tiered) = &opened.tiered {
+            tiered.spawn_sync();
+        }
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listening on {addr}"))?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        eprintln!(
+            "facegate API on {scheme}://{addr}/v1 (docs at /v1/docs; {slots} inference slot{}; gallery {}; no door: serve mode)",
+            if slots == 1 { "" } else { "s" },
+            gallery_path.display()
+        );
+        api::serve(listener, tls, Arc::new(api), shutdown_signal())
+            .await
+            .context("serving the API")?;
+        audit.flush()?;
+        eprintln!("facegate API stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
