@@ -137,8 +137,10 @@ fn udev_rules_cover_camera_gpio_i2c() {
         ("graphics", "video"),
     ] {
         assert!(
-            rules.iter().any(|r| r.contains(&format!("SUBSYSTEM==\"{subsystem}\""))
-                && r.contains(&format!("GROUP=\"{group}\""))),
+            rules
+                .iter()
+                .any(|r| r.contains(&format!("SUBSYSTEM==\"{subsystem}\""))
+                    && r.contains(&format!("GROUP=\"{group}\""))),
             "no rule for {subsystem} -> {group}"
         );
     }

@@ -69,9 +69,7 @@ fn read_trim(path: &Path) -> String {
 fn sim_line(line: u32) -> PathBuf {
     let dev = read_trim(&Path::new(SIM_CONFIG).join("dev_name"));
     let chip = read_trim(&Path::new(SIM_CONFIG).join("bank0/chip_name"));
-    PathBuf::from(format!(
-        "/sys/devices/platform/{dev}/{chip}/sim_gpio{line}"
-    ))
+    PathBuf::from(format!("/sys/devices/platform/{dev}/{chip}/sim_gpio{line}"))
 }
 
 fn sim_value(line: u32) -> bool {
@@ -180,7 +178,10 @@ fn door_contact_and_exit_button_read_gpio_sim_pulls() {
 
     sim_pull(DOOR, true);
     let t = wait_for(&mut hw, InputEvent::DoorOpened);
-    assert!(t >= Duration::from_millis(30), "debounce not applied: {t:?}");
+    assert!(
+        t >= Duration::from_millis(30),
+        "debounce not applied: {t:?}"
+    );
     assert_eq!(hw.inputs.door_closed(), Some(false));
     sim_pull(DOOR, false);
     wait_for(&mut hw, InputEvent::DoorClosed);
@@ -270,10 +271,7 @@ fn framebuffer_display_on_vfb_matches_the_reference_pngs() {
                 let inside =
                     x >= left && y >= top && x < left + 128 * scale && y < top + 64 * scale;
                 let want = if inside
-                    && reference
-                        .get_pixel((x - left) / scale, (y - top) / scale)
-                        .0[0]
-                        > 127
+                    && reference.get_pixel((x - left) / scale, (y - top) / scale).0[0] > 127
                 {
                     lit += 1;
                     on
@@ -348,7 +346,12 @@ impl LoopbackWriter {
                 let data = frames[i % frames.len()].as_raw();
                 // SAFETY: writes `data.len()` bytes from a live slice to an open descriptor.
                 let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
-                assert_eq!(n, data.len() as isize, "{}", std::io::Error::last_os_error());
+                assert_eq!(
+                    n,
+                    data.len() as isize,
+                    "{}",
+                    std::io::Error::last_os_error()
+                );
                 sent2.fetch_add(1, Ordering::Relaxed);
                 i += 1;
                 sleep(every);
@@ -397,7 +400,10 @@ fn v4l2_camera_reads_recorded_frames_from_v4l2loopback() {
     // Before the writer's first frame, the loopback device has no format to read.
     let start = Instant::now();
     while writer.sent() == 0 {
-        assert!(start.elapsed() < Duration::from_secs(10), "writer sent nothing");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "writer sent nothing"
+        );
         sleep(Duration::from_millis(10));
     }
     let mut cam = V4l2Source::open(&V4l2Params {
