@@ -17,6 +17,7 @@ mod error;
 pub mod inputs;
 pub mod pins;
 pub mod relay;
+pub mod systemd;
 pub mod time;
 pub mod wiegand;
 
