@@ -33,3 +33,46 @@ pub trait DoorControl: Send + Sync {
     /// Unlock for `seconds` (the door's configured default when `None`).
     async fn unlock(&self, seconds: Option<u32>) -> Result<DoorStatus, DoorError>;
 }
+
+/// The running door daemon (`facegate run`) as the API drives it.
+#[async_trait]
+impl DoorControl for crate::access::daemon::DoorHandle {
+    async fn status(&self) -> Result<DoorStatus, DoorError> {
+        Ok(door_status(self))
+    }
+
+    /// The daemon unlocks for its configured `hw.unlock_ms`; `seconds` is not supported yet.
+    async fn unlock(&self, seconds: Option<u32>) -> Result<DoorStatus, DoorError> {
+        if seconds.is_some() {
+            return Err(DoorError::Refused(
+                "this door unlocks for its configured hw.unlock_ms; omit `seconds`".into(),
+            ));
+        }
+        if !self.unlock_remote() {
+            return Err(DoorError::Failed("the door loop has stopped".into()));
+        }
+        // Let the door thread take the command (it polls every 10 ms).
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        Ok(door_status(self))
+    }
+}
+
+fn door_status(door: &crate::access::daemon::DoorHandle) -> DoorStatus {
+    use crate::access::door::LockState;
+    let s = door.status();
+    let unlocked = s.lock == LockState::Unlocked;
+    DoorStatus {
+        state: if s.forced {
+            "forced".into()
+        } else if s.held_open_alarm {
+            "held_open".into()
+        } else if unlocked {
+            "unlocked".into()
+        } else {
+            "locked".into()
+        },
+        unlocked,
+        unlocked_until_ms: None,
+        open: s.open,
+    }
+}

@@ -94,8 +94,46 @@ pub fn run(config: &Config, args: RunArgs) -> Result<ExitCode> {
         opened.cache.template_count()
     );
     let audit_path = config.api.audit_path(opened.cache.path());
-    let audit = facegate::access::AuditLog::open(&audit_path, config.api.audit_max_events)
-        .with_context(|| format!("opening the audit log at {}", audit_path.display()))?;
+    let audit = Arc::new(
+        facegate::access::AuditLog::open(&audit_path, config.api.audit_max_events)
+            .with_context(|| format!("opening the audit log at {}", audit_path.display()))?,
+    );
+    // The HTTP API, with this door attached, when an admin token is configured.
+    if config.api.admin_token_sha256.is_empty() {
+        eprintln!(
+            "facegate: no HTTP API (api.admin_token_sha256 is empty; `facegate init` sets one up)"
+        );
+    } else {
+        let addr = config.api.listen_addr().map_err(anyhow::Error::msg)?;
+        let tls = config
+            .api
+            .tls()
+            .map(|(cert, key)| facegate::api::tls::server_config(cert, key))
+            .transpose()?;
+        let api = facegate::api::Api::new(
+            &config.api,
+            facegate::api::ApiParts {
+                gallery: Arc::clone(&opened.gallery),
+                audit: Arc::clone(&audit),
+                models: Arc::new(models),
+                vision: config.vision.params(),
+                threshold,
+                top_k: config.gallery.top_k,
+                max_image_pixels: config.vision.max_image_pixels,
+                door: Some(Arc::new(running.door())),
+            },
+        )?;
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind(addr))
+            .with_context(|| format!("listening on {addr}"))?;
+        eprintln!("facegate: HTTP API on {addr}/v1, door attached");
+        rt.spawn(async move {
+            let never = std::future::pending::<()>();
+            if let Err(e) = facegate::api::serve(listener, tls, Arc::new(api), never).await {
+                tracing::error!(error = %e, "HTTP API stopped");
+            }
+        });
+    }
     let log = std::thread::spawn(move || {
         for r in rx {
             match serde_json::to_string(&r) {
