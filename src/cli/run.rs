@@ -150,6 +150,10 @@ pub fn run(config: &Config, args: RunArgs) -> Result<ExitCode> {
             tracing::error!(error = %e, "audit log");
         }
     });
+    // systemd (Type=notify): ready now; the watchdog is fed while the decision thread lives.
+    if let Err(e) = hw::systemd::notify_ready() {
+        tracing::warn!(error = %e, "sd_notify");
+    }
     rt.block_on(async {
         let ctrl_c = tokio::signal::ctrl_c();
         tokio::pin!(ctrl_c);
@@ -157,6 +161,11 @@ pub fn run(config: &Config, args: RunArgs) -> Result<ExitCode> {
             tokio::select! {
                 _ = &mut ctrl_c => break,
                 _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {
+                    if !running.camera_finished()
+                        && let Err(e) = hw::systemd::notify_watchdog()
+                    {
+                        tracing::warn!(error = %e, "sd_notify");
+                    }
                     if running.camera_finished() {
                         // Let a door opened by the last frames relock on time.
                         tokio::time::sleep(std::time::Duration::from_millis(unlock_ms + 100)).await;
@@ -166,6 +175,7 @@ pub fn run(config: &Config, args: RunArgs) -> Result<ExitCode> {
             }
         }
     });
+    let _ = hw::systemd::notify_stopping();
     running.stop();
     let _ = log.join();
     Ok(ExitCode::SUCCESS)
