@@ -293,7 +293,7 @@ mod tests {
         a.enabled = false;
         let v = pol.observe(&face("alice", 0.9), Some(&a), None, 0, T);
         assert!(
-            matches!(v, Verdict::Denied { ref reason, .. } if reason == "access disabled"),
+            matches!(v, Verdict::Denied { ref reason, .. } if reason == "person is disabled"),
             "{v:?}"
         );
         a.enabled = true;

@@ -10,13 +10,13 @@ use crate::gallery::record::{DAYS, parse_hhmm};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 #[serde(tag = "rule", rename_all = "snake_case")]
 pub enum Refusal {
-    #[error("access disabled")]
+    #[error("person is disabled")]
     Disabled,
-    #[error("access not valid yet")]
+    #[error("person is not valid yet")]
     NotYetValid { from_ms: i64 },
-    #[error("access expired")]
+    #[error("person's access has expired")]
     Expired { until_ms: i64 },
-    #[error("outside the weekly schedule")]
+    #[error("outside the person's weekly schedule")]
     OutsideSchedule,
 }
 
