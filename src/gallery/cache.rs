@@ -195,6 +195,13 @@ impl Cache {
         self.index.write().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// An outbox entry (its sequence number and encoded op) to write in a change's transaction.
+    fn outbox_entry(&self, op: Option<&Op>) -> Result<Option<(u64, Vec<u8>)>> {
+        let Some(op) = op else { return Ok(None) };
+        let seq = self.db.generate_id().map_err(|e| self.storage(e))?;
+        Ok(Some((seq, op.encode()?)))
+    }
+
     // ---- persons ----
 
     pub fn get_person(&self, id: &str) -> Result<Option<Person>> {
@@ -227,12 +234,11 @@ impl Cache {
     /// Store a person (insert or replace), with an optional outbox entry, durably.
     pub fn put_person(&self, person: &Person, op: Option<&Op>) -> Result<()> {
         let doc = person.to_json()?;
-        let entry = op.map(Op::encode).transpose()?;
-        let seq = self.db.generate_id().map_err(|e| self.storage(e))?;
+        let entry = self.outbox_entry(op)?;
         (&self.persons, &self.outbox)
             .transaction(|(p, o)| {
                 p.insert(person.id.as_bytes(), doc.as_slice())?;
-                if let Some(e) = &entry {
+                if let Some((seq, e)) = &entry {
                     o.insert(&seq.to_be_bytes(), e.as_slice())?;
                 }
                 Ok(())
@@ -245,8 +251,7 @@ impl Cache {
     /// remote tombstone) in the same transaction.
     pub fn remove_person(&self, id: &str, op: Option<&Op>) -> Result<Removed> {
         let ids = self.template_ids(id);
-        let entry = op.map(Op::encode).transpose()?;
-        let seq = self.db.generate_id().map_err(|e| self.storage(e))?;
+        let entry = self.outbox_entry(op)?;
         let stale = self.outbox_entries_for(id)?;
         let existed = (&self.persons, &self.templates, &self.outbox)
             .transaction(|(p, t, o)| {
@@ -257,7 +262,7 @@ impl Cache {
                 for s in &stale {
                     o.remove(&s.to_be_bytes())?;
                 }
-                if let Some(e) = &entry {
+                if let Some((seq, e)) = &entry {
                     o.insert(&seq.to_be_bytes(), e.as_slice())?;
                 }
                 Ok(existed)
@@ -327,12 +332,11 @@ impl Cache {
         for t in templates {
             batch.insert(&t.id.to_be_bytes(), t.encode());
         }
-        let entry = op.map(Op::encode).transpose()?;
-        let seq = self.db.generate_id().map_err(|e| self.storage(e))?;
+        let entry = self.outbox_entry(op)?;
         (&self.templates, &self.outbox)
             .transaction(|(t, o)| {
                 t.apply_batch(&batch)?;
-                if let Some(e) = &entry {
+                if let Some((seq, e)) = &entry {
                     o.insert(&seq.to_be_bytes(), e.as_slice())?;
                 }
                 Ok(())
@@ -349,18 +353,19 @@ impl Cache {
     /// Remove templates (those present), with an optional outbox entry. Returns how many
     /// were present.
     pub fn remove_templates(&self, ids: &[u64], op: Option<&Op>) -> Result<usize> {
-        let owners: Vec<(u64, String)> = ids
-            .iter()
-            .filter_map(|id| self.template(*id).ok().flatten().map(|t| (t.id, t.person)))
-            .collect();
-        let entry = op.map(Op::encode).transpose()?;
-        let seq = self.db.generate_id().map_err(|e| self.storage(e))?;
+        let mut owners: Vec<(u64, String)> = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(t) = self.template(*id)? {
+                owners.push((t.id, t.person));
+            }
+        }
+        let entry = self.outbox_entry(op)?;
         (&self.templates, &self.outbox)
             .transaction(|(t, o)| {
                 for (id, _) in &owners {
                     t.remove(&id.to_be_bytes())?;
                 }
-                if let Some(e) = &entry {
+                if let Some((seq, e)) = &entry {
                     o.insert(&seq.to_be_bytes(), e.as_slice())?;
                 }
                 Ok(())
