@@ -87,6 +87,7 @@ fn enrolled_people_are_admitted_and_nobody_else() {
         },
         top_k: 3,
         display_hold_ms: 300,
+        workers: 2,
     };
     let gallery: Arc<dyn Gallery> = cache.clone();
     let mut running = daemon::start(

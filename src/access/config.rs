@@ -21,6 +21,11 @@ cooldown_s = 5
 anti_passback_s = 0
 # A door open longer than this raises a held-open alarm (needs a door contact, see [hw]).
 held_open_s = 30
+# Recognition workers: threads that each take the newest camera frame and look at it (detect,
+# align, embed, search the gallery). With two, the next frame is being looked at while the
+# last is still in the network, so more frames per second are seen on a multi-core board; the
+# latency of one frame stays that of one look. 0 = one per CPU core, at most 4. 1..=16.
+workers = 0
 "#;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -31,12 +36,14 @@ pub struct AccessConfig {
     pub cooldown_s: u64,
     pub anti_passback_s: u64,
     pub held_open_s: u64,
+    pub workers: usize,
 }
 
 impl Default for AccessConfig {
     fn default() -> Self {
         AccessConfig {
             frames: 3,
+            workers: 0,
             reject_threshold: 0.30,
             cooldown_s: 5,
             anti_passback_s: 0,
@@ -62,6 +69,12 @@ impl AccessConfig {
                 self.cooldown_s
             ));
         }
+        if self.workers > 16 {
+            return Err(format!(
+                "access.workers = {} is over 16 (0 = one per CPU core)",
+                self.workers
+            ));
+        }
         if self.held_open_s == 0 || self.held_open_s > 86_400 {
             return Err(format!(
                 "access.held_open_s = {} is outside 1..86400",
@@ -69,6 +82,14 @@ impl AccessConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The number of recognition workers: `workers`, or for 0 one per CPU core (at most 4).
+    pub fn worker_count(&self) -> usize {
+        if self.workers > 0 {
+            return self.workers;
+        }
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
     }
 
     /// The policy's settings; `accept` is the recognition threshold.

@@ -6,7 +6,7 @@
 //! exit button), which reacts to a grant as soon as it is sent. Every decision and door event
 //! goes to an [`mpsc::Sender<Record>`] for the audit log.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -118,6 +118,8 @@ pub struct DaemonConfig {
     pub top_k: usize,
     /// How long a granted / denied screen stays before the display returns to idle.
     pub display_hold_ms: u64,
+    /// Recognition workers (at least 1): threads that each look at the newest frame.
+    pub workers: usize,
 }
 
 /// Remote control of a running door (the HTTP API's door endpoints use it).
@@ -146,11 +148,18 @@ pub struct Running {
     decide: Option<JoinHandle<()>>,
     door_thread: Option<JoinHandle<()>>,
     capture: Option<crate::camera::CaptureHandle>,
+    decided: Arc<AtomicU64>,
 }
 
 impl Running {
     pub fn door(&self) -> DoorHandle {
         self.door.clone()
+    }
+
+    /// Frames looked at by the decision thread so far (those the camera delivered while it
+    /// was busy were dropped, newest frame first).
+    pub fn frames_decided(&self) -> u64 {
+        self.decided.load(Ordering::Relaxed)
     }
 
     /// The camera has no more frames (a recorded source that does not loop, or a fatal error).
@@ -195,8 +204,12 @@ pub fn start<S: FrameSource + 'static>(
     config: DaemonConfig,
     records: mpsc::Sender<Record>,
 ) -> Result<Running, DaemonError> {
-    let pipeline = Pipeline::new(models, params)?;
+    let workers = config.workers.max(1);
+    let pipelines = (0..workers)
+        .map(|_| Pipeline::new(models, params.clone()))
+        .collect::<Result<Vec<_>, _>>()?;
     let (capture, frames) = spawn_capture(camera)?;
+    let frames = Arc::new(frames);
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, rx) = mpsc::channel();
     let has_contact = hw.inputs.door_closed().is_some();
@@ -216,20 +229,66 @@ pub fn start<S: FrameSource + 'static>(
             .spawn(move || door_loop(door, relay, inputs, rx, status, records, stop))
             .map_err(|e| DaemonError::Thread("door", e))?
     };
+
+    // The recognition workers: each takes the newest frame, looks at it and hands the result
+    // to the decision thread; with two or more, the next frame is being looked at while the
+    // last is still in the network.
+    let decided = Arc::new(AtomicU64::new(0));
+    let (looks_tx, looks) = mpsc::channel::<Looked>();
+    for (i, pipeline) in pipelines.into_iter().enumerate() {
+        let mut w = Worker {
+            pipeline,
+            gallery: Arc::clone(&gallery),
+            rt: rt.clone(),
+            top_k: config.top_k,
+            accept: config.policy.accept,
+        };
+        let (stop, frames, looks_tx, decided) = (
+            Arc::clone(&stop),
+            Arc::clone(&frames),
+            looks_tx.clone(),
+            Arc::clone(&decided),
+        );
+        std::thread::Builder::new()
+            .name(format!("recognise-{i}"))
+            .spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    match frames.recv_timeout(Duration::from_millis(200)) {
+                        Ok(Some(frame)) => {
+                            let look = w.look(&frame.image);
+                            decided.fetch_add(1, Ordering::Relaxed);
+                            let sent = looks_tx.send(Looked {
+                                seq: frame.seq,
+                                captured: frame.captured,
+                                look,
+                            });
+                            if sent.is_err() {
+                                break;
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            tracing::info!(reason = %e, "camera finished");
+                            break;
+                        }
+                    }
+                }
+            })
+            .map_err(|e| DaemonError::Thread("recognition", e))?;
+    }
+    drop(looks_tx);
+
     let decide = {
         let stop = Arc::clone(&stop);
         let tx = tx.clone();
         let mut d = Decider {
-            pipeline,
-            gallery,
-            rt,
             policy: Policy::new(config.policy),
             display,
             wiegand,
             shown: None,
             hold_until: None,
             hold_ms: config.display_hold_ms,
-            top_k: config.top_k,
+            last_seq: 0,
         };
         std::thread::Builder::new()
             .name("decide".into())
@@ -243,15 +302,11 @@ pub fn start<S: FrameSource + 'static>(
                     {
                         d.show(Screen::CameraLost, false);
                     }
-                    match frames.recv_timeout(Duration::from_millis(200)) {
-                        Ok(Some(frame)) => {
-                            d.frame(&frame.image, frame.captured, frame.seq, &tx, &records)
-                        }
-                        Ok(None) => d.idle(),
-                        Err(e) => {
-                            tracing::info!(reason = %e, "camera finished");
-                            break;
-                        }
+                    match looks.recv_timeout(Duration::from_millis(200)) {
+                        Ok(l) => d.decide(l, &tx, &records),
+                        Err(mpsc::RecvTimeoutError::Timeout) => d.idle(),
+                        // Every worker ended: the camera has no more frames.
+                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
                     }
                 }
             })
@@ -263,20 +318,96 @@ pub fn start<S: FrameSource + 'static>(
         decide: Some(decide),
         door_thread: Some(door_thread),
         capture: Some(capture),
+        decided,
     })
 }
 
-struct Decider {
+/// What a recognition worker saw in one frame.
+struct Looked {
+    seq: u64,
+    captured: Instant,
+    look: Result<Look, String>,
+}
+
+/// What the largest face in a frame shows.
+struct Look {
+    /// `None` when a face is there but cannot be judged (too turned, too small).
+    seen: Option<Seen>,
+    quality: Option<Quality>,
+    /// The best match's record, when it reaches the accept threshold.
+    record: Option<crate::gallery::Person>,
+    /// Why the gallery refuses to decide (e.g. offline too long).
+    refuse: Option<String>,
+}
+
+/// A recognition worker: vision and gallery on one frame at a time.
+struct Worker {
     pipeline: Pipeline,
     gallery: Arc<dyn Gallery>,
     rt: tokio::runtime::Handle,
+    top_k: usize,
+    accept: f32,
+}
+
+impl Worker {
+    fn look(&mut self, img: &image::RgbImage) -> Result<Look, String> {
+        let dets = self.pipeline.detect(img).map_err(|e| e.to_string())?;
+        let Some(det) = dets.first() else {
+            return Ok(Look {
+                seen: Some(Seen::NoFace),
+                quality: None,
+                record: None,
+                refuse: None,
+            });
+        };
+        let face = self
+            .pipeline
+            .describe(img, det)
+            .map_err(|e| e.to_string())?;
+        let Ok(embedding) = &face.embedding else {
+            return Ok(Look {
+                seen: None,
+                quality: Some(face.quality),
+                record: None,
+                refuse: None,
+            });
+        };
+        let ident = self
+            .rt
+            .block_on(self.gallery.identify(&embedding.0, self.top_k))
+            .map_err(|e| e.to_string())?;
+        let best = ident.candidates.first();
+        let record = match best {
+            Some(m) if m.score >= self.accept => self
+                .rt
+                .block_on(self.gallery.person(&m.person))
+                .map_err(|e| e.to_string())?,
+            _ => None,
+        };
+        Ok(Look {
+            seen: Some(Seen::Face {
+                person: best.map(|m| m.person.clone()),
+                score: best.map_or(-1.0, |m| m.score),
+            }),
+            quality: Some(face.quality),
+            record,
+            refuse: ident.refuse,
+        })
+    }
+}
+
+/// The decision thread: the policy over the workers' looks, in frame order, then the door,
+/// the display, Wiegand and the audit records.
+struct Decider {
     policy: Policy,
     display: Box<dyn StatusDisplay>,
     wiegand: Option<Box<dyn CardOutput>>,
     shown: Option<Screen>,
     hold_until: Option<Instant>,
     hold_ms: u64,
-    top_k: usize,
+    /// The newest frame decided on: a worker that finishes an older frame after a newer one
+    /// was decided is too late, and its look is dropped (the newest frame wins).
+    last_seq: u64,
 }
 
 impl Decider {
@@ -300,16 +431,29 @@ impl Decider {
         self.show(Screen::Idle, false);
     }
 
-    fn frame(
+    fn decide(
         &mut self,
-        img: &image::RgbImage,
-        captured: Instant,
-        seq: u64,
+        looked: Looked,
         door: &mpsc::Sender<(DoorInput, Option<Instant>)>,
         records: &mpsc::Sender<Record>,
     ) {
+        let Looked {
+            seq,
+            captured,
+            look,
+        } = looked;
+        if seq <= self.last_seq {
+            tracing::trace!(frame = seq, newest = self.last_seq, "late look dropped");
+            return;
+        }
+        self.last_seq = seq;
         let now = now_ms();
-        let (seen, quality, record, refuse) = match self.look(img) {
+        let Look {
+            seen,
+            quality,
+            record,
+            refuse,
+        } = match look {
             Ok(v) => v,
             Err(e) => {
                 tracing::warn!(error = %e, frame = seq, "frame skipped");
@@ -384,50 +528,6 @@ impl Decider {
                 frame: seq,
             });
         }
-    }
-
-    /// What the largest face shows: `None` when a face is there but cannot be judged.
-    #[allow(clippy::type_complexity)]
-    fn look(
-        &mut self,
-        img: &image::RgbImage,
-    ) -> Result<
-        (
-            Option<Seen>,
-            Option<Quality>,
-            Option<crate::gallery::Person>,
-            Option<String>,
-        ),
-        String,
-    > {
-        let dets = self.pipeline.detect(img).map_err(|e| e.to_string())?;
-        let Some(det) = dets.first() else {
-            return Ok((Some(Seen::NoFace), None, None, None));
-        };
-        let face = self
-            .pipeline
-            .describe(img, det)
-            .map_err(|e| e.to_string())?;
-        let Ok(embedding) = &face.embedding else {
-            return Ok((None, Some(face.quality), None, None));
-        };
-        let ident = self
-            .rt
-            .block_on(self.gallery.identify(&embedding.0, self.top_k))
-            .map_err(|e| e.to_string())?;
-        let best = ident.candidates.first();
-        let record = match best {
-            Some(m) if m.score >= self.policy.config().accept => self
-                .rt
-                .block_on(self.gallery.person(&m.person))
-                .map_err(|e| e.to_string())?,
-            _ => None,
-        };
-        let seen = Seen::Face {
-            person: best.map(|m| m.person.clone()),
-            score: best.map_or(-1.0, |m| m.score),
-        };
-        Ok((Some(seen), Some(face.quality), record, ident.refuse))
     }
 }
 

@@ -85,6 +85,7 @@ pub fn run(config: &Config, args: RunArgs) -> Result<ExitCode> {
             door: config.access.door(unlock_ms),
             top_k: config.gallery.top_k,
             display_hold_ms: 2000,
+            workers: config.access.worker_count(),
         },
         tx,
     )?;

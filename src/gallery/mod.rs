@@ -17,6 +17,7 @@ pub mod milvus;
 pub mod outbox;
 pub mod record;
 pub mod remote;
+pub mod synth;
 pub mod tiered;
 
 use std::sync::Arc;

@@ -1,0 +1,251 @@
+//! The door loop under load: frames per second sustained, and latency from frame capture to
+//! the relay edge, with a 10k-person gallery. A bench binary (not criterion: the daemon's
+//! threads run for seconds at a time and the figures are rates and percentiles).
+//!
+//!   cargo bench --bench door                          # 20 s per scenario
+//!   FACEGATE_BENCH_SECS=60 cargo bench --bench door   # longer runs
+//!
+//! What runs is the daemon of `facegate run` (`access::daemon::start`): the recorded camera
+//! (JPEG decode on the capture thread, newest-frame mailbox), the default vision settings and
+//! models, the sled cache with 10 000 synthetic persons plus the two people of the bundled
+//! frames (`frames/`), the policy (3 agreeing frames, no cooldown so every third frame of a
+//! face is a grant), the door thread and the in-memory relay pin, a stand-in for GPIO that
+//! records every edge. The relay latency is measured by the door thread from the capture
+//! instant of the deciding frame to the relay write.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use facegate::access::daemon::{self, DaemonConfig, Record};
+use facegate::access::door::{DoorConfig, DoorEvent, UnlockBy};
+use facegate::access::policy::PolicyConfig;
+use facegate::camera::RecordedSource;
+use facegate::config::Config;
+use facegate::gallery::{Cache, Gallery, ModelTag, NewPerson};
+use facegate::hw::{Hardware, HwConfig};
+use facegate::vision::{Models, Pipeline, frame};
+
+const GALLERY: usize = 10_000;
+
+struct Outcome {
+    fps: f64,
+    camera_fps: f64,
+    grants: usize,
+    relay_ms: Vec<f64>,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i]
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing: then run briefly
+    // as a smoke test.
+    let benching = std::env::args().any(|a| a == "--bench");
+    let secs: f64 = std::env::var("FACEGATE_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if benching { 20.0 } else { 2.0 });
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let config = Config::default();
+    let models = Models::load(
+        &repo.join("models"),
+        &config.vision.detector,
+        config.vision.embedder_name(),
+    )
+    .expect("the bundled models load");
+    let threshold = models
+        .recommended_threshold()
+        .expect("the default embedder's card has a threshold");
+    let params = config.vision.params();
+
+    let dir = std::env::temp_dir().join(format!("facegate-bench-door-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let cache = Arc::new(
+        Cache::open(
+            &dir.join("gallery"),
+            &ModelTag::new(&models.embedder.name, models.dim()),
+        )
+        .expect("gallery"),
+    );
+    let t = Instant::now();
+    facegate::gallery::synth::fill(&cache, GALLERY, 42).expect("synthetic gallery");
+    let mut pipeline = Pipeline::new(&models, params.clone()).expect("pipeline");
+    let frames = repo.join("frames");
+    for (id, photo) in [
+        ("person-a", "01_person_a.jpg"),
+        ("person-b", "09_person_b.jpg"),
+    ] {
+        let img = frame::read_image(&frames.join(photo), frame::DEFAULT_MAX_PIXELS).expect(photo);
+        let face = pipeline
+            .analyse(&img)
+            .expect(photo)
+            .into_iter()
+            .next()
+            .expect("a face");
+        let e = face.embedding.expect("an embedding");
+        rt.block_on(async {
+            cache
+                .create_person(NewPerson {
+                    id: Some(id.into()),
+                    name: id.into(),
+                    ..NewPerson::default()
+                })
+                .await
+                .expect("person");
+            cache.add_templates(id, vec![e.0]).await.expect("template");
+        });
+    }
+    drop(pipeline);
+    println!(
+        "gallery: {} templates ({} synthetic + 2 people from frames/) in {:.1} s; {} s per scenario; models {} + {}",
+        cache.template_count(),
+        GALLERY,
+        t.elapsed().as_secs_f64(),
+        secs,
+        models.detector.name,
+        models.embedder.name
+    );
+
+    // Scenario folders: person A alone (a face in every frame, the costly case), and the
+    // bundled visits (faces, empty scene, two people), each bundled frame held for 6 camera
+    // frames (0.2 s at 30 fps) so that a visit lasts long enough to be decided.
+    let face_only = dir.join("face-only");
+    let visits = dir.join("visits");
+    std::fs::create_dir_all(&face_only).expect("mkdir");
+    std::fs::create_dir_all(&visits).expect("mkdir");
+    for i in 1..=5 {
+        let name = format!("0{i}_person_a.jpg");
+        std::fs::copy(frames.join(&name), face_only.join(&name)).expect("copy");
+    }
+    let mut bundled: Vec<PathBuf> = std::fs::read_dir(&frames)
+        .expect("frames/")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "jpg"))
+        .collect();
+    bundled.sort();
+    for (i, src) in bundled.iter().enumerate() {
+        for k in 0..6 {
+            std::fs::copy(src, visits.join(format!("{i:02}-{k}.jpg"))).expect("copy");
+        }
+    }
+
+    println!(
+        "{:<24} {:>7} {:>8} {:>10} {:>7} {:>10} {:>10} {:>10}",
+        "scenario", "workers", "camera", "decided", "grants", "relay p50", "relay p99", "relay max"
+    );
+    for (label, folder, camera_fps, workers) in [
+        ("face in every frame", face_only.as_path(), 30.0, 1),
+        ("face in every frame", face_only.as_path(), 30.0, 2),
+        ("face in every frame", face_only.as_path(), 60.0, 2),
+        ("bundled visits (mixed)", visits.as_path(), 30.0, 2),
+    ] {
+        let o = scenario(
+            &models, &params, threshold, &cache, &rt, folder, camera_fps, workers, secs,
+        );
+        let mut lat = o.relay_ms.clone();
+        lat.sort_by(f64::total_cmp);
+        println!(
+            "{:<24} {:>7} {:>6.1}/s {:>8.1}/s {:>7} {:>7.1} ms {:>7.1} ms {:>7.1} ms",
+            label,
+            workers,
+            o.camera_fps,
+            o.fps,
+            o.grants,
+            percentile(&lat, 0.5),
+            percentile(&lat, 0.99),
+            lat.last().copied().unwrap_or(f64::NAN)
+        );
+        assert!(o.fps > 0.0, "{label}: no frame decided");
+        assert!(o.grants > 0, "{label}: nobody was admitted");
+    }
+    drop(cache);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn scenario(
+    models: &Models,
+    params: &facegate::vision::VisionParams,
+    threshold: f32,
+    cache: &Arc<Cache>,
+    rt: &tokio::runtime::Runtime,
+    folder: &Path,
+    camera_fps: f32,
+    workers: usize,
+    secs: f64,
+) -> Outcome {
+    let camera = RecordedSource::open(folder, camera_fps, true).expect("recorded frames");
+    let (hw, _memory) = Hardware::memory(&HwConfig::default()).expect("in-memory hardware");
+    let (tx, rx) = mpsc::channel();
+    let gallery: Arc<dyn Gallery> = cache.clone();
+    let running = daemon::start(
+        models,
+        params.clone(),
+        gallery,
+        rt.handle().clone(),
+        hw,
+        camera,
+        None,
+        DaemonConfig {
+            policy: PolicyConfig {
+                accept: threshold,
+                reject: threshold.min(0.30),
+                frames: 3,
+                cooldown_ms: 0,
+                anti_passback_ms: 0,
+            },
+            door: DoorConfig {
+                // Shorter than three frames, so every grant makes a fresh relay edge.
+                unlock_ms: 30,
+                held_open_ms: 30_000,
+            },
+            top_k: 3,
+            display_hold_ms: 0,
+            workers,
+        },
+        tx,
+    )
+    .expect("daemon");
+    // Warm up (first inferences allocate), then measure.
+    std::thread::sleep(Duration::from_secs(1));
+    let _: Vec<Record> = rx.try_iter().collect();
+    let start_frames = running.frames_decided();
+    let start = Instant::now();
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    let decided = running.frames_decided() - start_frames;
+    let elapsed = start.elapsed().as_secs_f64();
+    running.stop();
+    let mut relay_ms = Vec::new();
+    let mut grants = 0;
+    for r in rx.try_iter() {
+        if let Record::Door {
+            event: DoorEvent::Unlocked {
+                by: UnlockBy::Face { .. },
+            },
+            latency_ms,
+            ..
+        } = r
+        {
+            grants += 1;
+            relay_ms.extend(latency_ms);
+        }
+    }
+    Outcome {
+        fps: decided as f64 / elapsed,
+        camera_fps: f64::from(camera_fps),
+        grants,
+        relay_ms,
+    }
+}
