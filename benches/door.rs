@@ -214,6 +214,7 @@ fn scenario(
             top_k: 3,
             display_hold_ms: 0,
             workers,
+            save_face_crops: false,
         },
         tx,
     )

@@ -94,6 +94,9 @@ enum Command {
     /// Run the door: camera → recognition → decision → relay and display, until Ctrl-C.
     /// Prints every decision and door event as a JSON line.
     Run(cli::run::RunArgs),
+    /// The audit log: access decisions, unlocks, enrollments, deletions, filtered by time,
+    /// person and outcome (oldest first, local time).
+    Events(cli::events::EventsArgs),
     /// Manage the gallery of enrolled persons (local cache, and Milvus when configured).
     #[command(subcommand)]
     Gallery(cli::gallery::GalleryCommand),
@@ -237,6 +240,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         ),
         Command::Gallery(cmd) => cli::gallery::run(&config, cmd),
         Command::Run(args) => cli::run::run(&config, args),
+        Command::Events(args) => cli::events::run(&config, args),
         Command::Enroll {
             dir,
             allow_duplicate,

@@ -1014,6 +1014,63 @@ async fn the_openapi_document_lists_every_route_the_router_serves() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_face_crop_is_served_as_jpeg_to_the_admin_token_only() {
+    use facegate::access::{Action, EventSource, NewEvent, Outcome};
+    let s = Server::start("api-face-crop", Options::default()).await;
+    let jpeg = fixture_bytes("obama_1.jpg");
+    let with = s
+        .api
+        .audit
+        .append(
+            NewEvent::new(Action::Access, Outcome::Granted, EventSource::Door)
+                .person("obama")
+                .face_jpeg(jpeg.clone()),
+        )
+        .unwrap();
+    let without = s
+        .api
+        .audit
+        .append(NewEvent::new(
+            Action::Access,
+            Outcome::Unknown,
+            EventSource::Door,
+        ))
+        .unwrap();
+    let path = format!("/v1/events/{}/face", with.id);
+    let r = s.get(&path).bearer_auth(&s.admin).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "image/jpeg");
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), jpeg.as_slice());
+    // Biometric data: not for the viewer token, nor without one.
+    let (status, body) = json(s.get(&path).bearer_auth(&s.viewer).send().await.unwrap()).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(s.get(&path).send().await.unwrap().status(), 401);
+    // No crop, no event, not a number.
+    for (p, want) in [
+        (format!("/v1/events/{}/face", without.id), 404),
+        ("/v1/events/987654321/face".to_owned(), 404),
+        ("/v1/events/abc/face".to_owned(), 400),
+    ] {
+        let (status, body) = json(s.get(&p).bearer_auth(&s.admin).send().await.unwrap()).await;
+        assert_eq!(status, want, "{p}: {body}");
+        assert!(body["detail"].is_string(), "{p}: {body}");
+    }
+    // The event list says which events have one.
+    let listed = events(&s, "source=door").await;
+    let flag = |id: u64| {
+        listed
+            .iter()
+            .find(|e| e["id"] == id)
+            .map(|e| e["face_crop"].clone())
+            .unwrap()
+    };
+    assert_eq!(flag(with.id), true);
+    assert_eq!(flag(without.id), Value::Null);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_with_a_self_signed_certificate() {
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     let dir = common::tmpdir("api-tls-cert");

@@ -1,6 +1,8 @@
 //! The door loop end to end on the host: three people enrolled from ../shared/faces, a recorded
 //! camera replaying visits of them and of two people not enrolled, the in-memory relay pin
-//! (a stand-in for GPIO that records every edge) and the in-memory PNG display.
+//! (a stand-in for GPIO that records every edge) and the in-memory PNG display. Then the
+//! offline screen (a tiered gallery whose central store cannot be reached) and face crops in
+//! the audit log, with the bundled fixture photos.
 
 mod common;
 
@@ -9,11 +11,21 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use async_trait::async_trait;
 use facegate::access::daemon::{self, DaemonConfig, Record};
 use facegate::access::door::{DoorConfig, DoorEvent, UnlockBy};
 use facegate::access::policy::{PolicyConfig, Verdict};
+use facegate::access::{AuditLog, EventFilter};
 use facegate::camera::RecordedSource;
-use facegate::gallery::{Cache, Gallery, ModelTag, NewPerson};
+use facegate::gallery::milvus::MilvusStore;
+use facegate::gallery::remote::{Changes, RemoteStore};
+use facegate::gallery::{
+    Cache, Gallery, GalleryError, Match, MilvusConfig, ModelTag, NewPerson, Person, Template,
+    Tiered,
+};
 use facegate::hw::{Hardware, HwConfig, Screen};
 use facegate::vision::VisionParams;
 
@@ -88,6 +100,7 @@ fn enrolled_people_are_admitted_and_nobody_else() {
         top_k: 3,
         display_hold_ms: 300,
         workers: 2,
+        save_face_crops: false,
     };
     let gallery: Arc<dyn Gallery> = cache.clone();
     let mut running = daemon::start(
@@ -191,6 +204,293 @@ fn enrolled_people_are_admitted_and_nobody_else() {
             eprintln!("frame capture to relay edge: {l:.1} ms");
         }
     }
+    drop(cache);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn door_config(save_face_crops: bool) -> DaemonConfig {
+    DaemonConfig {
+        policy: PolicyConfig {
+            accept: THRESHOLD,
+            reject: 0.30,
+            frames: 3,
+            cooldown_ms: 60_000,
+            anti_passback_ms: 0,
+        },
+        door: DoorConfig {
+            unlock_ms: 200,
+            held_open_ms: 30_000,
+        },
+        top_k: 3,
+        display_hold_ms: 300,
+        workers: 2,
+        save_face_crops,
+    }
+}
+
+/// A sled cache with Obama enrolled from the bundled obama_1.jpg.
+fn cache_with_obama(dir: &Path, rt: &tokio::runtime::Runtime) -> Arc<Cache> {
+    let mut p = common::pipeline();
+    let cache =
+        Arc::new(Cache::open(&dir.join("gallery"), &ModelTag::new("mobilefacenet", 192)).unwrap());
+    let e = common::embed_largest(&mut p, &common::fixture("obama_1.jpg"));
+    rt.block_on(async {
+        cache
+            .create_person(NewPerson {
+                id: Some("obama".into()),
+                name: "Barack Obama".into(),
+                ..NewPerson::default()
+            })
+            .await
+            .unwrap();
+        cache.add_templates("obama", vec![e.0]).await.unwrap();
+    });
+    cache
+}
+
+/// A folder of frames: each (fixture, count) in order.
+fn frames(dir: &Path, plan: &[(&str, usize)]) -> std::path::PathBuf {
+    let frames = dir.join("frames");
+    std::fs::create_dir_all(&frames).unwrap();
+    let mut n = 0;
+    for (name, count) in plan {
+        for _ in 0..*count {
+            std::fs::copy(common::fixture(name), frames.join(format!("{n:04}.jpg"))).unwrap();
+            n += 1;
+        }
+    }
+    frames
+}
+
+/// A free loopback port with nothing listening on it.
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+#[test]
+fn offline_screen_while_milvus_is_unreachable_and_face_crops_in_the_audit_log() {
+    let dir = common::tmpdir("door-offline");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let cache = cache_with_obama(&dir, &rt);
+    // The real Milvus client, pointed at a port where nothing listens.
+    let milvus = MilvusConfig {
+        url: format!("http://127.0.0.1:{}", closed_port()),
+        write_timeout_ms: 2000,
+        ..MilvusConfig::default()
+    };
+    let model = ModelTag::new("mobilefacenet", 192);
+    let remote = Arc::new(MilvusStore::new(&milvus, &model));
+    let tiered = Arc::new(Tiered::new(Arc::clone(&cache), remote, &milvus, THRESHOLD));
+    assert_eq!(tiered.online(), None, "not asked yet");
+    let sync = rt.block_on(tiered.sync());
+    assert!(sync.is_err(), "{sync:?}");
+    assert_eq!(tiered.online(), Some(false));
+
+    // An empty scene, Obama at the door, the empty scene again.
+    let frames = frames(
+        &dir,
+        &[
+            ("no_face_coffee.jpg", 3),
+            ("obama_2.jpg", 6),
+            ("no_face_coffee.jpg", 6),
+        ],
+    );
+    let camera = RecordedSource::open(&frames, 4.0, false).unwrap();
+    let (hw, mem) = Hardware::memory(&HwConfig::default()).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let gallery: Arc<dyn Gallery> = tiered.clone();
+    let mut running = daemon::start(
+        common::models(),
+        VisionParams::default(),
+        gallery,
+        rt.handle().clone(),
+        hw,
+        camera,
+        None,
+        door_config(true),
+        tx,
+    )
+    .unwrap();
+    running.wait_camera_end();
+    std::thread::sleep(Duration::from_millis(400));
+    running.stop();
+    let records: Vec<Record> = rx.try_iter().collect();
+
+    // Decided from the cache while offline, and the display said so around the grant.
+    let screens = mem.screens();
+    let granted = Screen::Granted {
+        name: "Barack Obama".into(),
+    };
+    let at = screens
+        .iter()
+        .position(|s| *s == granted)
+        .unwrap_or_else(|| panic!("no grant: {screens:?} {records:#?}"));
+    assert_eq!(screens.first(), Some(&Screen::Offline), "{screens:?}");
+    assert!(screens[at..].contains(&Screen::Offline), "{screens:?}");
+    assert_eq!(screens.last(), Some(&Screen::Offline), "{screens:?}");
+    assert!(!screens.contains(&Screen::Idle), "{screens:?}");
+    assert!(mem.relay.edges().iter().any(|e| e.high), "the door opened");
+
+    // save_face_crops: the deciding frame's aligned crop travels with the decision, and the
+    // audit log stores it as JPEG in the same step as the event.
+    let audit = AuditLog::open(&dir.join("audit"), 100).unwrap();
+    let mut stored = 0;
+    for r in &records {
+        if let Record::Decision { verdict, .. } = r {
+            let Some(new) = r.audit_event() else { continue };
+            let jpeg = new.face_jpeg.clone().expect("a crop with every decision");
+            let img = image::load_from_memory(&jpeg).unwrap().to_rgb8();
+            assert_eq!(img.dimensions(), (112, 112));
+            let e = audit.append(new).unwrap();
+            assert!(e.face_crop);
+            assert_eq!(audit.face_crop(e.id).unwrap(), Some(jpeg));
+            assert!(matches!(verdict, Verdict::Granted { .. }), "{verdict:?}");
+            stored += 1;
+        }
+    }
+    assert_eq!(stored, 1, "{records:#?}");
+    let page = audit.query(&EventFilter::default(), None, 10).unwrap();
+    assert!(page.events[0].face_crop);
+    drop(audit);
+    drop(tiered);
+    drop(cache);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A stand-in for the central store (not Milvus): answers or fails on demand.
+#[derive(Default)]
+struct TestOnlySwitchableRemote {
+    up: AtomicBool,
+}
+
+impl TestOnlySwitchableRemote {
+    fn check(&self) -> Result<(), GalleryError> {
+        if self.up.load(Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err(GalleryError::RemoteUnavailable(
+                "test stand-in is down".into(),
+            ))
+        }
+    }
+}
+
+#[async_trait]
+impl RemoteStore for TestOnlySwitchableRemote {
+    fn describe(&self) -> String {
+        "test-only switchable stand-in".into()
+    }
+    fn is_ready(&self) -> bool {
+        true
+    }
+    async fn connect(&self) -> Result<(), GalleryError> {
+        self.check()
+    }
+    async fn health(&self) -> Result<(), GalleryError> {
+        self.check()
+    }
+    async fn upsert_person(&self, _: &Person) -> Result<(), GalleryError> {
+        self.check()
+    }
+    async fn delete_person(&self, _: &str, _: &[u64], _: i64) -> Result<(), GalleryError> {
+        self.check()
+    }
+    async fn upsert_templates(&self, _: &[Template]) -> Result<(), GalleryError> {
+        self.check()
+    }
+    async fn delete_templates(&self, _: &[u64], _: i64) -> Result<(), GalleryError> {
+        self.check()
+    }
+    async fn search(&self, _: &[f32], _: usize) -> Result<Vec<Match>, GalleryError> {
+        self.check().map(|_| Vec::new())
+    }
+    async fn person(&self, _: &str) -> Result<Option<Person>, GalleryError> {
+        self.check().map(|_| None)
+    }
+    async fn person_templates(&self, _: &str) -> Result<Vec<Template>, GalleryError> {
+        self.check().map(|_| Vec::new())
+    }
+    async fn changes(&self, _: i64, _: i64, _: usize) -> Result<Option<Changes>, GalleryError> {
+        self.check().map(|_| Some(Changes::default()))
+    }
+    async fn count_templates(&self) -> Result<u64, GalleryError> {
+        self.check().map(|_| 0)
+    }
+}
+
+/// Poll until `f` holds, up to `timeout`.
+fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f()
+}
+
+#[test]
+fn the_offline_screen_gives_way_to_idle_when_the_central_store_is_back() {
+    let dir = common::tmpdir("door-online-again");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let cache =
+        Arc::new(Cache::open(&dir.join("gallery"), &ModelTag::new("mobilefacenet", 192)).unwrap());
+    let remote = Arc::new(TestOnlySwitchableRemote::default());
+    let config = MilvusConfig {
+        url: "http://test-only.invalid:19530".into(),
+        breaker_failures: 1,
+        breaker_cooldown_ms: 100,
+        ..MilvusConfig::default()
+    };
+    let tiered = Arc::new(Tiered::new(
+        Arc::clone(&cache),
+        remote.clone(),
+        &config,
+        THRESHOLD,
+    ));
+    assert!(rt.block_on(tiered.sync()).is_err());
+    assert_eq!(tiered.online(), Some(false));
+
+    // An empty scene on a loop, until stopped.
+    let frames = frames(&dir, &[("no_face_coffee.jpg", 2)]);
+    let camera = RecordedSource::open(&frames, 10.0, true).unwrap();
+    let (hw, mem) = Hardware::memory(&HwConfig::default()).unwrap();
+    let (tx, _rx) = mpsc::channel();
+    let gallery: Arc<dyn Gallery> = tiered.clone();
+    let running = daemon::start(
+        common::models(),
+        VisionParams::default(),
+        gallery,
+        rt.handle().clone(),
+        hw,
+        camera,
+        None,
+        door_config(false),
+        tx,
+    )
+    .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(20), || mem.screens().last()
+            == Some(&Screen::Offline)),
+        "{:?}",
+        mem.screens()
+    );
+    // The central store answers again: the next sync (after the breaker's cool-down) says so.
+    remote.up.store(true, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(150));
+    rt.block_on(tiered.sync())
+        .expect("sync with the store back");
+    assert_eq!(tiered.online(), Some(true));
+    let back = wait_until(Duration::from_secs(20), || {
+        mem.screens().last() == Some(&Screen::Idle)
+    });
+    running.stop();
+    let screens = mem.screens();
+    assert!(back, "{screens:?}");
+    assert_eq!(screens, vec![Screen::Offline, Screen::Idle]);
+    drop(tiered);
     drop(cache);
     let _ = std::fs::remove_dir_all(&dir);
 }

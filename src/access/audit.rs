@@ -2,12 +2,21 @@
 //!
 //! Events are keyed by `(time_ms, id)` (both big-endian), so a time range is one range scan
 //! and the oldest event is the first key. The log holds at most `max_events`: appending past
-//! that drops the oldest. Records name person ids only, never images or embeddings.
+//! that drops the oldest. Event records name person ids only, never images or embeddings.
+//!
+//! Optionally (`access.save_face_crops`, off by default) a door decision keeps the aligned face
+//! crop of its deciding frame as a JPEG: in the `face_crops` tree keyed by event id, written in
+//! the same transaction as the event, with an index by `(time_ms, id)` (`face_crop_times`) for
+//! the retention. A crop is deleted when it is older than [`CropRetention::max_age_ms`], when
+//! more than [`CropRetention::max_count`] are kept (oldest first), and with its event when the
+//! event log trims.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
@@ -129,6 +138,8 @@ pub struct NewEvent {
     pub score: Option<f32>,
     pub reason: Option<String>,
     pub quality: Option<FaceQuality>,
+    /// The aligned face crop as JPEG, stored with the event (door decisions, when enabled).
+    pub face_jpeg: Option<Vec<u8>>,
 }
 
 impl NewEvent {
@@ -142,6 +153,7 @@ impl NewEvent {
             score: None,
             reason: None,
             quality: None,
+            face_jpeg: None,
         }
     }
 
@@ -169,6 +181,15 @@ impl NewEvent {
         self.quality = Some(q);
         self
     }
+
+    pub fn face_jpeg(mut self, jpeg: Vec<u8>) -> NewEvent {
+        self.face_jpeg = Some(jpeg);
+        self
+    }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// A recorded event.
@@ -191,6 +212,10 @@ pub struct Event {
     pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quality: Option<FaceQuality>,
+    /// A face crop is stored with this event (filled in when the event is read; absent when
+    /// false).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub face_crop: bool,
 }
 
 impl Event {
@@ -234,13 +259,68 @@ pub struct EventPage {
 /// Largest page a query returns.
 pub const MAX_PAGE: usize = 1000;
 
+const DAY_MS: i64 = 86_400_000;
+
+/// How long face crops are kept, and how many at most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CropRetention {
+    /// Crops older than this (by their event's time) are deleted.
+    pub max_age_ms: i64,
+    /// Beyond this many, the oldest crops are deleted.
+    pub max_count: usize,
+}
+
+impl CropRetention {
+    pub fn days(days: u32, max_count: usize) -> CropRetention {
+        CropRetention {
+            max_age_ms: i64::from(days) * DAY_MS,
+            max_count,
+        }
+    }
+}
+
+impl Default for CropRetention {
+    /// The configuration's defaults: 30 days, 10,000 crops.
+    fn default() -> Self {
+        CropRetention::days(30, 10_000)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    events: usize,
+    crops: usize,
+}
+
 pub struct AuditLog {
     db: sled::Db,
     events: sled::Tree,
+    /// Event id (big-endian) → JPEG.
+    crops: sled::Tree,
+    /// `(time_ms, id)` of every stored crop (the event's key) → nothing: the retention's index.
+    crop_times: sled::Tree,
     path: PathBuf,
     max_events: usize,
-    /// Number of stored events; the lock also orders appends with trimming.
-    count: Mutex<usize>,
+    retention: CropRetention,
+    /// Stored events and crops; the lock also orders appends with trimming.
+    count: Mutex<Counts>,
+}
+
+fn tx_error(e: TransactionError<()>) -> sled::Error {
+    match e {
+        TransactionError::Storage(e) => e,
+        TransactionError::Abort(()) => {
+            sled::Error::Unsupported("audit log transaction aborted".into())
+        }
+    }
+}
+
+fn id_of_key(k: &[u8]) -> [u8; 8] {
+    let mut id = [0u8; 8];
+    if k.len() == 16 {
+        id.copy_from_slice(&k[8..]);
+    }
+    id
 }
 
 fn key(time_ms: i64, id: u64) -> [u8; 16] {
@@ -251,7 +331,8 @@ fn key(time_ms: i64, id: u64) -> [u8; 16] {
 }
 
 impl AuditLog {
-    /// Open (or create) the log at `path`, keeping at most `max_events` (at least 1).
+    /// Open (or create) the log at `path`, keeping at most `max_events` (at least 1), with the
+    /// default crop retention (see [`AuditLog::with_crop_retention`]).
     pub fn open(path: &Path, max_events: usize) -> Result<AuditLog> {
         let storage = |source| AuditError::Storage {
             path: path.display().to_string(),
@@ -259,15 +340,39 @@ impl AuditLog {
         };
         let db = sled::open(path).map_err(storage)?;
         let events = db.open_tree("events").map_err(storage)?;
+        let crops = db.open_tree("face_crops").map_err(storage)?;
+        let crop_times = db.open_tree("face_crop_times").map_err(storage)?;
         let log = AuditLog {
-            count: Mutex::new(events.len()),
+            count: Mutex::new(Counts {
+                events: events.len(),
+                crops: crop_times.len(),
+            }),
             db,
             events,
+            crops,
+            crop_times,
             path: path.to_owned(),
             max_events: max_events.max(1),
+            retention: CropRetention::default(),
         };
         log.trim()?;
+        log.purge_crops()?;
         Ok(log)
+    }
+
+    /// Keep face crops as `retention` says, deleting at once those it no longer allows. It
+    /// applies to the crops already stored even when no new ones are saved.
+    pub fn with_crop_retention(mut self, retention: CropRetention) -> Result<AuditLog> {
+        self.retention = CropRetention {
+            max_age_ms: retention.max_age_ms.max(0),
+            max_count: retention.max_count,
+        };
+        self.purge_crops()?;
+        Ok(self)
+    }
+
+    pub fn crop_retention(&self) -> CropRetention {
+        self.retention
     }
 
     pub fn path(&self) -> &Path {
@@ -281,12 +386,17 @@ impl AuditLog {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, usize> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Counts> {
         self.count.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn len(&self) -> usize {
-        *self.lock()
+        self.lock().events
+    }
+
+    /// Face crops stored.
+    pub fn crop_count(&self) -> usize {
+        self.lock().crops
     }
 
     pub fn is_empty(&self) -> bool {
@@ -298,10 +408,11 @@ impl AuditLog {
         self.append_at(new, crate::gallery::now_ms())
     }
 
-    /// Record an event with a given time (Unix ms).
+    /// Record an event with a given time (Unix ms). Its face crop, if any, is written in the
+    /// same transaction; a crop already older than the retention is not stored.
     pub fn append_at(&self, new: NewEvent, time_ms: i64) -> Result<Event> {
         let id = self.db.generate_id().map_err(|e| self.storage(e))?;
-        let event = Event {
+        let mut event = Event {
             id,
             time_ms,
             action: new.action,
@@ -312,36 +423,130 @@ impl AuditLog {
             score: new.score,
             reason: new.reason,
             quality: new.quality,
+            face_crop: false,
         };
         let value = serde_json::to_vec(&event)
             .map_err(|e| AuditError::Corrupt(format!("event encode: {e}")))?;
+        let k = key(time_ms, id);
+        let crop = new
+            .face_jpeg
+            .filter(|_| time_ms >= crate::gallery::now_ms() - self.retention.max_age_ms)
+            .filter(|_| self.retention.max_count > 0);
         {
             let mut count = self.lock();
-            let old = self
-                .events
-                .insert(key(time_ms, id), value)
-                .map_err(|e| self.storage(e))?;
-            if old.is_none() {
-                *count += 1;
+            let (old_event, old_crop) = (&self.events, &self.crops, &self.crop_times)
+                .transaction(|(events, crops, times)| {
+                    let old_event = events.insert(&k[..], value.as_slice())?;
+                    let mut old_crop = None;
+                    if let Some(jpeg) = &crop {
+                        old_crop = crops.insert(&id.to_be_bytes()[..], jpeg.as_slice())?;
+                        times.insert(&k[..], &[][..])?;
+                    }
+                    Ok::<_, ConflictableTransactionError<()>>((old_event, old_crop))
+                })
+                .map_err(|e| self.storage(tx_error(e)))?;
+            if old_event.is_none() {
+                count.events += 1;
+            }
+            if crop.is_some() && old_crop.is_none() {
+                count.crops += 1;
             }
         }
+        event.face_crop = crop.is_some();
         self.trim()?;
+        if event.face_crop {
+            self.purge_crops()?;
+            event.face_crop = self.has_crop(id)?;
+        }
         Ok(event)
     }
 
-    /// Drop the oldest events beyond `max_events`.
+    /// Remove one event (by key) and its crop in one transaction. Returns (event removed,
+    /// crop removed).
+    fn remove_with_crop(&self, k: &[u8], remove_event: bool) -> Result<(bool, bool)> {
+        let id = id_of_key(k);
+        (&self.events, &self.crops, &self.crop_times)
+            .transaction(|(events, crops, times)| {
+                let e = if remove_event {
+                    events.remove(k)?.is_some()
+                } else {
+                    false
+                };
+                let c = crops.remove(&id[..])?.is_some();
+                times.remove(k)?;
+                Ok::<_, ConflictableTransactionError<()>>((e, c))
+            })
+            .map_err(|e| self.storage(tx_error(e)))
+    }
+
+    /// Drop the oldest events beyond `max_events`, with their crops.
     fn trim(&self) -> Result<()> {
         let mut count = self.lock();
-        while *count > self.max_events {
-            match self.events.pop_min().map_err(|e| self.storage(e))? {
-                Some(_) => *count -= 1,
-                None => {
-                    *count = 0;
-                    break;
-                }
+        while count.events > self.max_events {
+            let Some((k, _)) = self.events.first().map_err(|e| self.storage(e))? else {
+                count.events = 0;
+                break;
+            };
+            let (e, c) = self.remove_with_crop(&k, true)?;
+            if e {
+                count.events -= 1;
+            }
+            if c {
+                count.crops = count.crops.saturating_sub(1);
             }
         }
         Ok(())
+    }
+
+    /// Apply the crop retention now (by the system clock): delete crops older than its age
+    /// limit, then the oldest beyond its count. Returns how many were deleted.
+    pub fn purge_crops(&self) -> Result<usize> {
+        self.purge_crops_at(crate::gallery::now_ms())
+    }
+
+    /// [`AuditLog::purge_crops`] as if the time were `now_ms`.
+    pub fn purge_crops_at(&self, now_ms: i64) -> Result<usize> {
+        let mut count = self.lock();
+        let mut deleted = 0;
+        let cutoff = key(now_ms.saturating_sub(self.retention.max_age_ms), 0);
+        loop {
+            let oldest = self.crop_times.first().map_err(|e| self.storage(e))?;
+            let Some((k, _)) = oldest else {
+                count.crops = 0;
+                break;
+            };
+            if k.as_ref() >= cutoff.as_slice() && count.crops <= self.retention.max_count {
+                break;
+            }
+            let (_, c) = self.remove_with_crop(&k, false)?;
+            count.crops = count.crops.saturating_sub(1);
+            if c {
+                deleted += 1;
+            }
+        }
+        if deleted > 0 {
+            tracing::info!(
+                deleted,
+                kept = count.crops,
+                "face crops past their retention deleted"
+            );
+        }
+        Ok(deleted)
+    }
+
+    fn has_crop(&self, id: u64) -> Result<bool> {
+        self.crops
+            .contains_key(id.to_be_bytes())
+            .map_err(|e| self.storage(e))
+    }
+
+    /// The face crop (JPEG) stored with event `id`, if any.
+    pub fn face_crop(&self, id: u64) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .crops
+            .get(id.to_be_bytes())
+            .map_err(|e| self.storage(e))?
+            .map(|v| v.to_vec()))
     }
 
     /// Events matching `filter`, newest first, at most `limit` (1..=[`MAX_PAGE`]), continuing
@@ -379,7 +584,7 @@ impl AuditLog {
         let mut more = false;
         for item in self.events.range(lo..hi).rev() {
             let (_, v) = item.map_err(|e| self.storage(e))?;
-            let e: Event = serde_json::from_slice(&v)
+            let mut e: Event = serde_json::from_slice(&v)
                 .map_err(|e| AuditError::Corrupt(format!("event record: {e}")))?;
             if !filter.matches(&e) {
                 continue;
@@ -388,6 +593,7 @@ impl AuditLog {
                 more = true;
                 break;
             }
+            e.face_crop = self.has_crop(e.id)?;
             events.push(e);
         }
         let next = if more {
@@ -488,5 +694,164 @@ mod tests {
             );
         }
         assert_eq!(Outcome::parse("nope"), None);
+    }
+
+    fn door(outcome: Outcome, person: &str) -> NewEvent {
+        NewEvent::new(Action::Access, outcome, EventSource::Door).person(person)
+    }
+
+    /// A few distinct bytes standing for a JPEG (the log stores whatever it is given).
+    fn jpeg(tag: u8) -> Vec<u8> {
+        let mut v = vec![0xFF, 0xD8, 0xFF, 0xE0, tag];
+        v.extend(std::iter::repeat_n(tag, 2000));
+        v
+    }
+
+    #[test]
+    fn face_crops_are_stored_with_their_event_and_read_back() {
+        let dir = tmp("crops-basic");
+        let log = AuditLog::open(&dir, 100).unwrap();
+        let now = crate::gallery::now_ms();
+        let with = log
+            .append_at(door(Outcome::Granted, "a").face_jpeg(jpeg(1)), now - 1000)
+            .unwrap();
+        let without = log
+            .append_at(door(Outcome::Unknown, "b"), now - 500)
+            .unwrap();
+        assert!(with.face_crop && !without.face_crop);
+        assert_eq!(log.face_crop(with.id).unwrap(), Some(jpeg(1)));
+        assert_eq!(log.face_crop(without.id).unwrap(), None);
+        assert_eq!(log.face_crop(999_999).unwrap(), None);
+        assert_eq!(log.crop_count(), 1);
+        // Queries say which events have a crop; the JSON has `face_crop` only when true.
+        let page = log.query(&EventFilter::default(), None, 10).unwrap();
+        let flags: Vec<(u64, bool)> = page.events.iter().map(|e| (e.id, e.face_crop)).collect();
+        assert_eq!(flags, [(without.id, false), (with.id, true)]);
+        let json = serde_json::to_value(&page.events[1]).unwrap();
+        assert_eq!(json["face_crop"], true);
+        assert!(
+            serde_json::to_value(&page.events[0])
+                .unwrap()
+                .get("face_crop")
+                .is_none()
+        );
+        // Survives a reopen.
+        drop(log);
+        let log = AuditLog::open(&dir, 100).unwrap();
+        assert_eq!(log.crop_count(), 1);
+        assert_eq!(log.face_crop(with.id).unwrap(), Some(jpeg(1)));
+        drop(log);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn face_crops_older_than_the_retention_are_deleted_and_gone() {
+        let dir = tmp("crops-age");
+        let log = AuditLog::open(&dir, 100)
+            .unwrap()
+            .with_crop_retention(CropRetention::days(30, 100))
+            .unwrap();
+        let now = crate::gallery::now_ms();
+        // Already past its retention when written: the event is kept, the crop is not.
+        let stale = log
+            .append_at(
+                door(Outcome::Granted, "a").face_jpeg(jpeg(1)),
+                now - 31 * DAY_MS,
+            )
+            .unwrap();
+        assert!(!stale.face_crop);
+        assert_eq!(log.face_crop(stale.id).unwrap(), None);
+        let old = log
+            .append_at(
+                door(Outcome::Granted, "a").face_jpeg(jpeg(2)),
+                now - 20 * DAY_MS,
+            )
+            .unwrap();
+        let new = log
+            .append_at(door(Outcome::Denied, "b").face_jpeg(jpeg(3)), now - DAY_MS)
+            .unwrap();
+        assert_eq!(log.crop_count(), 2);
+        // Eleven days later the first is 31 days old: deleted; the second stays.
+        assert_eq!(log.purge_crops_at(now + 11 * DAY_MS).unwrap(), 1);
+        assert_eq!(log.face_crop(old.id).unwrap(), None);
+        assert_eq!(log.face_crop(new.id).unwrap(), Some(jpeg(3)));
+        assert_eq!(log.crop_count(), 1);
+        // The events themselves stay, without crops.
+        assert_eq!(log.len(), 3);
+        let page = log.query(&EventFilter::default(), None, 10).unwrap();
+        assert_eq!(page.events.iter().filter(|e| e.face_crop).count(), 1);
+        // Gone for good: not back after a reopen, and a shorter retention on open purges.
+        drop(log);
+        let log = AuditLog::open(&dir, 100).unwrap();
+        assert_eq!(log.face_crop(old.id).unwrap(), None);
+        assert_eq!(log.crop_count(), 1);
+        let log = log
+            .with_crop_retention(CropRetention {
+                max_age_ms: 1000,
+                max_count: 100,
+            })
+            .unwrap();
+        assert_eq!(log.face_crop(new.id).unwrap(), None);
+        assert_eq!(log.crop_count(), 0);
+        drop(log);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn face_crops_beyond_the_maximum_go_oldest_first() {
+        let dir = tmp("crops-max");
+        let log = AuditLog::open(&dir, 100)
+            .unwrap()
+            .with_crop_retention(CropRetention::days(30, 3))
+            .unwrap();
+        let now = crate::gallery::now_ms();
+        let ids: Vec<u64> = (0..5u8)
+            .map(|i| {
+                log.append_at(
+                    door(Outcome::Granted, "a").face_jpeg(jpeg(i)),
+                    now - 10_000 + i64::from(i),
+                )
+                .unwrap()
+                .id
+            })
+            .collect();
+        assert_eq!(log.crop_count(), 3);
+        for (i, id) in ids.iter().enumerate() {
+            let expected = (i >= 2).then(|| jpeg(i as u8));
+            assert_eq!(log.face_crop(*id).unwrap(), expected, "crop {i}");
+        }
+        assert_eq!(log.len(), 5);
+        drop(log);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_face_crop_is_deleted_with_its_event_when_the_log_trims() {
+        let dir = tmp("crops-trim");
+        let log = AuditLog::open(&dir, 3).unwrap();
+        let now = crate::gallery::now_ms();
+        let ids: Vec<u64> = (0..5u8)
+            .map(|i| {
+                log.append_at(
+                    door(Outcome::Unknown, "x").face_jpeg(jpeg(i)),
+                    now - 10_000 + i64::from(i),
+                )
+                .unwrap()
+                .id
+            })
+            .collect();
+        assert_eq!(log.len(), 3);
+        assert_eq!(log.crop_count(), 3);
+        assert_eq!(log.face_crop(ids[0]).unwrap(), None);
+        assert_eq!(log.face_crop(ids[1]).unwrap(), None);
+        assert_eq!(log.face_crop(ids[2]).unwrap(), Some(jpeg(2)));
+        // A smaller bound on reopen trims events and their crops together.
+        drop(log);
+        let log = AuditLog::open(&dir, 1).unwrap();
+        assert_eq!((log.len(), log.crop_count()), (1, 1));
+        assert_eq!(log.face_crop(ids[3]).unwrap(), None);
+        assert_eq!(log.face_crop(ids[4]).unwrap(), Some(jpeg(4)));
+        drop(log);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

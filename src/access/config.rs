@@ -26,6 +26,16 @@ held_open_s = 30
 # last is still in the network, so more frames per second are seen on a multi-core board; the
 # latency of one frame stays that of one look. 0 = one per CPU core, at most 4. 1..=16.
 workers = 0
+# Keep the aligned face crop (112x112 JPEG, 4-6 KB) of every decision at the door with its
+# audit event (`facegate events --crops DIR`, GET /v1/events/{id}/face with the admin token).
+# Off by default: a face crop is biometric personal data; turn it on only with a legal basis
+# and tell the people who use the door.
+save_face_crops = false
+# Crops older than this are deleted (the events stay, without their crop). Applies to the
+# crops already stored even after save_face_crops is turned off.
+face_crop_retention_days = 30
+# At most this many crops are kept; beyond it the oldest are deleted first.
+face_crop_max = 10000
 "#;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -37,6 +47,9 @@ pub struct AccessConfig {
     pub anti_passback_s: u64,
     pub held_open_s: u64,
     pub workers: usize,
+    pub save_face_crops: bool,
+    pub face_crop_retention_days: u32,
+    pub face_crop_max: usize,
 }
 
 impl Default for AccessConfig {
@@ -48,6 +61,9 @@ impl Default for AccessConfig {
             cooldown_s: 5,
             anti_passback_s: 0,
             held_open_s: 30,
+            save_face_crops: false,
+            face_crop_retention_days: 30,
+            face_crop_max: 10_000,
         }
     }
 }
@@ -81,6 +97,19 @@ impl AccessConfig {
                 self.held_open_s
             ));
         }
+        if !(1..=3650).contains(&self.face_crop_retention_days) {
+            return Err(format!(
+                "access.face_crop_retention_days = {} is outside 1..3650 (to keep no crops, set \
+                 save_face_crops = false)",
+                self.face_crop_retention_days
+            ));
+        }
+        if !(1..=10_000_000).contains(&self.face_crop_max) {
+            return Err(format!(
+                "access.face_crop_max = {} is outside 1..10000000",
+                self.face_crop_max
+            ));
+        }
         Ok(())
     }
 
@@ -90,6 +119,11 @@ impl AccessConfig {
             return self.workers;
         }
         std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+    }
+
+    /// How long the audit log keeps face crops.
+    pub fn crop_retention(&self) -> super::audit::CropRetention {
+        super::audit::CropRetention::days(self.face_crop_retention_days, self.face_crop_max)
     }
 
     /// The policy's settings; `accept` is the recognition threshold.
@@ -108,5 +142,43 @@ impl AccessConfig {
             unlock_ms,
             held_open_ms: self.held_open_s * 1000,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn face_crop_settings_are_documented_off_by_default_and_range_checked() {
+        for key in [
+            "save_face_crops = false",
+            "face_crop_retention_days = 30",
+            "face_crop_max = 10000",
+        ] {
+            assert!(DEFAULT_TOML.contains(key), "{key}");
+        }
+        let d = AccessConfig::default();
+        assert!(!d.save_face_crops);
+        assert_eq!(
+            d.crop_retention(),
+            crate::access::audit::CropRetention::default()
+        );
+        let days0 = AccessConfig {
+            face_crop_retention_days: 0,
+            ..AccessConfig::default()
+        };
+        assert!(
+            days0
+                .check()
+                .unwrap_err()
+                .contains("save_face_crops = false")
+        );
+        let max0 = AccessConfig {
+            face_crop_max: 0,
+            ..AccessConfig::default()
+        };
+        assert!(max0.check().unwrap_err().contains("face_crop_max"));
+        assert!(AccessConfig::default().check().is_ok());
     }
 }

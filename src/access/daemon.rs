@@ -43,6 +43,10 @@ pub enum Record {
         /// From the frame's capture to the decision.
         latency_ms: f64,
         frame: u64,
+        /// The aligned face crop of the deciding frame, when `save_face_crops` is on (kept out
+        /// of the JSON line; the audit log stores it as JPEG).
+        #[serde(skip)]
+        face: Option<image::RgbImage>,
     },
     Door {
         at_ms: i64,
@@ -53,13 +57,23 @@ pub enum Record {
 }
 
 impl Record {
+    /// When it happened (Unix ms).
+    pub fn at_ms(&self) -> i64 {
+        match self {
+            Record::Decision { at_ms, .. } | Record::Door { at_ms, .. } => *at_ms,
+        }
+    }
+
     /// The audit-log entry for this record, if it is one the log keeps (decisions at the door,
     /// and unlocks).
     pub fn audit_event(&self) -> Option<super::audit::NewEvent> {
         use super::audit::{Action, EventSource, NewEvent, Outcome};
         match self {
             Record::Decision {
-                verdict, quality, ..
+                verdict,
+                quality,
+                face,
+                ..
             } => {
                 let (outcome, person, score, reason) = match verdict {
                     Verdict::Granted { person, score } => {
@@ -82,6 +96,12 @@ impl Record {
                 }
                 if let Some(q) = quality {
                     e = e.quality(q.into());
+                }
+                if let Some(crop) = face {
+                    match face_jpeg(crop) {
+                        Ok(jpeg) => e = e.face_jpeg(jpeg),
+                        Err(err) => tracing::warn!(error = %err, "face crop not saved"),
+                    }
                 }
                 Some(e)
             }
@@ -112,6 +132,17 @@ impl Record {
     }
 }
 
+/// JPEG quality of the stored face crops.
+pub const FACE_JPEG_QUALITY: u8 = 85;
+
+/// A face crop as the audit log stores it: JPEG at [`FACE_JPEG_QUALITY`].
+pub fn face_jpeg(crop: &image::RgbImage) -> Result<Vec<u8>, image::ImageError> {
+    let mut out = Vec::with_capacity(8 * 1024);
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, FACE_JPEG_QUALITY)
+        .encode_image(crop)?;
+    Ok(out)
+}
+
 pub struct DaemonConfig {
     pub policy: PolicyConfig,
     pub door: DoorConfig,
@@ -120,6 +151,9 @@ pub struct DaemonConfig {
     pub display_hold_ms: u64,
     /// Recognition workers (at least 1): threads that each look at the newest frame.
     pub workers: usize,
+    /// Attach the deciding frame's aligned face crop to each decision record
+    /// (`access.save_face_crops`).
+    pub save_face_crops: bool,
 }
 
 /// Remote control of a running door (the HTTP API's door endpoints use it).
@@ -242,6 +276,7 @@ pub fn start<S: FrameSource + 'static>(
             rt: rt.clone(),
             top_k: config.top_k,
             accept: config.policy.accept,
+            save_crops: config.save_face_crops,
         };
         let (stop, frames, looks_tx, decided) = (
             Arc::clone(&stop),
@@ -289,6 +324,8 @@ pub fn start<S: FrameSource + 'static>(
             hold_until: None,
             hold_ms: config.display_hold_ms,
             last_seq: 0,
+            camera_lost: false,
+            gallery: Arc::clone(&gallery),
         };
         std::thread::Builder::new()
             .name("decide".into())
@@ -297,10 +334,9 @@ pub fn start<S: FrameSource + 'static>(
                     if stop.load(Ordering::SeqCst) {
                         break;
                     }
-                    if let Some(s) = &camera_status
-                        && s.get().is_lost()
-                    {
-                        d.show(Screen::CameraLost, false);
+                    d.camera_lost = camera_status.as_ref().is_some_and(|s| s.get().is_lost());
+                    if d.camera_lost {
+                        d.idle();
                     }
                     match looks.recv_timeout(Duration::from_millis(200)) {
                         Ok(l) => d.decide(l, &tx, &records),
@@ -338,6 +374,8 @@ struct Look {
     record: Option<crate::gallery::Person>,
     /// Why the gallery refuses to decide (e.g. offline too long).
     refuse: Option<String>,
+    /// The aligned crop, kept only when crops are saved.
+    crop: Option<image::RgbImage>,
 }
 
 /// A recognition worker: vision and gallery on one frame at a time.
@@ -347,6 +385,7 @@ struct Worker {
     rt: tokio::runtime::Handle,
     top_k: usize,
     accept: f32,
+    save_crops: bool,
 }
 
 impl Worker {
@@ -358,6 +397,7 @@ impl Worker {
                 quality: None,
                 record: None,
                 refuse: None,
+                crop: None,
             });
         };
         let face = self
@@ -370,6 +410,7 @@ impl Worker {
                 quality: Some(face.quality),
                 record: None,
                 refuse: None,
+                crop: None,
             });
         };
         let ident = self
@@ -392,6 +433,7 @@ impl Worker {
             quality: Some(face.quality),
             record,
             refuse: ident.refuse,
+            crop: self.save_crops.then_some(face.crop),
         })
     }
 }
@@ -408,6 +450,10 @@ struct Decider {
     /// The newest frame decided on: a worker that finishes an older frame after a newer one
     /// was decided is too late, and its look is dropped (the newest frame wins).
     last_seq: u64,
+    /// The camera reports it is lost (set by the loop before each frame).
+    camera_lost: bool,
+    /// Asked (without a network call) whether the central store is reachable.
+    gallery: Arc<dyn Gallery>,
 }
 
 impl Decider {
@@ -427,8 +473,15 @@ impl Decider {
         self.shown = Some(screen);
     }
 
+    /// The screen when nobody is being decided about: camera lost first, then offline (the
+    /// gallery's central store is unreachable; the door still decides from its cache), else idle.
+    fn resting_screen(&self) -> Screen {
+        resting_screen(self.camera_lost, || self.gallery.online())
+    }
+
     fn idle(&mut self) {
-        self.show(Screen::Idle, false);
+        let screen = self.resting_screen();
+        self.show(screen, false);
     }
 
     fn decide(
@@ -453,6 +506,7 @@ impl Decider {
             quality,
             record,
             refuse,
+            crop,
         } = match look {
             Ok(v) => v,
             Err(e) => {
@@ -473,7 +527,7 @@ impl Decider {
             LocalTime::at(now),
         );
         match &verdict {
-            Verdict::Idle => self.show(Screen::Idle, false),
+            Verdict::Idle => self.idle(),
             Verdict::Looking | Verdict::Cooldown { .. } => self.show(Screen::Looking, false),
             Verdict::Granted { person, .. } => {
                 let _ = door.send((
@@ -526,8 +580,21 @@ impl Decider {
                 quality,
                 latency_ms: captured.elapsed().as_secs_f64() * 1000.0,
                 frame: seq,
+                face: crop,
             });
         }
+    }
+}
+
+/// The screen when nobody is being decided about: a lost camera first, then an unreachable
+/// central gallery (`online` is only asked when the camera is fine), else idle.
+fn resting_screen(camera_lost: bool, online: impl FnOnce() -> Option<bool>) -> Screen {
+    if camera_lost {
+        Screen::CameraLost
+    } else if online() == Some(false) {
+        Screen::Offline
+    } else {
+        Screen::Idle
     }
 }
 
@@ -587,5 +654,55 @@ fn door_loop(
             }
             break;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn camera_lost_comes_before_offline_and_offline_before_idle() {
+        assert_eq!(resting_screen(true, || Some(false)), Screen::CameraLost);
+        assert_eq!(resting_screen(true, || Some(true)), Screen::CameraLost);
+        assert_eq!(resting_screen(false, || Some(false)), Screen::Offline);
+        assert_eq!(resting_screen(false, || Some(true)), Screen::Idle);
+        // No central store (a standalone door), or not asked yet: never "offline".
+        assert_eq!(resting_screen(false, || None), Screen::Idle);
+    }
+
+    #[test]
+    fn a_decision_with_a_face_crop_becomes_an_event_with_its_jpeg() {
+        let crop = image::RgbImage::from_fn(112, 112, |x, y| {
+            image::Rgb([(x * 2) as u8, (y * 2) as u8, ((x + y) % 256) as u8])
+        });
+        let record = Record::Decision {
+            at_ms: 1,
+            verdict: Verdict::Granted {
+                person: "p".into(),
+                score: 0.9,
+            },
+            quality: None,
+            latency_ms: 1.0,
+            frame: 7,
+            face: Some(crop.clone()),
+        };
+        // The crop stays out of the JSON line.
+        let line = serde_json::to_string(&record).unwrap();
+        assert!(!line.contains("face"), "{line}");
+        let e = record.audit_event().unwrap();
+        let jpeg = e.face_jpeg.expect("a JPEG");
+        assert_eq!(&jpeg[..2], &[0xFF, 0xD8]);
+        let back = image::load_from_memory(&jpeg).unwrap().to_rgb8();
+        assert_eq!(back.dimensions(), (112, 112));
+        // Lossy but close: mean absolute error of a smooth image at quality 85.
+        let err: f64 = back
+            .as_raw()
+            .iter()
+            .zip(crop.as_raw())
+            .map(|(a, b)| f64::from((i16::from(*a) - i16::from(*b)).unsigned_abs()))
+            .sum::<f64>()
+            / crop.as_raw().len() as f64;
+        assert!(err < 6.0, "mean error {err}");
     }
 }

@@ -9,8 +9,11 @@ pub mod daemon;
 pub mod door;
 pub mod policy;
 pub mod rules;
+pub mod when;
 
-pub use audit::{Action, AuditLog, Event, EventFilter, EventPage, EventSource, NewEvent, Outcome};
+pub use audit::{
+    Action, AuditLog, CropRetention, Event, EventFilter, EventPage, EventSource, NewEvent, Outcome,
+};
 
 use crate::gallery::Person;
 

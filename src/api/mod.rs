@@ -354,6 +354,15 @@ pub fn routes() -> Vec<Route> {
                 get(events::list),
             )
         },
+        r(
+            Method::GET,
+            "/v1/events/{id}/face",
+            Access::Admin,
+            "The aligned face crop (112x112 JPEG) stored with a door decision (access.save_face_crops); 404 when there is none.",
+            Body::None,
+            (200, "jpeg"),
+            get(events::face),
+        ),
         Route {
             door: true,
             ..r(

@@ -20,6 +20,7 @@ fn ok_response(status: u16, schema: &str) -> Value {
     let content = match schema {
         "text" => json!({"text/plain": {"schema": {"type": "string"}}}),
         "html" => json!({"text/html": {"schema": {"type": "string"}}}),
+        "jpeg" => json!({"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}),
         "object" => json!({"application/json": {"schema": {"type": "object"}}}),
         name => json!({"application/json": {"schema": schema_ref(name)}}),
     };
@@ -30,7 +31,7 @@ fn path_params(path: &str) -> Vec<Value> {
     path.split('/')
         .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
         .map(|name| {
-            let ty = if path.starts_with("/v1/faces/") {
+            let ty = if path.starts_with("/v1/faces/") || path.starts_with("/v1/events/") {
                 "integer"
             } else {
                 "string"
@@ -227,7 +228,8 @@ fn schemas() -> Value {
                 "score": opt("number"), "candidates": {"type": "array", "items": candidate}}}}}},
         "EventPage": {"type": "object", "properties": {"next": opt("string"), "events": {"type": "array", "items": {"type": "object", "properties": {
             "id": s("integer"), "time_ms": s("integer"), "action": s("string"), "outcome": s("string"), "source": s("string"),
-            "person": s("string"), "template": s("integer"), "score": s("number"), "reason": s("string"), "quality": s("object")}}}}},
+            "person": s("string"), "template": s("integer"), "score": s("number"), "reason": s("string"), "quality": s("object"),
+            "face_crop": {"type": "boolean", "description": "A face crop is stored (GET /v1/events/{id}/face); absent when not."}}}}}},
         "DoorStatus": {"type": "object", "properties": {"state": s("string"), "unlocked": s("boolean"), "unlocked_until_ms": opt("integer"), "open": opt("boolean")}},
         "Unlock": {"type": "object", "additionalProperties": false, "properties": {"seconds": s("integer"), "reason": s("string")}},
     })

@@ -26,6 +26,9 @@ pub struct RunArgs {
     pub no_hardware: Option<PathBuf>,
 }
 
+/// How often the log thread applies the face crop retention when no event comes.
+const CROP_PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
 pub fn run(config: &Config, args: RunArgs) -> Result<ExitCode> {
     let models = crate::load_models(config, None)?;
     let threshold = crate::threshold(config, &models)?;
@@ -86,6 +89,7 @@ pub fn run(config: &Config, args: RunArgs) -> Result<ExitCode> {
             top_k: config.gallery.top_k,
             display_hold_ms: 2000,
             workers: config.access.worker_count(),
+            save_face_crops: config.access.save_face_crops,
         },
         tx,
     )?;
@@ -97,8 +101,15 @@ pub fn run(config: &Config, args: RunArgs) -> Result<ExitCode> {
     let audit_path = config.api.audit_path(opened.cache.path());
     let audit = Arc::new(
         facegate::access::AuditLog::open(&audit_path, config.api.audit_max_events)
+            .and_then(|log| log.with_crop_retention(config.access.crop_retention()))
             .with_context(|| format!("opening the audit log at {}", audit_path.display()))?,
     );
+    if config.access.save_face_crops {
+        eprintln!(
+            "facegate: saving face crops with door decisions (kept {} days, at most {})",
+            config.access.face_crop_retention_days, config.access.face_crop_max
+        );
+    }
     // The HTTP API, with this door attached, when an admin token is configured.
     if config.api.admin_token_sha256.is_empty() {
         eprintln!(
@@ -136,13 +147,26 @@ pub fn run(config: &Config, args: RunArgs) -> Result<ExitCode> {
         });
     }
     let log = std::thread::spawn(move || {
-        for r in rx {
+        // Crops also age out while nobody comes to the door.
+        let mut next_purge = std::time::Instant::now() + CROP_PURGE_EVERY;
+        loop {
+            if std::time::Instant::now() >= next_purge {
+                next_purge += CROP_PURGE_EVERY;
+                if let Err(e) = audit.purge_crops() {
+                    tracing::error!(error = %e, "audit log: face crop retention");
+                }
+            }
+            let r = match rx.recv_timeout(CROP_PURGE_EVERY) {
+                Ok(r) => r,
+                Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            };
             match serde_json::to_string(&r) {
                 Ok(line) => println!("{line}"),
                 Err(e) => tracing::warn!(error = %e, "record"),
             }
             if let Some(e) = r.audit_event()
-                && let Err(e) = audit.append(e)
+                && let Err(e) = audit.append_at(e, r.at_ms())
             {
                 tracing::error!(error = %e, "audit log");
             }

@@ -98,6 +98,7 @@ pub fn serve(config: &Config, listen: Option<&str>) -> Result<ExitCode> {
     let audit_path = config.api.audit_path(&gallery_path);
     let audit = Arc::new(
         AuditLog::open(&audit_path, config.api.audit_max_events)
+            .and_then(|log| log.with_crop_retention(config.access.crop_retention()))
             .with_context(|| format!("opening the audit log at {}", audit_path.display()))?,
     );
     let api = Api::new(

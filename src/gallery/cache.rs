@@ -655,6 +655,28 @@ impl Gallery for Cache {
     }
 }
 
+/// The names of some persons, read from the gallery at `path` without loading its templates
+/// or checking its model (for listings such as `facegate events`). `Ok(None)` when there is no
+/// gallery there; an error like [`Cache::open`]'s when another process holds it.
+pub fn read_person_names(path: &Path, ids: &[&str]) -> Result<Option<HashMap<String, String>>> {
+    if !path.join("db").is_file() && !path.join("conf").is_file() {
+        return Ok(None);
+    }
+    let storage = |source| GalleryError::Storage {
+        path: path.display().to_string(),
+        source,
+    };
+    let db = sled::Config::new().path(path).open().map_err(storage)?;
+    let persons = db.open_tree("persons").map_err(storage)?;
+    let mut names = HashMap::new();
+    for id in ids {
+        if let Some(b) = persons.get(id).map_err(storage)? {
+            names.insert((*id).to_owned(), Person::from_json(&b)?.name);
+        }
+    }
+    Ok(Some(names))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -175,6 +175,12 @@ pub trait Gallery: Send + Sync {
     /// Replay the outbox and pull changes from the central store.
     async fn sync(&self) -> Result<SyncReport>;
     async fn stats(&self) -> Result<Stats>;
+    /// Whether the central store answered the last time it was asked: `None` when there is
+    /// none (a standalone door) or it has not been asked yet. Cheap and non-blocking: the door
+    /// loop calls it for every frame to choose between the idle and offline screens.
+    fn online(&self) -> Option<bool> {
+        None
+    }
 }
 
 /// Milliseconds since the Unix epoch.

@@ -107,6 +107,23 @@ impl Tiered {
         }
     }
 
+    /// [`Gallery::online`]: the last call's outcome and the breaker, without touching sled.
+    fn online_now(&self) -> Option<bool> {
+        let failed = self
+            .last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some();
+        if failed || self.breaker.is_open() {
+            Some(false)
+        } else if self.remote.is_ready() {
+            Some(true)
+        } else {
+            // Not connected yet and no failure seen: unknown.
+            None
+        }
+    }
+
     /// Why the door must refuse everyone, if it has been offline too long and its policy says so.
     pub fn offline_refusal(&self) -> Option<String> {
         if self.config.offline_policy != OfflinePolicy::AdmitNobody {
@@ -446,12 +463,16 @@ impl Gallery for Tiered {
     }
 
     async fn sync(&self) -> Result<SyncReport> {
-        self.call(
-            self.config.write_timeout(),
-            "connect",
-            self.remote.connect(),
-        )
-        .await?;
+        // Connect only when not connected: an established client answers `connect` without
+        // asking the server, and that must not count as the store being back.
+        if !self.remote.is_ready() {
+            self.call(
+                self.config.write_timeout(),
+                "connect",
+                self.remote.connect(),
+            )
+            .await?;
+        }
         let mut report = SyncReport {
             outbox_replayed: self.replay_outbox().await?,
             ..SyncReport::default()
@@ -514,6 +535,10 @@ impl Gallery for Tiered {
             last_sync_ms: self.cache.meta_i64(META_LAST_SYNC)?,
             remote_templates,
         })
+    }
+
+    fn online(&self) -> Option<bool> {
+        self.online_now()
     }
 }
 
