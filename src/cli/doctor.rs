@@ -203,7 +203,7 @@ fn check_config(arg: Option<&Path>) -> (Check, Option<Config>) {
         ),
         Some(path) => match Config::load(path) {
             Ok(c) => (
-                Check::ok("config", format!("{} loads", path.display())),
+                Check::ok("config", format!("{} loads", absolute(path).display())),
                 Some(c),
             ),
             Err(e) => (
