@@ -13,7 +13,7 @@ use facegate::vision::{self, AlignLimits, Face, Models, Pipeline};
 use serde_json::json;
 
 /// Where a device keeps its configuration.
-const SYSTEM_CONFIG: &str = "/etc/facegate/config.toml";
+pub(crate) const SYSTEM_CONFIG: &str = "/etc/facegate/config.toml";
 
 #[derive(Parser)]
 #[command(
@@ -125,6 +125,23 @@ enum Command {
         #[arg(long)]
         viewer: bool,
     },
+    /// Check this installation (config, models, camera, GPIO, display, gallery, Milvus, audit
+    /// log, disk, clock) and say what is wrong and what to do. Exit code 1 on any PROBLEM.
+    ///
+    /// Reads the same configuration as `facegate run` (--config, else
+    /// /etc/facegate/config.toml, else the built-in defaults). The models are loaded and run
+    /// once on a built-in picture; the camera gives one frame; the GPIO chip is found by its
+    /// label and the relay, door contact and exit button lines are inspected.
+    ///
+    /// Each line starts with OK, WARNING (works, but look at it), PROBLEM (the door will not
+    /// work as configured; the line says what to do) or SKIPPED (not configured). The exit code
+    /// is 1 when any check is a PROBLEM, else 0.
+    ///
+    /// Safe on a running door: nothing is changed. GPIO lines are only inspected, never
+    /// requested, so the door is never unlocked; displays are not drawn on; no gallery or
+    /// Milvus collection is created. While `facegate run` holds the gallery or the camera,
+    /// those checks say so instead.
+    Doctor(cli::doctor::DoctorArgs),
     /// Serve the HTTP API (enrollment, verify/identify, audit log) without a camera or door.
     Serve {
         /// Listen on this address instead of api.listen (IP:PORT).
@@ -169,10 +186,19 @@ fn main() -> ExitCode {
     }
 }
 
-fn load_config(path: Option<&Path>) -> Result<Config> {
+/// The configuration file in use: --config, else /etc/facegate/config.toml when present;
+/// `None`: the built-in defaults.
+pub(crate) fn config_file(path: Option<&Path>) -> Option<PathBuf> {
     match path {
-        Some(p) => Ok(Config::load(p)?),
-        None if Path::new(SYSTEM_CONFIG).is_file() => Ok(Config::load(Path::new(SYSTEM_CONFIG))?),
+        Some(p) => Some(p.to_owned()),
+        None if Path::new(SYSTEM_CONFIG).is_file() => Some(PathBuf::from(SYSTEM_CONFIG)),
+        None => None,
+    }
+}
+
+fn load_config(path: Option<&Path>) -> Result<Config> {
+    match config_file(path) {
+        Some(p) => Ok(Config::load(&p)?),
         None => Ok(Config::default()),
     }
 }
@@ -205,9 +231,10 @@ fn threshold(config: &Config, models: &Models) -> Result<f32> {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
-    // `init` writes the configuration and `token` needs none: neither reads one.
+    // `init` writes the configuration and `token` needs none: neither reads one. `doctor`
+    // reads it itself, to report a broken one as one of its checks.
     let config = match &cli.command {
-        Command::Init { .. } | Command::Token { .. } => Config::default(),
+        Command::Init { .. } | Command::Token { .. } | Command::Doctor(_) => Config::default(),
         _ => load_config(cli.config.as_deref())?,
     };
     match cli.command {
@@ -252,6 +279,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             force,
         ),
         Command::Token { viewer } => cli::serve::token(viewer),
+        Command::Doctor(args) => cli::doctor::run(cli.config.as_deref(), args),
     }
 }
 

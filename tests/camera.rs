@@ -344,6 +344,7 @@ fn basic_auth_from_the_url_and_clear_refusals() {
         .err()
         .unwrap();
     assert!(e.to_string().contains("wants a user and password"), "{e}");
+    assert!(e.is_permanent(), "a password is configuration: not retried");
     let e = MjpegSource::connect(&format!("http://door:wrong@{addr}/s"), TIMEOUT)
         .err()
         .unwrap();
@@ -373,6 +374,11 @@ fn nothing_listening_is_a_clear_connect_error() {
         m.contains("cannot connect") && m.contains(&port.to_string()),
         "{m}"
     );
+    assert!(!e.is_permanent(), "a camera that is off is retried");
+    let e = MjpegSource::connect("rtsp://cam/stream", TIMEOUT)
+        .err()
+        .unwrap();
+    assert!(e.is_permanent() && e.to_string().contains("rtsp"), "{e}");
 }
 
 #[test]

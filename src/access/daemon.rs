@@ -196,7 +196,9 @@ impl Running {
         self.decided.load(Ordering::Relaxed)
     }
 
-    /// The camera has no more frames (a recorded source that does not loop, or a fatal error).
+    /// The camera has no more frames (a recorded source that does not loop). A misconfigured
+    /// camera (`CameraStatus::Misconfigured`) does not finish: the door keeps running without
+    /// recognition until stopped.
     pub fn camera_finished(&self) -> bool {
         self.decide.as_ref().is_none_or(|t| t.is_finished())
     }
@@ -342,7 +344,19 @@ pub fn start<S: FrameSource + 'static>(
                         Ok(l) => d.decide(l, &tx, &records),
                         Err(mpsc::RecvTimeoutError::Timeout) => d.idle(),
                         // Every worker ended: the camera has no more frames.
-                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                        Err(mpsc::RecvTimeoutError::Disconnected) => {
+                            if let Some(s) = &camera_status
+                                && s.get().is_misconfigured()
+                            {
+                                // Not retried: say so on the display and keep the door
+                                // (exit button, remote unlock) running until stopped.
+                                d.show(Screen::CameraLost, true);
+                                while !stop.load(Ordering::SeqCst) {
+                                    std::thread::sleep(Duration::from_millis(200));
+                                }
+                            }
+                            break;
+                        }
                     }
                 }
             })

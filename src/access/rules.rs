@@ -56,6 +56,37 @@ impl LocalTime {
     }
 }
 
+/// Before this year the system clock is taken as unset: a board without a real-time clock
+/// (a Raspberry Pi) boots at an old date and keeps it until network time is synchronised, and
+/// validity windows and weekly schedules are then judged against the wrong date.
+pub const EARLIEST_PLAUSIBLE_YEAR: i64 = 2024;
+
+/// The UTC calendar date (year, month 1-12, day 1-31) of `ms` (Unix milliseconds).
+pub fn utc_date(ms: i64) -> (i64, u32, u32) {
+    // Days since 1970-01-01 to a civil date (the proleptic Gregorian calendar), by eras of
+    // 400 years counted from 0000-03-01.
+    let z = ms.div_euclid(86_400_000) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Whether the clock at `now_ms` looks set: `Err` names the date it shows.
+pub fn check_clock(now_ms: i64) -> Result<(), String> {
+    let (y, m, d) = utc_date(now_ms);
+    if y < EARLIEST_PLAUSIBLE_YEAR {
+        Err(format!("{y:04}-{m:02}-{d:02}"))
+    } else {
+        Ok(())
+    }
+}
+
 /// Check a person's rules at `now_ms` (local time `local`).
 pub fn check(person: &Person, now_ms: i64, local: LocalTime) -> Result<(), Refusal> {
     if !person.enabled {
@@ -92,6 +123,19 @@ pub fn check(person: &Person, now_ms: i64, local: LocalTime) -> Result<(), Refus
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_and_an_unset_clock() {
+        assert_eq!(utc_date(0), (1970, 1, 1));
+        assert_eq!(utc_date(-1), (1969, 12, 31));
+        // 2024-02-29 12:00 UTC (a leap day) and 2026-11-24.
+        assert_eq!(utc_date(1_709_208_000_000), (2024, 2, 29));
+        assert_eq!(utc_date(1_795_478_400_000), (2026, 11, 24));
+        assert_eq!(utc_date(951_782_400_000), (2000, 2, 29));
+        assert_eq!(check_clock(0), Err("1970-01-01".into()));
+        assert_eq!(check_clock(1_700_000_000_000), Err("2023-11-14".into()));
+        assert_eq!(check_clock(1_709_208_000_000), Ok(()));
+    }
     use crate::gallery::record::Window;
     use crate::gallery::{NewPerson, Person};
 

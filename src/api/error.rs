@@ -137,6 +137,7 @@ impl From<GalleryError> for ApiError {
                 ApiError::new(StatusCode::BAD_GATEWAY, "central_gallery", text)
             }
             GalleryError::Storage { .. }
+            | GalleryError::InUse { .. }
             | GalleryError::ModelMismatch { .. }
             | GalleryError::Corrupt(_) => ApiError::internal(text),
         }

@@ -379,11 +379,16 @@ pub struct MjpegSource {
 impl MjpegSource {
     /// Connect to the stream at `url`; `timeout` bounds the connection and every read.
     pub fn connect(url: &str, timeout: Duration) -> Result<MjpegSource, CameraError> {
-        let parsed = Url::parse(url).map_err(|reason| CameraError::Stream {
-            url: url.to_string(),
+        let parsed = Url::parse(url).map_err(|reason| CameraError::StreamConfig {
+            url: "(camera.mjpeg_url)".to_string(),
             reason,
         })?;
         let fail = |reason: String| CameraError::Stream {
+            url: parsed.redacted(),
+            reason,
+        };
+        // What the camera answered shows the URL is wrong: retrying cannot help.
+        let misconfigured = |reason: String| CameraError::StreamConfig {
             url: parsed.redacted(),
             reason,
         };
@@ -424,18 +429,18 @@ impl MjpegSource {
         match code {
             200 => {}
             401 | 403 if parsed.userinfo.is_none() => {
-                return Err(fail(format!(
+                return Err(misconfigured(format!(
                     "the camera wants a user and password (HTTP {code}): put them in the URL \
                      as http://user:password@host/..."
                 )));
             }
             401 | 403 => {
-                return Err(fail(format!(
+                return Err(misconfigured(format!(
                     "the camera refused the user and password (HTTP {code})"
                 )));
             }
             301 | 302 | 303 | 307 | 308 => {
-                return Err(fail(format!(
+                return Err(misconfigured(format!(
                     "the camera redirects (HTTP {code}) to {}; configure that URL",
                     header(&headers, "location").unwrap_or("(no Location)")
                 )));
@@ -444,7 +449,7 @@ impl MjpegSource {
         }
         let content_type = header(&headers, "content-type").unwrap_or_default();
         if !content_type.to_ascii_lowercase().starts_with("multipart/") {
-            return Err(fail(format!(
+            return Err(misconfigured(format!(
                 "the response is {:?}, not an MJPEG stream (multipart/x-mixed-replace); a \
                  snapshot URL gives one picture, use the camera's video stream URL",
                 if content_type.is_empty() {
@@ -455,7 +460,7 @@ impl MjpegSource {
             )));
         }
         let boundary = boundary_of(content_type).ok_or_else(|| {
-            fail(format!(
+            misconfigured(format!(
                 "the Content-Type {content_type:?} names no boundary"
             ))
         })?;

@@ -11,6 +11,7 @@
 pub mod config;
 pub mod latest;
 pub mod mjpeg;
+pub mod probe;
 pub mod recorded;
 pub mod reopen;
 pub mod v4l2;
@@ -82,8 +83,14 @@ pub enum CameraError {
     },
     #[error("recorded frames {dir}: {reason}")]
     Recorded { dir: PathBuf, reason: String },
+    /// The stream failed in a way that may pass (camera off, network down, stream closed):
+    /// it is reopened.
     #[error("MJPEG stream {url}: {reason}")]
     Stream { url: String, reason: String },
+    /// The URL or the camera's answer shows a configuration error (malformed URL, user and
+    /// password wanted or refused, a redirect, not a stream URL): reopening cannot fix it.
+    #[error("MJPEG stream {url}: {reason}")]
+    StreamConfig { url: String, reason: String },
     /// One frame could not be used (a corrupt image file, a damaged JPEG from the camera);
     /// the source goes on with the next.
     #[error("bad frame from {what}: {reason}")]
@@ -111,12 +118,65 @@ impl CameraError {
         matches!(self, CameraError::BadFrame { .. })
     }
 
-    /// The source is finished for good: reopening it would not help.
-    pub fn is_final(&self) -> bool {
+    /// A configuration error: no amount of waiting or reopening fixes it (a recorded-frames
+    /// folder that does not exist or holds no image, a malformed MJPEG URL, a V4L2 device that
+    /// offers none of the formats facegate reads). A camera that is unplugged, unreachable or
+    /// stops delivering is *not* permanent: it is reopened with backoff.
+    pub fn is_permanent(&self) -> bool {
         matches!(
             self,
-            CameraError::EndOfStream { .. } | CameraError::Stopped | CameraError::Config(_)
+            CameraError::Config(_)
+                | CameraError::Recorded { .. }
+                | CameraError::NoFormat { .. }
+                | CameraError::StreamConfig { .. }
         )
+    }
+
+    /// The source is finished for good: reopening it would not help.
+    pub fn is_final(&self) -> bool {
+        matches!(self, CameraError::EndOfStream { .. } | CameraError::Stopped)
+            || self.is_permanent()
+    }
+
+    /// For a technician: what to change or check, naming the configuration key.
+    pub fn advice(&self) -> String {
+        match self {
+            CameraError::Config(_) => {
+                "fix that key in the [camera] section of the configuration".into()
+            }
+            CameraError::Recorded { .. } => {
+                "set camera.recorded_dir to a folder of images (JPEG, PNG, ...), or leave it \
+                 empty for the bundled frames"
+                    .into()
+            }
+            CameraError::NoFormat { .. } => {
+                "this device is not a usable camera: set camera.device to another camera \
+                 (`v4l2-ctl --list-devices` lists them)"
+                    .into()
+            }
+            CameraError::StreamConfig { .. } => {
+                "fix camera.mjpeg_url (the camera's MJPEG video stream URL, with the user and \
+                 password as http://user:password@host/path when it asks for them)"
+                    .into()
+            }
+            CameraError::NoDevice { .. } => {
+                "check that the camera is plugged in (USB cable, CSI ribbon), or set \
+                 camera.device to one of the cameras found"
+                    .into()
+            }
+            CameraError::Device { .. } => {
+                "check the camera's cable and power; if another program uses it, stop that \
+                 program"
+                    .into()
+            }
+            CameraError::Stream { .. } => {
+                "check that the IP camera is powered and reachable on the network, and \
+                 camera.mjpeg_url"
+                    .into()
+            }
+            CameraError::BadFrame { .. } => "check the camera's picture".into(),
+            CameraError::EndOfStream { .. } | CameraError::Stopped => String::new(),
+        }
     }
 }
 

@@ -117,6 +117,38 @@ impl RecordedSource {
     }
 }
 
+/// What [`check_folder`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FolderCheck {
+    /// Image files replayed.
+    pub images: usize,
+    /// How many of them were decoded (all, up to the limit given).
+    pub checked: usize,
+    /// Files that cannot be decoded, with the reason: each costs a frame in the replay.
+    pub unreadable: Vec<(PathBuf, String)>,
+}
+
+/// Decode up to `limit` of the images a replay of `dir` would show. A folder that does not
+/// exist or holds no image is the same configuration error [`RecordedSource::open`] gives.
+pub fn check_folder(dir: &Path, limit: usize) -> Result<FolderCheck, CameraError> {
+    let files = list_images(dir).map_err(|reason| CameraError::Recorded {
+        dir: dir.to_owned(),
+        reason,
+    })?;
+    let mut unreadable = Vec::new();
+    let checked = files.len().min(limit);
+    for f in &files[..checked] {
+        if let Err(e) = read_image(f, MAX_FRAME_PIXELS) {
+            unreadable.push((f.clone(), e.to_string()));
+        }
+    }
+    Ok(FolderCheck {
+        images: files.len(),
+        checked,
+        unreadable,
+    })
+}
+
 /// The images in `dir` sorted by file name, or `dir` itself if it is an image file.
 fn list_images(dir: &Path) -> Result<Vec<PathBuf>, String> {
     let is_image = |p: &Path| {
@@ -133,6 +165,9 @@ fn list_images(dir: &Path) -> Result<Vec<PathBuf>, String> {
                 EXTENSIONS.join(", ")
             ))
         };
+    }
+    if !dir.exists() {
+        return Err("the folder does not exist".into());
     }
     let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot read the folder: {e}"))?;
     let mut files: Vec<PathBuf> = entries
@@ -253,6 +288,28 @@ mod tests {
 
     fn width(r: Result<Frame, CameraError>) -> u32 {
         r.unwrap().image.width()
+    }
+
+    #[test]
+    fn a_folder_check_counts_unreadable_images_and_refuses_a_missing_or_empty_folder() {
+        let dir = folder("check");
+        std::fs::write(dir.join("d.jpg"), b"not a jpeg").unwrap();
+        let c = check_folder(&dir, 100).unwrap();
+        assert_eq!((c.images, c.checked), (4, 4));
+        assert_eq!(c.unreadable.len(), 1, "{c:?}");
+        assert!(c.unreadable[0].0.ends_with("d.jpg"));
+        assert_eq!(check_folder(&dir, 2).unwrap().checked, 2);
+
+        let e = check_folder(&dir.join("nope"), 10).unwrap_err();
+        assert!(e.is_permanent(), "{e}");
+        assert!(e.to_string().contains("does not exist"), "{e}");
+        let empty = dir.join("empty");
+        std::fs::create_dir_all(&empty).unwrap();
+        let e = RecordedSource::open(&empty, 10.0, true).err().unwrap();
+        assert!(
+            e.is_permanent() && e.to_string().contains("no images"),
+            "{e}"
+        );
     }
 
     #[test]

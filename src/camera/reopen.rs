@@ -22,8 +22,11 @@ pub enum CameraStatus {
         attempts: u32,
         retry_in: Duration,
     },
-    /// The source is finished for good (a replay that does not loop, a configuration error).
+    /// The source is finished for good (a replay that does not loop).
     Ended { reason: String },
+    /// A configuration error ([`CameraError::is_permanent`]): not retried. `reason` says
+    /// what is wrong, `advice` what to change.
+    Misconfigured { reason: String, advice: String },
     /// Capture was stopped.
     Stopped,
 }
@@ -37,6 +40,10 @@ impl CameraStatus {
         matches!(self, CameraStatus::Lost { .. })
     }
 
+    pub fn is_misconfigured(&self) -> bool {
+        matches!(self, CameraStatus::Misconfigured { .. })
+    }
+
     /// A short line for a small display.
     pub fn headline(&self) -> String {
         match self {
@@ -46,6 +53,7 @@ impl CameraStatus {
                 format!("Camera lost - retrying in {} s", retry_in.as_secs().max(1))
             }
             CameraStatus::Ended { .. } => "Camera stopped".into(),
+            CameraStatus::Misconfigured { .. } => "Camera misconfigured".into(),
             CameraStatus::Stopped => "Camera off".into(),
         }
     }
@@ -139,7 +147,9 @@ impl Backoff {
 type Opener = Box<dyn FnMut() -> Result<Box<dyn FrameSource>, CameraError> + Send>;
 
 /// A source that opens its inner source on demand and reopens it after any failure that is
-/// not final. Frame errors pass through; frame numbers stay increasing across reopens.
+/// not final. Frame errors pass through; frame numbers stay increasing across reopens. A
+/// configuration error ([`CameraError::is_permanent`]) is not retried: the source ends and the
+/// status says [`CameraStatus::Misconfigured`].
 pub struct Reopening {
     describe: String,
     open: Opener,
@@ -152,6 +162,8 @@ pub struct Reopening {
     failures: u32,
     ended: Option<CameraError>,
     seq: u64,
+    /// False only while [`Reopening::open_now`] runs.
+    started: bool,
 }
 
 impl Reopening {
@@ -172,6 +184,7 @@ impl Reopening {
             failures: 0,
             ended: None,
             seq: 0,
+            started: true,
         }
     }
 
@@ -198,10 +211,57 @@ impl Reopening {
         self.wait = Some(retry_in);
     }
 
+    /// Open the source now instead of on the first frame (a daemon does this at start-up, to
+    /// refuse a configuration error at once). `Err` is a configuration error: the source has
+    /// ended. `Ok(Some(e))`: the camera is not there yet (unplugged, unreachable); the status
+    /// says Lost and the next frame request retries after the backoff. `Ok(None)`: open.
+    pub fn open_now(&mut self) -> Result<Option<CameraError>, CameraError> {
+        // A configuration error found here is the caller's to report (not logged twice).
+        self.started = false;
+        let result = self.open_first();
+        self.started = true;
+        result
+    }
+
+    fn open_first(&mut self) -> Result<Option<CameraError>, CameraError> {
+        if let Some(e) = &self.ended {
+            return Err(e.clone());
+        }
+        if self.inner.is_some() {
+            return Ok(None);
+        }
+        match (self.open)() {
+            Ok(mut s) => {
+                s.attach_stop(&self.stop);
+                self.inner = Some(s);
+                Ok(None)
+            }
+            Err(e) if e.is_final() => Err(self.end(e)),
+            Err(e) => {
+                self.failed(&e);
+                Ok(Some(e))
+            }
+        }
+    }
+
     fn end(&mut self, e: CameraError) -> CameraError {
         self.inner = None;
         self.status.set(match &e {
             CameraError::Stopped => CameraStatus::Stopped,
+            other if other.is_permanent() => {
+                if self.started {
+                    tracing::error!(
+                        camera = %self.describe,
+                        error = %other,
+                        advice = %other.advice(),
+                        "camera misconfigured; not retried"
+                    );
+                }
+                CameraStatus::Misconfigured {
+                    reason: other.to_string(),
+                    advice: other.advice(),
+                }
+            }
             other => CameraStatus::Ended {
                 reason: other.to_string(),
             },
@@ -428,6 +488,201 @@ mod tests {
         assert!(matches!(r.next_frame(), Err(CameraError::Config(_))));
         assert!(matches!(r.next_frame(), Err(CameraError::Config(_))));
         assert_eq!(opens.load(Ordering::SeqCst), 1);
-        assert!(matches!(r.status().get(), CameraStatus::Ended { .. }));
+        assert!(r.status().get().is_misconfigured());
+    }
+
+    /// A scripted stand-in camera: each `next_frame` takes the next step of its script (a
+    /// frame, or an error); an exhausted script is an unplugged camera.
+    struct Scripted {
+        steps: std::collections::VecDeque<Result<(), CameraError>>,
+    }
+
+    impl FrameSource for Scripted {
+        fn next_frame(&mut self) -> Result<Frame, CameraError> {
+            match self.steps.pop_front() {
+                Some(Ok(())) => Ok(Frame {
+                    image: image::RgbImage::new(2, 2),
+                    captured: Instant::now(),
+                    seq: 0,
+                }),
+                Some(Err(e)) => Err(e),
+                None => Err(CameraError::Device {
+                    device: "scripted".into(),
+                    reason: "capture failed: No such device (os error 19)".into(),
+                }),
+            }
+        }
+        fn describe(&self) -> String {
+            "scripted".into()
+        }
+    }
+
+    type Opening = Result<Vec<Result<(), CameraError>>, CameraError>;
+
+    /// A `Reopening` whose opener plays `opens` in turn (then fails as unplugged), counting
+    /// the attempts.
+    fn scripted(opens: Vec<Opening>) -> (Reopening, Arc<AtomicU32>) {
+        let count = Arc::new(AtomicU32::new(0));
+        let c = count.clone();
+        let mut script: std::collections::VecDeque<Opening> = opens.into();
+        let r = Reopening::new(
+            "scripted camera",
+            Backoff::new(Duration::from_millis(1), Duration::from_millis(2)),
+            move || {
+                c.fetch_add(1, Ordering::SeqCst);
+                match script.pop_front() {
+                    Some(Ok(steps)) => Ok(Box::new(Scripted {
+                        steps: steps.into(),
+                    }) as Box<dyn FrameSource>),
+                    Some(Err(e)) => Err(e),
+                    None => Err(CameraError::NoDevice {
+                        wanted: String::new(),
+                        found: vec![],
+                    }),
+                }
+            },
+        );
+        (r, count)
+    }
+
+    fn unplugged() -> CameraError {
+        CameraError::Device {
+            device: "/dev/video0".into(),
+            reason: "cannot open: No such file or directory (os error 2)".into(),
+        }
+    }
+
+    fn refused() -> CameraError {
+        CameraError::Stream {
+            url: "http://cam/video".into(),
+            reason: "cannot connect to 10.0.0.9:80: Connection refused (os error 111)".into(),
+        }
+    }
+
+    fn folder_gone() -> CameraError {
+        CameraError::Recorded {
+            dir: "/srv/frames".into(),
+            reason: "the folder does not exist".into(),
+        }
+    }
+
+    #[test]
+    fn an_unplugged_or_unreachable_camera_is_retried_until_it_is_back() {
+        let (mut r, opens) = scripted(vec![
+            Err(unplugged()),
+            Err(CameraError::NoDevice {
+                wanted: String::new(),
+                found: vec![],
+            }),
+            Err(refused()),
+            Ok(vec![Ok(()), Err(refused())]),
+            Err(unplugged()),
+            Ok(vec![Ok(())]),
+        ]);
+        let status = r.status();
+        assert_eq!(r.next_frame().unwrap().seq, 1);
+        assert_eq!(
+            opens.load(Ordering::SeqCst),
+            4,
+            "three failed opens retried"
+        );
+        // The stream drops, one reopen fails, the next one works.
+        assert_eq!(r.next_frame().unwrap().seq, 2);
+        assert_eq!(opens.load(Ordering::SeqCst), 6);
+        assert!(status.get().is_streaming());
+    }
+
+    #[test]
+    fn a_configuration_error_after_a_reopen_stops_the_camera_and_says_why() {
+        // Frames, then the camera goes away; when it is reopened, its folder is gone.
+        let (mut r, opens) = scripted(vec![Ok(vec![Ok(()), Ok(())]), Err(folder_gone())]);
+        let status = r.status();
+        assert!(r.next_frame().is_ok() && r.next_frame().is_ok());
+        let e = r.next_frame().unwrap_err();
+        assert_eq!(e, folder_gone());
+        assert!(e.is_permanent() && e.advice().contains("camera.recorded_dir"));
+        match status.get() {
+            CameraStatus::Misconfigured { reason, advice } => {
+                assert!(reason.contains("/srv/frames"), "{reason}");
+                assert!(advice.contains("camera.recorded_dir"), "{advice}");
+            }
+            other => panic!("expected Misconfigured, got {other:?}"),
+        }
+        assert_eq!(status.get().headline(), "Camera misconfigured");
+        // Not retried: later calls give the same error without opening again.
+        for _ in 0..3 {
+            assert_eq!(r.next_frame().unwrap_err(), folder_gone());
+        }
+        assert_eq!(opens.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_permanent_error_from_an_open_source_is_not_retried_either() {
+        let no_format = CameraError::NoFormat {
+            device: "/dev/video0 (ISP)".into(),
+            offered: vec!["pRAA".into()],
+        };
+        let (mut r, opens) = scripted(vec![Ok(vec![Ok(()), Err(no_format.clone())])]);
+        assert!(r.next_frame().is_ok());
+        assert_eq!(r.next_frame().unwrap_err(), no_format);
+        assert_eq!(r.next_frame().unwrap_err(), no_format);
+        assert_eq!(opens.load(Ordering::SeqCst), 1);
+        assert!(r.status().get().is_misconfigured());
+    }
+
+    #[test]
+    fn open_now_refuses_a_configuration_error_and_defers_a_missing_camera() {
+        // A configuration error: refused at once, and the source has ended.
+        let (mut r, opens) = scripted(vec![Err(folder_gone())]);
+        assert_eq!(r.open_now().unwrap_err(), folder_gone());
+        assert!(r.status().get().is_misconfigured());
+        assert_eq!(r.next_frame().unwrap_err(), folder_gone());
+        assert_eq!(opens.load(Ordering::SeqCst), 1);
+
+        // Unplugged at start-up: reported, Lost, and retried by the first frame request.
+        let (mut r, opens) = scripted(vec![Err(unplugged()), Ok(vec![Ok(())])]);
+        assert_eq!(r.open_now().unwrap(), Some(unplugged()));
+        assert!(r.status().get().is_lost());
+        assert_eq!(r.next_frame().unwrap().seq, 1);
+        assert_eq!(opens.load(Ordering::SeqCst), 2);
+
+        // Opened at start-up: the first frame comes from that source, not a second open.
+        let (mut r, opens) = scripted(vec![Ok(vec![Ok(())])]);
+        assert_eq!(r.open_now().unwrap(), None);
+        assert_eq!(r.open_now().unwrap(), None, "already open: no second open");
+        assert_eq!(r.next_frame().unwrap().seq, 1);
+        assert_eq!(opens.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn which_errors_are_permanent() {
+        for e in [
+            CameraError::Config("camera.fps = 0".into()),
+            folder_gone(),
+            CameraError::NoFormat {
+                device: "d".into(),
+                offered: vec![],
+            },
+            CameraError::StreamConfig {
+                url: "u".into(),
+                reason: "the camera refused the user and password (HTTP 401)".into(),
+            },
+        ] {
+            assert!(e.is_permanent() && e.is_final(), "{e}");
+            // The key to fix is named, in the advice or (for a range error) the message.
+            let told = format!("{e} {}", e.advice());
+            assert!(told.contains("camera."), "{told}");
+        }
+        for e in [
+            unplugged(),
+            refused(),
+            CameraError::NoDevice {
+                wanted: String::new(),
+                found: vec![],
+            },
+        ] {
+            assert!(!e.is_permanent() && !e.is_final(), "{e}");
+        }
+        assert!(!CameraError::Stopped.is_permanent() && CameraError::Stopped.is_final());
     }
 }

@@ -159,6 +159,66 @@ fn probe(path: &Path) -> Result<Probe, CameraError> {
     })
 }
 
+/// A video device node as found on this machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceInfo {
+    pub path: PathBuf,
+    /// The driver's card name ("USB2.0 Camera"); empty when the node could not be queried.
+    pub card: String,
+    /// Formats offered, as fourcc text ("MJPG", "YUYV").
+    pub formats: Vec<String>,
+    /// A capture device offering a format facegate reads.
+    pub usable: bool,
+    /// Why the node could not be queried (permissions, not a capture device).
+    pub error: Option<String>,
+}
+
+impl std::fmt::Display for DeviceInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.error {
+            Some(e) => write!(f, "{} ({e})", self.path.display()),
+            None if self.usable => write!(f, "{} {:?}", self.path.display(), self.card),
+            None => write!(
+                f,
+                "{} {:?} (offers {}, which facegate does not read)",
+                self.path.display(),
+                self.card,
+                if self.formats.is_empty() {
+                    "no format".to_string()
+                } else {
+                    self.formats.join(", ")
+                }
+            ),
+        }
+    }
+}
+
+/// Every `/dev/video*` node, queried (nothing is streamed).
+pub fn list_devices() -> Vec<DeviceInfo> {
+    video_nodes()
+        .into_iter()
+        .map(|path| match probe(&path) {
+            Ok(p) => DeviceInfo {
+                usable: choose_format(&p.offered).is_some(),
+                formats: p.offered.iter().map(|f| fourcc_text(*f)).collect(),
+                card: p.card,
+                path,
+                error: None,
+            },
+            Err(e) => DeviceInfo {
+                error: Some(match e {
+                    CameraError::Device { reason, .. } => reason,
+                    other => other.to_string(),
+                }),
+                path,
+                card: String::new(),
+                formats: Vec::new(),
+                usable: false,
+            },
+        })
+        .collect()
+}
+
 /// Capture devices that offer a format facegate reads, as "path (card)".
 pub fn usable_devices() -> Vec<String> {
     video_nodes()

@@ -1,5 +1,6 @@
 //! Sub-commands of the `facegate` binary that need more than a few lines.
 
+pub mod doctor;
 pub mod events;
 pub mod gallery;
 pub mod run;

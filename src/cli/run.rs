@@ -7,7 +7,7 @@ use std::sync::mpsc;
 
 use anyhow::{Context, Result};
 use facegate::access::daemon::{self, DaemonConfig};
-use facegate::camera::Reopening;
+use facegate::camera::{CameraStatus, Reopening};
 use facegate::config::Config;
 use facegate::gallery::{self, ModelTag};
 use facegate::hw;
@@ -30,6 +30,36 @@ pub struct RunArgs {
 const CROP_PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
 pub fn run(config: &Config, args: RunArgs) -> Result<ExitCode> {
+    let mut cam = config.camera.clone();
+    if let Some(dir) = &args.frames {
+        cam.source = facegate::camera::SourceKind::Recorded;
+        cam.recorded_dir = dir.clone();
+    }
+    if args.once {
+        cam.recorded_loop = false;
+    }
+    cam.check().map_err(anyhow::Error::msg)?;
+    // Opened now, so that a configuration error stops the start-up with its reason; a camera
+    // that is only missing (unplugged, unreachable) is retried in the background.
+    let mut camera = Reopening::from_config(&cam);
+    match camera.open_now() {
+        Ok(None) => {}
+        Ok(Some(e)) => eprintln!(
+            "facegate: camera not available yet ({e}); retrying in the background, the \
+             display says the camera is lost. {}",
+            e.advice()
+        ),
+        Err(e) => {
+            let advice = if args.frames.is_some() {
+                "check the folder given to --frames".to_string()
+            } else {
+                e.advice()
+            };
+            anyhow::bail!("the camera is misconfigured: {e}. To fix: {advice}");
+        }
+    }
+    let camera_status = camera.status();
+
     let models = crate::load_models(config, None)?;
     let threshold = crate::threshold(config, &models)?;
     let model = ModelTag::new(&models.embedder.name, models.dim());
@@ -44,18 +74,6 @@ pub fn run(config: &Config, args: RunArgs) -> Result<ExitCode> {
         let _guard = rt.enter();
         t.spawn_sync()
     });
-
-    let mut cam = config.camera.clone();
-    if let Some(dir) = &args.frames {
-        cam.source = facegate::camera::SourceKind::Recorded;
-        cam.recorded_dir = dir.clone();
-    }
-    if args.once {
-        cam.recorded_loop = false;
-    }
-    cam.check().map_err(anyhow::Error::msg)?;
-    let camera = Reopening::from_config(&cam);
-    let camera_status = camera.status();
 
     let (hardware, _memory) = match &args.no_hardware {
         Some(png) => {
@@ -82,7 +100,7 @@ pub fn run(config: &Config, args: RunArgs) -> Result<ExitCode> {
         rt.handle().clone(),
         hardware,
         camera,
-        Some(camera_status),
+        Some(camera_status.clone()),
         DaemonConfig {
             policy: config.access.policy(threshold),
             door: config.access.door(unlock_ms),
@@ -179,6 +197,7 @@ pub fn run(config: &Config, args: RunArgs) -> Result<ExitCode> {
     if let Err(e) = hw::systemd::notify_ready() {
         tracing::warn!(error = %e, "sd_notify");
     }
+    let mut told_misconfigured = false;
     rt.block_on(async {
         let ctrl_c = tokio::signal::ctrl_c();
         tokio::pin!(ctrl_c);
@@ -186,6 +205,17 @@ pub fn run(config: &Config, args: RunArgs) -> Result<ExitCode> {
             tokio::select! {
                 _ = &mut ctrl_c => break,
                 _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {
+                    if !told_misconfigured
+                        && let CameraStatus::Misconfigured { reason, advice } = camera_status.get()
+                    {
+                        // The door (exit button, remote unlock) keeps working without faces.
+                        eprintln!(
+                            "facegate: the camera is misconfigured and is not retried: {reason}. \
+                             To fix: {advice}, then restart facegate. The door keeps working \
+                             (exit button, API); faces are not recognised until then."
+                        );
+                        told_misconfigured = true;
+                    }
                     if !running.camera_finished()
                         && let Err(e) = hw::systemd::notify_watchdog()
                     {

@@ -67,6 +67,30 @@ impl Index {
     }
 }
 
+/// Open the sled database at `path`. sled locks it for one process: when another holds it
+/// (a running door), the error says which process.
+fn open_db(path: &Path) -> Result<sled::Db> {
+    sled::Config::new()
+        .path(path)
+        .mode(sled::Mode::HighThroughput)
+        .open()
+        .map_err(|source| {
+            if source.to_string().contains("could not acquire lock") {
+                GalleryError::InUse {
+                    path: path.display().to_string(),
+                    holders: crate::hw::host::describe_holders(&crate::hw::host::holders(
+                        &path.join("db"),
+                    )),
+                }
+            } else {
+                GalleryError::Storage {
+                    path: path.display().to_string(),
+                    source,
+                }
+            }
+        })
+}
+
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
@@ -93,11 +117,7 @@ impl Cache {
             path: path.display().to_string(),
             source,
         };
-        let db = sled::Config::new()
-            .path(path)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(storage)?;
+        let db = open_db(path)?;
         let tree = |name: &str| db.open_tree(name).map_err(storage);
         let (persons, templates, outbox, meta) = (
             tree("persons")?,
@@ -163,6 +183,26 @@ impl Cache {
             model: model.clone(),
             index: RwLock::new(index),
         })
+    }
+
+    /// The model a gallery was made with, read without loading it; `None` when there is no
+    /// gallery at `path` yet (nothing is created) or it records no model.
+    pub fn recorded_model(path: &Path) -> Result<Option<ModelTag>> {
+        if !path.join("db").exists() {
+            return Ok(None);
+        }
+        let storage = |source| GalleryError::Storage {
+            path: path.display().to_string(),
+            source,
+        };
+        let db = open_db(path)?;
+        let meta = db.open_tree("meta").map_err(storage)?;
+        match meta.get(META_MODEL).map_err(storage)? {
+            Some(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .map_err(|e| GalleryError::Corrupt(format!("model record: {e}"))),
+            None => Ok(None),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -695,6 +735,35 @@ mod tests {
         (0..dim)
             .map(|i| ((i * 31 + seed * 17) % 13) as f32 - 6.0)
             .collect()
+    }
+
+    #[test]
+    fn a_gallery_in_use_is_named_and_its_model_read_without_creating_one() {
+        let dir = tmp("in-use");
+        let model = ModelTag::new("m", 8);
+        assert_eq!(Cache::recorded_model(&dir).unwrap(), None);
+        assert!(
+            !dir.exists(),
+            "reading the model of no gallery creates nothing"
+        );
+        let c = Cache::open(&dir, &model).unwrap();
+        match Cache::open(&dir, &model) {
+            Err(e @ GalleryError::InUse { .. }) => {
+                let m = e.to_string();
+                assert!(
+                    m.contains(&dir.display().to_string()) && m.contains("in use"),
+                    "{m}"
+                );
+            }
+            Err(e) => panic!("expected InUse, got {e}"),
+            Ok(_) => panic!("opened a gallery twice"),
+        }
+        assert!(matches!(
+            Cache::recorded_model(&dir),
+            Err(GalleryError::InUse { .. })
+        ));
+        drop(c);
+        assert_eq!(Cache::recorded_model(&dir).unwrap(), Some(model));
     }
 
     #[test]

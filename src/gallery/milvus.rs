@@ -35,6 +35,18 @@ pub const QUERY_LIMIT: usize = 16_384;
 const IDS_PER_FILTER: usize = 1000;
 const PERSON_DOC_MAX: u32 = 65_535;
 
+/// The central store as [`MilvusStore::inspect`] found it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MilvusReport {
+    pub templates_collection: String,
+    pub persons_collection: String,
+    pub templates_exists: bool,
+    pub persons_exists: bool,
+    /// Live (not deleted) templates, when the templates collection exists: the count, or why
+    /// it could not be read (a collection not loaded yet, for one).
+    pub templates: Option<std::result::Result<u64, String>>,
+}
+
 pub struct MilvusStore {
     config: MilvusConfig,
     model: ModelTag,
@@ -78,6 +90,73 @@ impl MilvusStore {
         }
     }
 
+    /// Look at the central store without changing it (no collection is created or loaded):
+    /// health, whether facegate's collections exist, and how many live templates there are.
+    /// Every call is bounded by `timeout`; the caller should bound the whole too.
+    pub async fn inspect(&self, timeout: std::time::Duration) -> Result<MilvusReport> {
+        let c = ClientV2::new(&self.connect_config(timeout))
+            .await
+            .map_err(|e| map_err(&format!("connect to {}", self.config.url), e))?;
+        let req = CheckHealthRequest::builder()
+            .build()
+            .map_err(|e| map_err("check_health", e))?;
+        let h = c
+            .check_health(req)
+            .await
+            .map_err(|e| map_err("check_health", e))?;
+        if !h.is_healthy() {
+            return Err(GalleryError::RemoteUnavailable(format!(
+                "unhealthy: {:?}",
+                h.reasons()
+            )));
+        }
+        let has = |name: String| {
+            let c = &c;
+            async move {
+                let what = format!("has_collection {name}");
+                let req = HasCollectionRequest::builder()
+                    .collection_name(name)
+                    .build()
+                    .map_err(|e| map_err(&what, e))?;
+                c.has_collection(req)
+                    .await
+                    .map(|r| r.exists())
+                    .map_err(|e| map_err(&what, e))
+            }
+        };
+        let templates_exists = has(self.templates.clone()).await?;
+        let persons_exists = has(self.persons.clone()).await?;
+        let templates = if templates_exists {
+            let what = format!("count {}", self.templates);
+            let counted = async {
+                let req = QueryRequest::builder()
+                    .collection_name(self.templates.clone())
+                    .filter("deleted == false".to_string())
+                    .output_fields(["count(*)"])
+                    .consistency_level(ConsistencyLevel::Strong)
+                    .build()
+                    .map_err(|e| map_err(&what, e))?;
+                let resp = c.query(req).await.map_err(|e| map_err(&what, e))?;
+                Ok::<u64, GalleryError>(
+                    int64s(resp.results(), "count(*)")?
+                        .first()
+                        .copied()
+                        .unwrap_or(0) as u64,
+                )
+            };
+            Some(counted.await.map_err(|e| e.to_string()))
+        } else {
+            None
+        };
+        Ok(MilvusReport {
+            templates_collection: self.templates.clone(),
+            persons_collection: self.persons.clone(),
+            templates_exists,
+            persons_exists,
+            templates,
+        })
+    }
+
     pub fn templates_collection(&self) -> &str {
         &self.templates
     }
@@ -86,19 +165,24 @@ impl MilvusStore {
         &self.persons
     }
 
+    fn connect_config(&self, timeout: std::time::Duration) -> ConnectConfig {
+        let mut cc = ConnectConfig::new()
+            .uri(self.config.url.clone())
+            .database(self.config.database.clone())
+            .connect_timeout(timeout)
+            .rpc_timeout(timeout)
+            .retry(RetryConfig::new().max_attempts(1));
+        if !self.config.token.is_empty() {
+            cc = cc.token(self.config.token.clone());
+        }
+        cc
+    }
+
     /// The connected client; connects (and creates and loads the collections) on first use.
     pub async fn client(&self) -> Result<&ClientV2> {
         self.client
             .get_or_try_init(|| async {
-                let mut cc = ConnectConfig::new()
-                    .uri(self.config.url.clone())
-                    .database(self.config.database.clone())
-                    .connect_timeout(self.config.write_timeout())
-                    .rpc_timeout(self.config.write_timeout())
-                    .retry(RetryConfig::new().max_attempts(1));
-                if !self.config.token.is_empty() {
-                    cc = cc.token(self.config.token.clone());
-                }
+                let cc = self.connect_config(self.config.write_timeout());
                 let client = ClientV2::new(&cc)
                     .await
                     .map_err(|e| map_err(&format!("connect to {}", self.config.url), e))?;

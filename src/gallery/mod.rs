@@ -45,6 +45,12 @@ pub enum GalleryError {
         expected: String,
         expected_dim: usize,
     },
+    #[error(
+        "the gallery at {path} is in use by another program ({holders}); a running facegate \
+         (the door, or facegate serve) holds it. Stop that program first (systemctl stop \
+         facegate) or use its HTTP API"
+    )]
+    InUse { path: String, holders: String },
     #[error("gallery data is damaged: {0}")]
     Corrupt(String),
     #[error("no person with id {0:?}")]

@@ -245,7 +245,7 @@ impl HwConfig {
     }
 
     /// The GPIO lines in use, by key.
-    fn lines(&self) -> Vec<(&'static str, u32)> {
+    pub(crate) fn lines(&self) -> Vec<(&'static str, u32)> {
         let mut lines = vec![("relay_line", self.relay_line)];
         if let Some(l) = self.door_contact_line {
             lines.push(("door_contact_line", l));

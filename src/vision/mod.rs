@@ -9,6 +9,7 @@ pub mod embed;
 pub mod frame;
 pub mod model;
 pub mod resample;
+pub mod selftest;
 
 use std::path::{Path, PathBuf};
 

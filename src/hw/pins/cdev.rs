@@ -7,6 +7,28 @@ use linux_embedded_hal::gpio_cdev::{Chip, LineRequestFlags, chips};
 
 use crate::hw::HwError;
 
+/// How a line is in use, as the kernel reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineUse {
+    /// Requested by a program or claimed by a kernel driver.
+    pub used: bool,
+    /// Who holds it ("facegate-relay", a driver's name), when it says.
+    pub consumer: Option<String>,
+    pub output: bool,
+}
+
+/// The GPIO chips of this machine as "gpiochip0 \"pinctrl-bcm2711\" (58 lines)"; empty when
+/// there is no `/dev/gpiochip*` at all.
+pub fn list_chips() -> Result<Vec<String>, String> {
+    let iter = chips().map_err(|e| format!("cannot list /dev: {e}"))?;
+    Ok(iter
+        .map(|chip| match chip {
+            Ok(c) => format!("{} {:?} ({} lines)", c.name(), c.label(), c.num_lines()),
+            Err(e) => format!("(unreadable: {e})"),
+        })
+        .collect())
+}
+
 /// An opened GPIO chip, from which lines are requested.
 pub struct GpioChip {
     chip: Chip,
@@ -59,6 +81,41 @@ impl GpioChip {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    pub fn num_lines(&self) -> u32 {
+        self.chip.num_lines()
+    }
+
+    /// What the kernel says about `line`, read without requesting it: nothing is driven,
+    /// reconfigured or released (`facegate doctor` relies on this around the door relay).
+    pub fn line_use(&mut self, line: u32) -> Result<LineUse, HwError> {
+        let lines = self.chip.num_lines();
+        if line >= lines {
+            return Err(HwError::LineOutOfRange {
+                chip: self.name.clone(),
+                label: self.label.clone(),
+                line,
+                lines,
+            });
+        }
+        let gpio = |detail: String| HwError::Gpio {
+            chip: self.name.clone(),
+            line,
+            role: "inspect",
+            detail,
+        };
+        let info = self
+            .chip
+            .get_line(line)
+            .and_then(|l| l.info())
+            .map_err(|e| gpio(e.to_string()))?;
+        Ok(LineUse {
+            // The v1 line-info ABI flags every requested line "kernel", whoever holds it.
+            used: info.is_kernel(),
+            consumer: info.consumer().map(str::to_owned),
+            output: info.direction() == linux_embedded_hal::gpio_cdev::LineDirection::Out,
+        })
     }
 
     pub fn label(&self) -> &str {
