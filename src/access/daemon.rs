@@ -53,6 +53,13 @@ pub enum Record {
 }
 
 impl Record {
+    /// When it happened (Unix ms): a decision's frame, a door event.
+    pub fn at_ms(&self) -> i64 {
+        match self {
+            Record::Decision { at_ms, .. } | Record::Door { at_ms, .. } => *at_ms,
+        }
+    }
+
     /// The audit-log entry for this record, if it is one the log keeps (decisions at the door,
     /// and unlocks).
     pub fn audit_event(&self) -> Option<super::audit::NewEvent> {
