@@ -183,6 +183,8 @@ pub fn run(config: &Config, args: RunArgs) -> Result<ExitCode> {
                 Ok(line) => println!("{line}"),
                 Err(e) => tracing::warn!(error = %e, "record"),
             }
+            // At the record's own time: the door thread's unlock record reaches this thread
+            // before the decision that caused it, which would otherwise be logged after it.
             if let Some(e) = r.audit_event()
                 && let Err(e) = audit.append_at(e, r.at_ms())
             {
