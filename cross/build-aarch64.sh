@@ -11,13 +11,14 @@
 #   Either way the linker is Debian's gcc-aarch64-linux-gnu (.cargo/config.toml), so the binary
 #   needs glibc >= 2.34 on the target (Pi OS Bookworm, Ubuntu 22.04+, JetPack 6).
 #
-# Builds (release profile): the `facegate` binary and the `model_timing` example (the ARM cost
-# probe used by cross/arm-cost.sh), strips the binary into
-# target/aarch64-unknown-linux-gnu/release/facegate.stripped and prints its size, and its size
-# together with models/*.onnx.
+# Builds (release profile, or FACEGATE_PROFILE): the `facegate` binary and the `model_timing`
+# example (the ARM cost probe used by cross/arm-cost.sh), strips the binary into
+# target/aarch64-unknown-linux-gnu/<profile>/facegate.stripped and prints its size, and its size
+# together with the default models and with all of models/*.onnx.
 #
 # Usage: cross/build-aarch64.sh            (idempotent; installs what is missing, needs root for apt)
 #        SKIP_INSTALL=1 cross/build-aarch64.sh   (only build)
+#        FACEGATE_PROFILE=dist cross/build-aarch64.sh   (the size-optimised profile of Cargo.toml)
 set -euo pipefail
 
 TARGET=aarch64-unknown-linux-gnu
@@ -52,10 +53,14 @@ else
     CARGO=(cargo)
 fi
 
+PROFILE="${FACEGATE_PROFILE:-release}"
 start=$(date +%s)
-"${CARGO[@]}" build --release --locked --target "$TARGET" --bin facegate --example model_timing
-echo "build took $(( $(date +%s) - start )) s (route: $ROUTE)"
+# Two builds: built together with an example, `facegate` would get the dev-dependencies'
+# features unified into it (a different, bigger binary than the one shipped).
+"${CARGO[@]}" build --profile "$PROFILE" --locked --target "$TARGET" --bin facegate
+"${CARGO[@]}" build --profile "$PROFILE" --locked --target "$TARGET" --example model_timing
+echo "build took $(( $(date +%s) - start )) s (route: $ROUTE, profile: $PROFILE)"
 
 # shellcheck source=report-size.sh
 source "$ROOT/cross/report-size.sh"
-strip_and_report "$TARGET" aarch64-linux-gnu-strip
+strip_and_report "$TARGET" aarch64-linux-gnu-strip "$PROFILE"
