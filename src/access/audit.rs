@@ -338,7 +338,11 @@ impl AuditLog {
             path: path.display().to_string(),
             source,
         };
-        let db = sled::open(path).map_err(storage)?;
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(crate::gallery::cache::SLED_CACHE_BYTES)
+            .open()
+            .map_err(storage)?;
         let events = db.open_tree("events").map_err(storage)?;
         let crops = db.open_tree("face_crops").map_err(storage)?;
         let crop_times = db.open_tree("face_crop_times").map_err(storage)?;

@@ -67,11 +67,16 @@ impl Index {
     }
 }
 
+/// sled's page cache for each database facegate opens (sled's default is 1 GiB, more than a
+/// small board has; the gallery's templates are searched from their own in-memory matrix).
+pub const SLED_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
 /// Open the sled database at `path`. sled locks it for one process: when another holds it
 /// (a running door), the error says which process.
 fn open_db(path: &Path) -> Result<sled::Db> {
     sled::Config::new()
         .path(path)
+        .cache_capacity(SLED_CACHE_BYTES)
         .mode(sled::Mode::HighThroughput)
         .open()
         .map_err(|source| {
@@ -706,7 +711,11 @@ pub fn read_person_names(path: &Path, ids: &[&str]) -> Result<Option<HashMap<Str
         path: path.display().to_string(),
         source,
     };
-    let db = sled::Config::new().path(path).open().map_err(storage)?;
+    let db = sled::Config::new()
+        .path(path)
+        .cache_capacity(SLED_CACHE_BYTES)
+        .open()
+        .map_err(storage)?;
     let persons = db.open_tree("persons").map_err(storage)?;
     let mut names = HashMap::new();
     for id in ids {
