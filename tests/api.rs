@@ -688,7 +688,19 @@ async fn bad_input_gets_the_right_status_and_a_clear_message() {
     ];
     for (what, request, status, error, word) in cases {
         let t = Instant::now();
-        let (got, body) = json(request.send().await.unwrap()).await;
+        let response = request.send().await.unwrap();
+        if response.status() == 413 {
+            // The unread rest of the body: the server closes the connection and says so.
+            assert_eq!(
+                response
+                    .headers()
+                    .get("connection")
+                    .and_then(|v| v.to_str().ok()),
+                Some("close"),
+                "{what}: a 413 must close the connection"
+            );
+        }
+        let (got, body) = json(response).await;
         let ms = t.elapsed().as_millis();
         eprintln!("{what}: {got} {body} ({ms} ms)");
         assert_eq!(got, status, "{what}: {body}");

@@ -118,6 +118,12 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static("Bearer realm=\"facegate\""),
             );
         }
+        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The rest of an oversized body is never read: close the connection, so a client
+            // does not send its next request on a connection the server is dropping.
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         r
     }
 }
