@@ -61,10 +61,14 @@ fn acknowledged_enrollments_survive_kill_9() {
         .spawn()
         .expect("spawn child");
     let stdout = child.stdout.take().expect("stdout");
+    // Every acknowledgement the child printed: the ones read before the kill, and the ones it
+    // printed meanwhile, still in the pipe (stdout is line-buffered, so a printed line was
+    // acknowledged to the caller before it was written).
     let mut acked: Vec<(u64, usize)> = Vec::new();
     let mut person_acked = false;
+    let mut killed = false;
     for line in BufReader::new(stdout).lines() {
-        let line = line.expect("line");
+        let Ok(line) = line else { break };
         if line.contains("person victim") {
             person_acked = true;
         }
@@ -74,16 +78,20 @@ fn acknowledged_enrollments_survive_kill_9() {
             let i: usize = it.next().unwrap().parse().unwrap();
             acked.push((id, i));
             // Kill in the middle of the stream of writes, not between runs.
-            if acked.len() == 150 {
+            if acked.len() == 150 && !killed {
                 child.kill().expect("SIGKILL");
-                break;
+                killed = true;
             }
         }
     }
     let status = child.wait().expect("wait");
     assert!(!status.success(), "the child was killed, not finished");
     assert!(person_acked);
-    assert_eq!(acked.len(), 150);
+    assert!(killed && acked.len() >= 150, "{} acknowledged", acked.len());
+    eprintln!(
+        "{} enrollments acknowledged before the kill took effect",
+        acked.len()
+    );
 
     let cache = Cache::open(&dir, &ModelTag::new("test-model", DIM)).expect("reopen after kill -9");
     assert!(cache.get_person("victim").unwrap().is_some());
