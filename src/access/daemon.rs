@@ -621,6 +621,10 @@ fn door_loop(
     records: mpsc::Sender<Record>,
     stop: Arc<AtomicBool>,
 ) {
+    // The door's timers run on the monotonic clock: a wall clock set back (NTP on a board
+    // without a real-time clock, a manual change) must not hold the door unlocked.
+    let start = Instant::now();
+    let door_ms = || i64::try_from(start.elapsed().as_millis()).unwrap_or(i64::MAX);
     loop {
         let (input, captured) = match rx.recv_timeout(Duration::from_millis(10)) {
             Ok(v) => v,
@@ -637,7 +641,7 @@ fn door_loop(
             Err(e) => tracing::warn!(error = %e, "door inputs"),
         }
         for input in todo {
-            let (actions, events) = door.handle(input, now_ms());
+            let (actions, events) = door.handle(input, door_ms());
             for a in actions {
                 let r = match a {
                     RelayAction::Unlock => relay.unlock(),

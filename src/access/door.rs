@@ -105,7 +105,8 @@ impl Door {
         }
     }
 
-    /// Apply one input at `now_ms`: the relay actions to carry out, and the events to log.
+    /// Apply one input at `now_ms` (milliseconds on a monotonic clock): the relay actions to
+    /// carry out, and the events to log.
     pub fn handle(&mut self, input: DoorInput, now_ms: i64) -> (Vec<RelayAction>, Vec<DoorEvent>) {
         let mut actions = Vec::new();
         let mut events = Vec::new();
@@ -136,8 +137,10 @@ impl Door {
             }
             DoorInput::Tick => {}
         }
+        // Strictly after: with times in whole milliseconds the relay then stays unlocked at
+        // least `unlock_ms`, never a fraction of a millisecond less.
         if let Some(until) = self.unlocked_until
-            && now_ms >= until
+            && now_ms > until
         {
             self.unlocked_until = None;
             actions.push(RelayAction::Lock);
@@ -185,8 +188,8 @@ mod tests {
         assert_eq!(d.handle(DoorInput::Tick, 3999).0, vec![]);
         // A second grant extends the time without a second relay edge.
         assert_eq!(d.handle(face(), 2000).0, vec![]);
-        assert_eq!(d.handle(DoorInput::Tick, 4999).0, vec![]);
-        let (a, e) = d.handle(DoorInput::Tick, 5000);
+        assert_eq!(d.handle(DoorInput::Tick, 5000).0, vec![]);
+        let (a, e) = d.handle(DoorInput::Tick, 5001);
         assert_eq!(a, vec![RelayAction::Lock]);
         assert_eq!(e, vec![DoorEvent::Locked]);
         assert_eq!(d.status().lock, LockState::Locked);
@@ -214,7 +217,7 @@ mod tests {
         let (_, e) = d.handle(DoorInput::DoorOpened, 500);
         assert_eq!(e, vec![DoorEvent::Opened]);
         // Relocks on time while open; closing later is normal.
-        let (a, _) = d.handle(DoorInput::Tick, 3000);
+        let (a, _) = d.handle(DoorInput::Tick, 3001);
         assert_eq!(a, vec![RelayAction::Lock]);
         let (_, e) = d.handle(DoorInput::DoorClosed, 4000);
         assert_eq!(e, vec![DoorEvent::Closed]);
