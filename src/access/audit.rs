@@ -628,6 +628,24 @@ mod tests {
         d
     }
 
+    /// Open the log again after dropping it in this process: sled's background flusher may
+    /// hold the file lock for a moment after the drop (seen once on a loaded machine).
+    fn reopen(dir: &Path, max_events: usize) -> AuditLog {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match AuditLog::open(dir, max_events) {
+                Ok(log) => return log,
+                Err(e)
+                    if e.to_string().contains("could not acquire lock")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("reopen: {e}"),
+            }
+        }
+    }
+
     fn ev(outcome: Outcome, person: &str) -> NewEvent {
         NewEvent::new(Action::Identify, outcome, EventSource::Api).person(person)
     }
@@ -682,7 +700,7 @@ mod tests {
 
         // Reopened: the count and the events survive.
         drop(log);
-        let log = AuditLog::open(&dir, 3).unwrap();
+        let log = reopen(&dir, 3);
         assert_eq!(log.len(), 3, "a smaller bound trims on open");
         drop(log);
         let _ = std::fs::remove_dir_all(&dir);
@@ -714,7 +732,7 @@ mod tests {
     #[test]
     fn face_crops_are_stored_with_their_event_and_read_back() {
         let dir = tmp("crops-basic");
-        let log = AuditLog::open(&dir, 100).unwrap();
+        let log = reopen(&dir, 100);
         let now = crate::gallery::now_ms();
         let with = log
             .append_at(door(Outcome::Granted, "a").face_jpeg(jpeg(1)), now - 1000)
@@ -741,7 +759,7 @@ mod tests {
         );
         // Survives a reopen.
         drop(log);
-        let log = AuditLog::open(&dir, 100).unwrap();
+        let log = reopen(&dir, 100);
         assert_eq!(log.crop_count(), 1);
         assert_eq!(log.face_crop(with.id).unwrap(), Some(jpeg(1)));
         drop(log);
@@ -786,7 +804,7 @@ mod tests {
         assert_eq!(page.events.iter().filter(|e| e.face_crop).count(), 1);
         // Gone for good: not back after a reopen, and a shorter retention on open purges.
         drop(log);
-        let log = AuditLog::open(&dir, 100).unwrap();
+        let log = reopen(&dir, 100);
         assert_eq!(log.face_crop(old.id).unwrap(), None);
         assert_eq!(log.crop_count(), 1);
         let log = log
@@ -832,7 +850,7 @@ mod tests {
     #[test]
     fn a_face_crop_is_deleted_with_its_event_when_the_log_trims() {
         let dir = tmp("crops-trim");
-        let log = AuditLog::open(&dir, 3).unwrap();
+        let log = reopen(&dir, 3);
         let now = crate::gallery::now_ms();
         let ids: Vec<u64> = (0..5u8)
             .map(|i| {
@@ -851,7 +869,7 @@ mod tests {
         assert_eq!(log.face_crop(ids[2]).unwrap(), Some(jpeg(2)));
         // A smaller bound on reopen trims events and their crops together.
         drop(log);
-        let log = AuditLog::open(&dir, 1).unwrap();
+        let log = reopen(&dir, 1);
         assert_eq!((log.len(), log.crop_count()), (1, 1));
         assert_eq!(log.face_crop(ids[3]).unwrap(), None);
         assert_eq!(log.face_crop(ids[4]).unwrap(), Some(jpeg(4)));
