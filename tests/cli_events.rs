@@ -6,7 +6,6 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use facegate::access::audit::FaceQuality;
@@ -69,15 +68,7 @@ fn quality() -> FaceQuality {
 #[test]
 fn filters_limits_json_table_crops_and_bad_input() {
     let dir = common::tmpdir("cli-events");
-    let config = dir.join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[gallery]\npath = {:?}\n",
-            dir.join("gallery").display().to_string()
-        ),
-    )
-    .unwrap();
+    let config = common::gallery_config(&dir, "config.toml", &dir.join("gallery"));
     // A gallery that knows Alice's name (Bob was deleted since), and the audit log beside it.
     let rt = tokio::runtime::Runtime::new().unwrap();
     let cache = Cache::open(&dir.join("gallery"), &ModelTag::new("mobilefacenet", 192)).unwrap();
@@ -280,15 +271,7 @@ fn filters_limits_json_table_crops_and_bad_input() {
     );
 
     // No audit log at all: said plainly, and none is created.
-    let empty = dir.join("empty.toml");
-    std::fs::write(
-        &empty,
-        format!(
-            "[gallery]\npath = {:?}\n",
-            dir.join("nothing/gallery").display().to_string()
-        ),
-    )
-    .unwrap();
+    let empty = common::gallery_config(&dir, "empty.toml", &dir.join("nothing/gallery"));
     let (ok, _, err) = facegate(&empty, &["events"], None);
     assert!(!ok && err.contains("no audit log"), "{err}");
     assert!(!dir.join("nothing").exists());
@@ -338,22 +321,7 @@ fn while_the_door_runs_the_events_come_through_its_api() {
     // Obama enrolled from obama_1.jpg; the camera replays him (obama_2.jpg) between empty
     // scenes, in a loop.
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let cache =
-        Arc::new(Cache::open(&dir.join("gallery"), &ModelTag::new("mobilefacenet", 192)).unwrap());
-    let mut p = common::pipeline();
-    let e = common::embed_largest(&mut p, &common::fixture("obama_1.jpg"));
-    rt.block_on(async {
-        cache
-            .create_person(NewPerson {
-                id: Some("obama".into()),
-                name: "Barack Obama".into(),
-                ..NewPerson::default()
-            })
-            .await
-            .unwrap();
-        cache.add_templates("obama", vec![e.0]).await.unwrap();
-    });
-    drop(cache);
+    drop(common::cache_with_obama(&dir, &rt));
     let frames = dir.join("frames");
     std::fs::create_dir_all(&frames).unwrap();
     for (i, name) in ["no_face_coffee.jpg", "no_face_coffee.jpg"]

@@ -37,15 +37,7 @@ fn enroll_a_folder_list_stats_remove() {
         }
     }
     std::fs::write(photos.join("joe_biden/broken.jpg"), b"not a jpeg").unwrap();
-    let config = dir.join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[gallery]\npath = {:?}\n",
-            dir.join("gallery").display().to_string()
-        ),
-    )
-    .unwrap();
+    let config = common::gallery_config(&dir, "config.toml", &dir.join("gallery"));
     let p = photos.display().to_string();
 
     let (ok, out, err) = facegate(&config, &["enroll", &p, "--json"]);

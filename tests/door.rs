@@ -228,26 +228,6 @@ fn door_config(save_face_crops: bool) -> DaemonConfig {
     }
 }
 
-/// A sled cache with Obama enrolled from the bundled obama_1.jpg.
-fn cache_with_obama(dir: &Path, rt: &tokio::runtime::Runtime) -> Arc<Cache> {
-    let mut p = common::pipeline();
-    let cache =
-        Arc::new(Cache::open(&dir.join("gallery"), &ModelTag::new("mobilefacenet", 192)).unwrap());
-    let e = common::embed_largest(&mut p, &common::fixture("obama_1.jpg"));
-    rt.block_on(async {
-        cache
-            .create_person(NewPerson {
-                id: Some("obama".into()),
-                name: "Barack Obama".into(),
-                ..NewPerson::default()
-            })
-            .await
-            .unwrap();
-        cache.add_templates("obama", vec![e.0]).await.unwrap();
-    });
-    cache
-}
-
 /// A folder of frames: each (fixture, count) in order.
 fn frames(dir: &Path, plan: &[(&str, usize)]) -> std::path::PathBuf {
     let frames = dir.join("frames");
@@ -272,7 +252,7 @@ fn closed_port() -> u16 {
 fn offline_screen_while_milvus_is_unreachable_and_face_crops_in_the_audit_log() {
     let dir = common::tmpdir("door-offline");
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let cache = cache_with_obama(&dir, &rt);
+    let cache = common::cache_with_obama(&dir, &rt);
     // The real Milvus client, pointed at a port where nothing listens.
     let milvus = MilvusConfig {
         url: format!("http://127.0.0.1:{}", closed_port()),

@@ -19,15 +19,7 @@ use facegate::vision::VisionParams;
 
 fn run_door(args: &[&str]) -> (Option<i32>, String, Duration) {
     let dir = common::tmpdir("run-camera");
-    let config = dir.join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[gallery]\npath = {:?}\n",
-            dir.join("gallery").display().to_string()
-        ),
-    )
-    .unwrap();
+    let config = common::gallery_config(&dir, "config.toml", &dir.join("gallery"));
     let start = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_facegate"))
         .arg("--config")

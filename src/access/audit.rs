@@ -732,7 +732,7 @@ mod tests {
     #[test]
     fn face_crops_are_stored_with_their_event_and_read_back() {
         let dir = tmp("crops-basic");
-        let log = reopen(&dir, 100);
+        let log = AuditLog::open(&dir, 100).unwrap();
         let now = crate::gallery::now_ms();
         let with = log
             .append_at(door(Outcome::Granted, "a").face_jpeg(jpeg(1)), now - 1000)
@@ -850,7 +850,7 @@ mod tests {
     #[test]
     fn a_face_crop_is_deleted_with_its_event_when_the_log_trims() {
         let dir = tmp("crops-trim");
-        let log = reopen(&dir, 3);
+        let log = AuditLog::open(&dir, 3).unwrap();
         let now = crate::gallery::now_ms();
         let ids: Vec<u64> = (0..5u8)
             .map(|i| {

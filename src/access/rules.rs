@@ -63,18 +63,7 @@ pub const EARLIEST_PLAUSIBLE_YEAR: i64 = 2024;
 
 /// The UTC calendar date (year, month 1-12, day 1-31) of `ms` (Unix milliseconds).
 pub fn utc_date(ms: i64) -> (i64, u32, u32) {
-    // Days since 1970-01-01 to a civil date (the proleptic Gregorian calendar), by eras of
-    // 400 years counted from 0000-03-01.
-    let z = ms.div_euclid(86_400_000) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+    super::when::civil_from_days(ms.div_euclid(86_400_000))
 }
 
 /// Whether the clock at `now_ms` looks set: `Err` names the date it shows.

@@ -26,6 +26,20 @@ pub struct Civil {
     pub second: u32,
 }
 
+impl Civil {
+    /// Midnight at the start of a date.
+    pub fn midnight(year: i64, month: u32, day: u32) -> Civil {
+        Civil {
+            year,
+            month,
+            day,
+            hour: 0,
+            minute: 0,
+            second: 0,
+        }
+    }
+}
+
 /// A zone with a constant offset (tests, UTC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FixedZone(pub i64);
@@ -80,8 +94,9 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// The date of a day count from 1970-01-01.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+/// The date (year, month 1-12, day 1-31) of a day count from 1970-01-01, in the proleptic
+/// Gregorian calendar (by eras of 400 years counted from 0000-03-01).
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -192,14 +207,7 @@ pub fn parse_when(input: &str, now_ms: i64, zone: &dyn Zone) -> Result<i64, When
             let c = to_civil(now_ms, zone);
             let days = days_from_civil(c.year, c.month, c.day) - i64::from(lower == "yesterday");
             let (year, month, day) = civil_from_days(days);
-            let midnight = Civil {
-                year,
-                month,
-                day,
-                hour: 0,
-                minute: 0,
-                second: 0,
-            };
+            let midnight = Civil::midnight(year, month, day);
             return zone
                 .local_to_utc(&midnight)
                 .map(|s| s * 1000)
@@ -256,14 +264,7 @@ fn parse_absolute(s: &str, zone: &dyn Zone) -> Result<i64, String> {
     if day == 0 || day > days_in_month(year, month) {
         return Err(format!("{year:04}-{month:02} has no day {day}"));
     }
-    let mut c = Civil {
-        year,
-        month,
-        day,
-        hour: 0,
-        minute: 0,
-        second: 0,
-    };
+    let mut c = Civil::midnight(year, month, day);
     let mut millis = 0i64;
     let mut offset: Option<i64> = None;
     if !rest.is_empty() {

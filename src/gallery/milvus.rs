@@ -55,6 +55,24 @@ pub struct MilvusStore {
     client: OnceCell<ClientV2>,
 }
 
+/// Milvus's own health check: an error unless every component says it is healthy.
+async fn check_health(c: &ClientV2) -> Result<()> {
+    let req = CheckHealthRequest::builder()
+        .build()
+        .map_err(|e| map_err("check_health", e))?;
+    let h = c
+        .check_health(req)
+        .await
+        .map_err(|e| map_err("check_health", e))?;
+    if h.is_healthy() {
+        Ok(())
+    } else {
+        Err(GalleryError::RemoteUnavailable(format!(
+            "unhealthy: {:?}",
+            h.reasons()
+        )))
+    }
+}
 fn map_err(what: &str, e: milvus::v2::error::Error) -> GalleryError {
     use milvus::v2::error::Error as E;
     let msg = format!("{what}: {e}");
@@ -97,19 +115,7 @@ impl MilvusStore {
         let c = ClientV2::new(&self.connect_config(timeout))
             .await
             .map_err(|e| map_err(&format!("connect to {}", self.config.url), e))?;
-        let req = CheckHealthRequest::builder()
-            .build()
-            .map_err(|e| map_err("check_health", e))?;
-        let h = c
-            .check_health(req)
-            .await
-            .map_err(|e| map_err("check_health", e))?;
-        if !h.is_healthy() {
-            return Err(GalleryError::RemoteUnavailable(format!(
-                "unhealthy: {:?}",
-                h.reasons()
-            )));
-        }
+        check_health(&c).await?;
         let has = |name: String| {
             let c = &c;
             async move {
@@ -501,22 +507,7 @@ impl RemoteStore for MilvusStore {
     }
 
     async fn health(&self) -> Result<()> {
-        let c = self.client().await?;
-        let req = CheckHealthRequest::builder()
-            .build()
-            .map_err(|e| map_err("check_health", e))?;
-        let h = c
-            .check_health(req)
-            .await
-            .map_err(|e| map_err("check_health", e))?;
-        if h.is_healthy() {
-            Ok(())
-        } else {
-            Err(GalleryError::RemoteUnavailable(format!(
-                "unhealthy: {:?}",
-                h.reasons()
-            )))
-        }
+        check_health(self.client().await?).await
     }
 
     async fn upsert_person(&self, person: &Person) -> Result<()> {

@@ -125,6 +125,45 @@ pub fn tmpdir(name: &str) -> PathBuf {
     dir
 }
 
+/// A config file in `dir` whose only setting is the gallery at `gallery`; its path.
+pub fn gallery_config(dir: &Path, name: &str, gallery: &Path) -> PathBuf {
+    let config = dir.join(name);
+    std::fs::write(
+        &config,
+        format!("[gallery]\npath = {:?}\n", gallery.display().to_string()),
+    )
+    .expect("write config");
+    config
+}
+
+/// A sled gallery in `dir/gallery` with Obama enrolled from the bundled obama_1.jpg.
+pub fn cache_with_obama(
+    dir: &Path,
+    rt: &tokio::runtime::Runtime,
+) -> std::sync::Arc<facegate::gallery::Cache> {
+    use facegate::gallery::{Cache, Gallery, ModelTag, NewPerson};
+    let cache = std::sync::Arc::new(
+        Cache::open(&dir.join("gallery"), &ModelTag::new("mobilefacenet", 192))
+            .expect("open gallery"),
+    );
+    let e = embed_largest(&mut pipeline(), &fixture("obama_1.jpg"));
+    rt.block_on(async {
+        cache
+            .create_person(NewPerson {
+                id: Some("obama".into()),
+                name: "Barack Obama".into(),
+                ..NewPerson::default()
+            })
+            .await
+            .expect("create obama");
+        cache
+            .add_templates("obama", vec![e.0])
+            .await
+            .expect("enroll obama");
+    });
+    cache
+}
+
 /// A Milvus collection prefix no other test run uses.
 pub fn unique_prefix(name: &str) -> String {
     let t = std::time::SystemTime::now()

@@ -3,7 +3,7 @@
 //! boots and kernels, unlike the `gpiochipN` numbering.
 
 use linux_embedded_hal::CdevPin;
-use linux_embedded_hal::gpio_cdev::{Chip, LineRequestFlags, chips};
+use linux_embedded_hal::gpio_cdev::{Chip, Line, LineDirection, LineInfo, LineRequestFlags, chips};
 
 use crate::hw::HwError;
 
@@ -90,31 +90,12 @@ impl GpioChip {
     /// What the kernel says about `line`, read without requesting it: nothing is driven,
     /// reconfigured or released (`facegate doctor` relies on this around the door relay).
     pub fn line_use(&mut self, line: u32) -> Result<LineUse, HwError> {
-        let lines = self.chip.num_lines();
-        if line >= lines {
-            return Err(HwError::LineOutOfRange {
-                chip: self.name.clone(),
-                label: self.label.clone(),
-                line,
-                lines,
-            });
-        }
-        let gpio = |detail: String| HwError::Gpio {
-            chip: self.name.clone(),
-            line,
-            role: "inspect",
-            detail,
-        };
-        let info = self
-            .chip
-            .get_line(line)
-            .and_then(|l| l.info())
-            .map_err(|e| gpio(e.to_string()))?;
+        let (_, info) = self.line(line, "inspect")?;
         Ok(LineUse {
             // The v1 line-info ABI flags every requested line "kernel", whoever holds it.
             used: info.is_kernel(),
             consumer: info.consumer().map(str::to_owned),
-            output: info.direction() == linux_embedded_hal::gpio_cdev::LineDirection::Out,
+            output: info.direction() == LineDirection::Out,
         })
     }
 
@@ -139,13 +120,8 @@ impl GpioChip {
         self.request(line, role, LineRequestFlags::INPUT, 0)
     }
 
-    fn request(
-        &mut self,
-        line: u32,
-        role: &'static str,
-        flags: LineRequestFlags,
-        value: u8,
-    ) -> Result<CdevPin, HwError> {
+    /// `line` of this chip and what the kernel says about it (nothing is requested yet).
+    fn line(&mut self, line: u32, role: &'static str) -> Result<(Line, LineInfo), HwError> {
         let lines = self.chip.num_lines();
         if line >= lines {
             return Err(HwError::LineOutOfRange {
@@ -155,14 +131,33 @@ impl GpioChip {
                 lines,
             });
         }
-        let gpio = |detail: String| HwError::Gpio {
+        let handle_line = self
+            .chip
+            .get_line(line)
+            .map_err(|e| self.gpio_error(line, role, e.to_string()))?;
+        let info = handle_line
+            .info()
+            .map_err(|e| self.gpio_error(line, role, e.to_string()))?;
+        Ok((handle_line, info))
+    }
+
+    fn gpio_error(&self, line: u32, role: &'static str, detail: String) -> HwError {
+        HwError::Gpio {
             chip: self.name.clone(),
             line,
             role,
             detail,
-        };
-        let handle_line = self.chip.get_line(line).map_err(|e| gpio(e.to_string()))?;
-        let info = handle_line.info().map_err(|e| gpio(e.to_string()))?;
+        }
+    }
+
+    fn request(
+        &mut self,
+        line: u32,
+        role: &'static str,
+        flags: LineRequestFlags,
+        value: u8,
+    ) -> Result<CdevPin, HwError> {
+        let (handle_line, info) = self.line(line, role)?;
         if info.is_kernel() {
             return Err(HwError::LineBusy {
                 chip: self.name.clone(),
@@ -173,8 +168,8 @@ impl GpioChip {
         }
         let handle = handle_line
             .request(flags, value, &format!("facegate-{role}"))
-            .map_err(|e| gpio(format!("request failed: {e}")))?;
-        let pin = CdevPin::new(handle).map_err(|e| gpio(e.to_string()))?;
+            .map_err(|e| self.gpio_error(line, role, format!("request failed: {e}")))?;
+        let pin = CdevPin::new(handle).map_err(|e| self.gpio_error(line, role, e.to_string()))?;
         tracing::debug!(chip = %self.name, line, role, "GPIO line requested");
         Ok(pin)
     }
