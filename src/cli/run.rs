@@ -7,9 +7,9 @@ use std::sync::mpsc;
 
 use anyhow::{Context, Result};
 use facegate::access::daemon::{self, DaemonConfig};
+use facegate::app::StopReason;
 use facegate::camera::{CameraStatus, Reopening};
 use facegate::config::Config;
-use facegate::gallery::{self, ModelTag};
 use facegate::hw;
 
 #[derive(clap::Args)]
@@ -60,22 +60,25 @@ pub fn run(config: &Config, args: RunArgs) -> Result<ExitCode> {
     }
     let camera_status = camera.status();
 
-    let models = crate::load_models(config, None)?;
-    let threshold = crate::threshold(config, &models)?;
-    let model = ModelTag::new(&models.embedder.name, models.dim());
+    let app = super::open_app(config)?;
+    let shutdown = app.shutdown.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let opened = gallery::open(&config.gallery, &config.milvus, &model, threshold)
-        .with_context(|| format!("opening the gallery at {}", config.gallery.path().display()))?;
-    let _sync = opened.tiered.as_ref().map(|t| {
+    {
+        let _guard = rt.enter();
+        shutdown
+            .listen_for_signals()
+            .context("installing the SIGINT/SIGTERM handlers")?;
+    }
+    let _sync = app.gallery.tiered.as_ref().map(|t| {
         let _guard = rt.enter();
         t.spawn_sync()
     });
 
-    let (hardware, _memory) = match &args.no_hardware {
+    let (hardware, memory) = match &args.no_hardware {
         Some(png) => {
             let mut h = config.hw.clone();
             h.display = hw::config::DisplayKind::Png;
@@ -94,15 +97,15 @@ pub fn run(config: &Config, args: RunArgs) -> Result<ExitCode> {
     let unlock_ms = u64::from(hardware.unlock_ms);
     let (tx, rx) = mpsc::channel();
     let running = daemon::start(
-        &models,
+        &app.models,
         config.vision.params(),
-        Arc::clone(&opened.gallery),
+        Arc::clone(&app.gallery.gallery),
         rt.handle().clone(),
         hardware,
         camera,
         Some(camera_status.clone()),
         DaemonConfig {
-            policy: config.access.policy(threshold),
+            policy: config.access.policy(app.threshold),
             door: config.access.door(unlock_ms),
             top_k: config.gallery.top_k,
             display_hold_ms: 2000,
@@ -112,15 +115,9 @@ pub fn run(config: &Config, args: RunArgs) -> Result<ExitCode> {
         tx,
     )?;
     eprintln!(
-        "facegate: door running (gallery {}, {} templates); Ctrl-C to stop",
-        opened.cache.path().display(),
-        opened.cache.template_count()
-    );
-    let audit_path = config.api.audit_path(opened.cache.path());
-    let audit = Arc::new(
-        facegate::access::AuditLog::open(&audit_path, config.api.audit_max_events)
-            .and_then(|log| log.with_crop_retention(config.access.crop_retention()))
-            .with_context(|| format!("opening the audit log at {}", audit_path.display()))?,
+        "facegate: door running (gallery {}, {} templates); Ctrl-C or SIGTERM to stop",
+        app.gallery.cache.path().display(),
+        app.gallery.cache.template_count()
     );
     if config.access.save_face_crops {
         eprintln!(
@@ -129,10 +126,11 @@ pub fn run(config: &Config, args: RunArgs) -> Result<ExitCode> {
         );
     }
     // The HTTP API, with this door attached, when an admin token is configured.
-    if config.api.admin_token_sha256.is_empty() {
+    let api_task = if config.api.admin_token_sha256.is_empty() {
         eprintln!(
             "facegate: no HTTP API (api.admin_token_sha256 is empty; `facegate init` sets one up)"
         );
+        None
     } else {
         let addr = config.api.listen_addr().map_err(anyhow::Error::msg)?;
         let tls = config
@@ -142,70 +140,35 @@ pub fn run(config: &Config, args: RunArgs) -> Result<ExitCode> {
             .transpose()?;
         let api = facegate::api::Api::new(
             &config.api,
-            facegate::api::ApiParts {
-                gallery: Arc::clone(&opened.gallery),
-                audit: Arc::clone(&audit),
-                models: Arc::new(models),
-                vision: config.vision.params(),
-                threshold,
-                top_k: config.gallery.top_k,
-                max_image_pixels: config.vision.max_image_pixels,
-                door: Some(Arc::new(running.door())),
-            },
-        )?;
+            app.api_parts(config, Some(Arc::new(running.door()))),
+        )?
+        .with_space_guard(app.space_guard());
         let listener = rt
             .block_on(tokio::net::TcpListener::bind(addr))
             .with_context(|| format!("listening on {addr}"))?;
         eprintln!("facegate: HTTP API on {addr}/v1, door attached");
-        rt.spawn(async move {
-            let never = std::future::pending::<()>();
-            if let Err(e) = facegate::api::serve(listener, tls, Arc::new(api), never).await {
+        let stop = shutdown.wait_owned();
+        Some(rt.spawn(async move {
+            if let Err(e) = facegate::api::serve(listener, tls, Arc::new(api), stop).await {
                 tracing::error!(error = %e, "HTTP API stopped");
             }
-        });
-    }
-    let log = std::thread::spawn(move || {
-        // Crops also age out while nobody comes to the door.
-        let mut next_purge = std::time::Instant::now() + CROP_PURGE_EVERY;
-        loop {
-            if std::time::Instant::now() >= next_purge {
-                next_purge += CROP_PURGE_EVERY;
-                if let Err(e) = audit.purge_crops() {
-                    tracing::error!(error = %e, "audit log: face crop retention");
-                }
-            }
-            let r = match rx.recv_timeout(CROP_PURGE_EVERY) {
-                Ok(r) => r,
-                Err(mpsc::RecvTimeoutError::Timeout) => continue,
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            };
-            match serde_json::to_string(&r) {
-                Ok(line) => println!("{line}"),
-                Err(e) => tracing::warn!(error = %e, "record"),
-            }
-            // At the record's own time: the door thread's unlock record reaches this thread
-            // before the decision that caused it, which would otherwise be logged after it.
-            if let Some(e) = r.audit_event()
-                && let Err(e) = audit.append_at(e, r.at_ms())
-            {
-                tracing::error!(error = %e, "audit log");
-            }
-        }
-        if let Err(e) = audit.flush() {
-            tracing::error!(error = %e, "audit log");
-        }
-    });
+        }))
+    };
+    let audit = Arc::clone(&app.audit);
+    let space = app.space_guard();
+    let log = std::thread::Builder::new()
+        .name("audit".into())
+        .spawn(move || write_records(&rx, &audit, &space))
+        .context("starting the audit thread")?;
     // systemd (Type=notify): ready now; the watchdog is fed while the decision thread lives.
     if let Err(e) = hw::systemd::notify_ready() {
         tracing::warn!(error = %e, "sd_notify");
     }
     let mut told_misconfigured = false;
     rt.block_on(async {
-        let ctrl_c = tokio::signal::ctrl_c();
-        tokio::pin!(ctrl_c);
         loop {
             tokio::select! {
-                _ = &mut ctrl_c => break,
+                _ = shutdown.wait() => break,
                 _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {
                     if !told_misconfigured
                         && let CameraStatus::Misconfigured { reason, advice } = camera_status.get()
@@ -225,15 +188,107 @@ pub fn run(config: &Config, args: RunArgs) -> Result<ExitCode> {
                     }
                     if running.camera_finished() {
                         // Let a door opened by the last frames relock on time.
-                        tokio::time::sleep(std::time::Duration::from_millis(unlock_ms + 100)).await;
+                        tokio::select! {
+                            _ = shutdown.wait() => {}
+                            _ = tokio::time::sleep(std::time::Duration::from_millis(unlock_ms + 100)) => {
+                                shutdown.trigger(StopReason::Finished);
+                            }
+                        }
                         break;
                     }
                 }
             }
         }
     });
-    let _ = hw::systemd::notify_stopping();
+    // Stopping, in order: tell systemd; let the API finish its requests (no new remote
+    // unlocks); stop the door (its thread drives the relay locked last); the audit thread
+    // then writes what is left and flushes the log.
+    let reason = shutdown.reason().unwrap_or(StopReason::Finished);
+    eprintln!("facegate: stopping ({})", reason.as_str());
+    if let Err(e) = hw::systemd::notify_stopping() {
+        tracing::warn!(error = %e, "sd_notify");
+    }
+    if let Some(task) = api_task {
+        let waited = rt.block_on(async { tokio::time::timeout(API_STOP_TIMEOUT, task).await });
+        if waited.is_err() {
+            tracing::warn!("HTTP API requests still running after the stop timeout; dropped");
+        }
+    }
     running.stop();
-    let _ = log.join();
-    Ok(ExitCode::SUCCESS)
+    let flushed = log
+        .join()
+        .map_err(|_| anyhow::anyhow!("the audit thread panicked"))?;
+    if let Some(memory) = &memory {
+        if memory.relay_unlocked() {
+            eprintln!("facegate: stopped; the relay is UNLOCKED (a fault: report it)");
+            return Ok(ExitCode::FAILURE);
+        }
+        eprintln!("facegate: stopped; relay at its locked level");
+    } else {
+        eprintln!("facegate: stopped; relay driven locked");
+    }
+    match flushed {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(anyhow::Error::new(e).context("flushing the audit log at exit")),
+    }
+}
+
+/// How long the HTTP API may take to finish its requests once stopping.
+const API_STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The audit thread: every record as a JSON line on stdout and, for those the log keeps, an
+/// audit event; until the door's threads are gone, then one flush (whose result it returns).
+fn write_records(
+    rx: &mpsc::Receiver<daemon::Record>,
+    audit: &facegate::access::AuditLog,
+    space: &facegate::app::space::SpaceGuard,
+) -> Result<(), facegate::access::audit::AuditError> {
+    // Events not logged because the disk was full, and when that was last said.
+    let mut unlogged = 0u64;
+    let mut told: Option<std::time::Instant> = None;
+    // Crops also age out while nobody comes to the door.
+    let mut next_purge = std::time::Instant::now() + CROP_PURGE_EVERY;
+    loop {
+        if std::time::Instant::now() >= next_purge {
+            next_purge += CROP_PURGE_EVERY;
+            if let Err(e) = audit.purge_crops() {
+                tracing::error!(error = %e, "audit log: face crop retention");
+            }
+        }
+        let r = match rx.recv_timeout(CROP_PURGE_EVERY) {
+            Ok(r) => r,
+            Err(mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        match serde_json::to_string(&r) {
+            Ok(line) => println!("{line}"),
+            Err(e) => tracing::warn!(error = %e, "record"),
+        }
+        // At the record's own time: the door thread's unlock record reaches this thread
+        // before the decision that caused it, which would otherwise be logged after it.
+        let Some(event) = r.audit_event() else {
+            continue;
+        };
+        // A full disk: the door keeps deciding (and printing); the audit log is not written
+        // until space is freed, and the log says how many events it missed.
+        if let Err(e) = space.check() {
+            unlogged += 1;
+            if told.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(60)) {
+                tracing::error!(error = %e, unlogged, "audit log: event not written");
+                told = Some(std::time::Instant::now());
+            }
+            continue;
+        }
+        if unlogged > 0 {
+            tracing::warn!(
+                unlogged,
+                "audit log: space is back; events were not written meanwhile"
+            );
+            unlogged = 0;
+        }
+        if let Err(e) = audit.append_at(event, r.at_ms()) {
+            tracing::error!(error = %e, "audit log");
+        }
+    }
+    audit.flush()
 }
