@@ -9,6 +9,7 @@
 //!   (a full disk is refused early and clearly, never half-written).
 
 pub mod shutdown;
+pub mod sink;
 pub mod space;
 
 use std::path::PathBuf;

@@ -8,6 +8,7 @@ use std::sync::mpsc;
 use anyhow::{Context, Result};
 use facegate::access::daemon::{self, DaemonConfig};
 use facegate::app::StopReason;
+use facegate::app::sink::{AuditSink, FanOut, JsonLines};
 use facegate::camera::{CameraStatus, Reopening};
 use facegate::config::Config;
 use facegate::hw;
@@ -25,9 +26,6 @@ pub struct RunArgs {
     #[arg(long, value_name = "PNG")]
     pub no_hardware: Option<PathBuf>,
 }
-
-/// How often the log thread applies the face crop retention when no event comes.
-const CROP_PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
 pub fn run(config: &Config, args: RunArgs) -> Result<ExitCode> {
     let mut cam = config.camera.clone();
@@ -154,11 +152,13 @@ pub fn run(config: &Config, args: RunArgs) -> Result<ExitCode> {
             }
         }))
     };
-    let audit = Arc::clone(&app.audit);
-    let space = app.space_guard();
+    // Every record to every sink: the JSON lines on stdout and the audit log.
+    let sinks = FanOut::new()
+        .with(JsonLines(std::io::stdout()))
+        .with(AuditSink::new(Arc::clone(&app.audit), app.space_guard()));
     let log = std::thread::Builder::new()
-        .name("audit".into())
-        .spawn(move || write_records(&rx, &audit, &space))
+        .name("records".into())
+        .spawn(move || sinks.drain(&rx))
         .context("starting the audit thread")?;
     // systemd (Type=notify): ready now; the watchdog is fed while the decision thread lives.
     if let Err(e) = hw::systemd::notify_ready() {
@@ -217,7 +217,7 @@ pub fn run(config: &Config, args: RunArgs) -> Result<ExitCode> {
     running.stop();
     let flushed = log
         .join()
-        .map_err(|_| anyhow::anyhow!("the audit thread panicked"))?;
+        .map_err(|_| anyhow::anyhow!("the records thread panicked"))?;
     if let Some(memory) = &memory {
         if memory.relay_unlocked() {
             eprintln!("facegate: stopped; the relay is UNLOCKED (a fault: report it)");
@@ -235,60 +235,3 @@ pub fn run(config: &Config, args: RunArgs) -> Result<ExitCode> {
 
 /// How long the HTTP API may take to finish its requests once stopping.
 const API_STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// The audit thread: every record as a JSON line on stdout and, for those the log keeps, an
-/// audit event; until the door's threads are gone, then one flush (whose result it returns).
-fn write_records(
-    rx: &mpsc::Receiver<daemon::Record>,
-    audit: &facegate::access::AuditLog,
-    space: &facegate::app::space::SpaceGuard,
-) -> Result<(), facegate::access::audit::AuditError> {
-    // Events not logged because the disk was full, and when that was last said.
-    let mut unlogged = 0u64;
-    let mut told: Option<std::time::Instant> = None;
-    // Crops also age out while nobody comes to the door.
-    let mut next_purge = std::time::Instant::now() + CROP_PURGE_EVERY;
-    loop {
-        if std::time::Instant::now() >= next_purge {
-            next_purge += CROP_PURGE_EVERY;
-            if let Err(e) = audit.purge_crops() {
-                tracing::error!(error = %e, "audit log: face crop retention");
-            }
-        }
-        let r = match rx.recv_timeout(CROP_PURGE_EVERY) {
-            Ok(r) => r,
-            Err(mpsc::RecvTimeoutError::Timeout) => continue,
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-        };
-        match serde_json::to_string(&r) {
-            Ok(line) => println!("{line}"),
-            Err(e) => tracing::warn!(error = %e, "record"),
-        }
-        // At the record's own time: the door thread's unlock record reaches this thread
-        // before the decision that caused it, which would otherwise be logged after it.
-        let Some(event) = r.audit_event() else {
-            continue;
-        };
-        // A full disk: the door keeps deciding (and printing); the audit log is not written
-        // until space is freed, and the log says how many events it missed.
-        if let Err(e) = space.check() {
-            unlogged += 1;
-            if told.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(60)) {
-                tracing::error!(error = %e, unlogged, "audit log: event not written");
-                told = Some(std::time::Instant::now());
-            }
-            continue;
-        }
-        if unlogged > 0 {
-            tracing::warn!(
-                unlogged,
-                "audit log: space is back; events were not written meanwhile"
-            );
-            unlogged = 0;
-        }
-        if let Err(e) = audit.append_at(event, r.at_ms()) {
-            tracing::error!(error = %e, "audit log");
-        }
-    }
-    audit.flush()
-}
