@@ -3,8 +3,9 @@
 //! SIGINT (Ctrl-C) and SIGTERM (`systemctl stop`) are handled the same way: the first one
 //! cancels one [`CancellationToken`], and every task and thread that must stop in order (the
 //! HTTP server's graceful shutdown, the door's threads, the audit writer) learns it from a
-//! clone of that token. A second signal while stopping ends the process at once (exit code
-//! 130), for a shutdown that hangs.
+//! clone of that token. A second signal while stopping does not cut the stop short: the relay
+//! is driven locked and the audit log flushed first (systemd's `TimeoutStopSec` and SIGKILL
+//! remain the way to force it).
 
 use std::sync::Arc;
 use std::sync::OnceLock;
@@ -76,8 +77,9 @@ impl Shutdown {
         &self.token
     }
 
-    /// Handle SIGINT and SIGTERM from now on: the first triggers this shutdown, a second one
-    /// exits at once. Call inside a tokio runtime (it spawns the listening task).
+    /// Handle SIGINT and SIGTERM from now on: the first triggers this shutdown; later ones are
+    /// only acknowledged (stopping locks the door first). Call inside a tokio runtime (it
+    /// spawns the listening task).
     pub fn listen_for_signals(&self) -> std::io::Result<()> {
         use tokio::signal::unix::{SignalKind, signal};
         let mut int = signal(SignalKind::interrupt())?;
@@ -90,8 +92,12 @@ impl Shutdown {
                     _ = term.recv() => StopReason::Terminate,
                 };
                 if me.is_triggered() {
-                    eprintln!("facegate: {} while stopping: exiting now", reason.as_str());
-                    std::process::exit(130);
+                    eprintln!(
+                        "facegate: {} while stopping: still locking the door and writing the \
+                         audit log (SIGKILL forces it, leaving the relay as it is)",
+                        reason.as_str()
+                    );
+                    continue;
                 }
                 tracing::info!(signal = reason.as_str(), "stopping");
                 me.trigger(reason);

@@ -225,7 +225,8 @@ pub fn run(config: &Config, args: RunArgs) -> Result<ExitCode> {
         }
         eprintln!("facegate: stopped; relay at its locked level");
     } else {
-        eprintln!("facegate: stopped; relay driven locked");
+        // The door thread drove the relay locked as it stopped (a failure is logged above).
+        eprintln!("facegate: stopped");
     }
     match flushed {
         Ok(()) => Ok(ExitCode::SUCCESS),
