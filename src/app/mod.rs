@@ -8,6 +8,7 @@
 //! - [`space`]: the free-space guard in front of every write to the gallery and the audit log
 //!   (a full disk is refused early and clearly, never half-written).
 
+pub mod door;
 pub mod shutdown;
 pub mod sink;
 pub mod space;
