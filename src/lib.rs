@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod api;
+pub mod app;
 pub mod camera;
 pub mod config;
 pub mod eval;

@@ -204,30 +204,12 @@ fn load_config(path: Option<&Path>) -> Result<Config> {
 }
 
 fn load_models(config: &Config, embedder: Option<&str>) -> Result<Models> {
-    let dir = config.vision.models_dir().ok_or_else(|| {
-        anyhow!(
-            "no models directory found: set vision.models_dir in the config or FACEGATE_MODELS, \
-             or run from the source tree (models/)"
-        )
-    })?;
-    let embedder = embedder.or(config.vision.embedder_name());
-    Models::load(&dir, &config.vision.detector, embedder)
-        .with_context(|| format!("loading models from {}", dir.display()))
+    Ok(facegate::app::load_models(config, embedder)?)
 }
 
 /// The same-person threshold: the configuration's, else the model card's.
 fn threshold(config: &Config, models: &Models) -> Result<f32> {
-    config
-        .recognition
-        .threshold
-        .or(models.recommended_threshold())
-        .ok_or_else(|| {
-            anyhow!(
-                "no recognition threshold: set recognition.threshold in the config (the model card \
-             {} has none)",
-                models.embedder.path.display()
-            )
-        })
+    Ok(facegate::app::threshold(config, models)?)
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {

@@ -113,6 +113,19 @@ fn systemd_unit_is_notify_with_watchdog_and_hardening() {
         assert!(lines.contains(&want), "facegate.service lacks {want}");
     }
     assert!(lines.iter().any(|l| l.starts_with("WatchdogSec=")));
+    // Room for api.max_connections sockets and the rest (a client flood meets facegate's own
+    // connection bound, not "too many open files").
+    let nofile: u64 = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("LimitNOFILE="))
+        .expect("LimitNOFILE")
+        .parse()
+        .expect("a number");
+    let max_connections = facegate::api::ApiConfig::default().max_connections as u64;
+    assert!(
+        nofile >= 4 * max_connections,
+        "LimitNOFILE={nofile} vs max_connections {max_connections}"
+    );
     let groups = lines
         .iter()
         .find(|l| l.starts_with("SupplementaryGroups="))

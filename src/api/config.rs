@@ -21,8 +21,16 @@ viewer_token_sha256 = ""
 # PEM certificate chain and private key for HTTPS (rustls). Both empty: plain HTTP.
 tls_cert = ""
 tls_key = ""
-# Largest request body, in bytes (all images of one request together).
+# Largest request body, in bytes (all images of one request together). JSON bodies (a person,
+# a change to one) are limited to 64 KiB whatever this says.
 max_body_bytes = 16777216
+# Seconds a client may take to send a request's headers, and may keep an idle connection
+# open between requests; then the connection is closed.
+header_timeout_s = 10
+# Open connections at most. A new connection beyond it closes the oldest one (once its request,
+# if any, is answered), so idle or slow clients cannot lock others out; keep it well below the
+# open file limit (LimitNOFILE in board/facegate.service).
+max_connections = 256
 # Images decoded and searched at once, each on its own thread with its own pipeline.
 # 0: one per CPU core.
 inference_slots = 0
@@ -48,6 +56,8 @@ pub struct ApiConfig {
     pub tls_cert: PathBuf,
     pub tls_key: PathBuf,
     pub max_body_bytes: usize,
+    pub header_timeout_s: u64,
+    pub max_connections: usize,
     pub inference_slots: usize,
     pub queue_depth: usize,
     pub rate_per_minute: u32,
@@ -65,6 +75,8 @@ impl Default for ApiConfig {
             tls_cert: PathBuf::new(),
             tls_key: PathBuf::new(),
             max_body_bytes: 16 << 20,
+            header_timeout_s: 10,
+            max_connections: 256,
             inference_slots: 0,
             queue_depth: 8,
             rate_per_minute: 600,
@@ -150,6 +162,8 @@ impl ApiConfig {
             }
         };
         range("max_body_bytes", self.max_body_bytes as u64, 1024, 1 << 30)?;
+        range("header_timeout_s", self.header_timeout_s, 1, 3600)?;
+        range("max_connections", self.max_connections as u64, 4, 100_000)?;
         range("inference_slots", self.inference_slots as u64, 0, 256)?;
         range("queue_depth", self.queue_depth as u64, 0, 10_000)?;
         range("rate_per_minute", self.rate_per_minute.into(), 1, 1_000_000)?;

@@ -142,6 +142,12 @@ impl From<GalleryError> for ApiError {
             GalleryError::Remote(_) | GalleryError::RemoteUnavailable(_) => {
                 ApiError::new(StatusCode::BAD_GATEWAY, "central_gallery", text)
             }
+            GalleryError::Storage {
+                source: sled::Error::Io(io),
+                ..
+            } if crate::app::space::is_no_space(&io) => no_space(format!(
+                "the gallery cannot be written: {io}; free some space"
+            )),
             GalleryError::Storage { .. }
             | GalleryError::InUse { .. }
             | GalleryError::ModelMismatch { .. }
@@ -154,7 +160,7 @@ impl From<VisionError> for ApiError {
     fn from(e: VisionError) -> Self {
         let text = e.to_string();
         match e {
-            VisionError::ImageTooLarge { .. } => {
+            VisionError::ImageTooLarge { .. } | VisionError::DecodedTooLarge { .. } => {
                 ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "image_too_large", text)
             }
             VisionError::Image { .. } => ApiError::new(StatusCode::BAD_REQUEST, "bad_image", text),
@@ -167,9 +173,29 @@ impl From<AuditError> for ApiError {
     fn from(e: AuditError) -> Self {
         match e {
             AuditError::Invalid(m) => ApiError::bad_request(m),
+            AuditError::Storage {
+                source: sled::Error::Io(io),
+                ..
+            } if crate::app::space::is_no_space(&io) => no_space(format!(
+                "the audit log cannot be written: {io}; free some space"
+            )),
             other => ApiError::internal(other.to_string()),
         }
     }
+}
+
+impl From<crate::app::space::SpaceError> for ApiError {
+    fn from(e: crate::app::space::SpaceError) -> Self {
+        match e {
+            full @ crate::app::space::SpaceError::Full { .. } => no_space(full.to_string()),
+            other => ApiError::internal(other.to_string()),
+        }
+    }
+}
+
+/// 507 Insufficient Storage: the disk is full; retry once space is freed.
+fn no_space(detail: String) -> ApiError {
+    ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "disk_full", detail).retry_after(60)
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;

@@ -30,14 +30,46 @@ fn rejected(status: StatusCode, text: String) -> ApiError {
     ApiError::new(status, code(status), text)
 }
 
-/// A JSON body (`Content-Type: application/json`): 400 for malformed JSON, 422 for the wrong
-/// fields, 415 for another content type.
+/// Largest JSON body (a person, a change to one, an unlock): a person's fields are bounded
+/// (see `gallery::limits`) far below it, so nothing valid comes near.
+pub const MAX_JSON_BYTES: usize = 64 * 1024;
+
+/// A JSON body (`Content-Type: application/json`) of at most [`MAX_JSON_BYTES`]: 413 beyond
+/// it (before it is read further), 400 for malformed JSON, 422 for the wrong fields, 415 for
+/// another content type.
 pub struct ApiJson<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let too_large = || {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("a JSON body may have at most {MAX_JSON_BYTES} bytes"),
+            )
+        };
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > MAX_JSON_BYTES as u64) {
+            return Err(too_large());
+        }
+        let (parts, body) = req.into_parts();
+        let bytes = axum::body::to_bytes(body, MAX_JSON_BYTES)
+            .await
+            .map_err(|e| {
+                // http-body-util's LengthLimitError: "length limit exceeded".
+                if e.to_string().contains("length limit") {
+                    too_large()
+                } else {
+                    ApiError::bad_request(format!("reading the body: {e}"))
+                }
+            })?;
+        let req = Request::from_parts(parts, axum::body::Body::from(bytes));
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(ApiJson(v)),
             Err(e) => Err(rejected(e.status(), e.body_text())),

@@ -14,6 +14,7 @@ pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
+pub mod server;
 pub mod tls;
 
 use std::future::Future;
@@ -22,17 +23,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::connect_info::{ConnectInfo, Connected};
+use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, delete, get, on, patch, post};
-use axum::serve::IncomingStream;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio_rustls::rustls::ServerConfig;
 
 use crate::access::AuditLog;
+use crate::app::space::{self, SpaceGuard};
 use crate::gallery::Gallery;
 use crate::vision::{Models, VisionParams};
 pub use auth::{Access, Tokens};
@@ -57,6 +58,12 @@ pub struct Api {
     pub top_k: usize,
     pub max_image_pixels: u64,
     pub max_body_bytes: usize,
+    /// Header-read and idle timeout of a connection.
+    pub header_timeout: std::time::Duration,
+    /// Open connections at most.
+    pub max_connections: usize,
+    /// Checked before every request that writes (every method but GET): a full disk gets 507.
+    pub space: SpaceGuard,
 }
 
 pub type AppState = Arc<Api>;
@@ -79,7 +86,6 @@ impl Api {
         let tokens = Tokens::new(&config.admin_token_sha256, &config.viewer_token_sha256)?;
         Ok(Api {
             gallery: parts.gallery,
-            audit: parts.audit,
             inference: Inference::new(
                 parts.models,
                 parts.vision,
@@ -94,7 +100,17 @@ impl Api {
             top_k: parts.top_k,
             max_image_pixels: parts.max_image_pixels,
             max_body_bytes: config.max_body_bytes,
+            header_timeout: std::time::Duration::from_secs(config.header_timeout_s.max(1)),
+            max_connections: config.max_connections.max(1),
+            space: SpaceGuard::new(vec![parts.audit.path().to_owned()], space::RESERVE_BYTES),
+            audit: parts.audit,
         })
+    }
+
+    /// Guard these filesystems instead (by default: the audit log's).
+    pub fn with_space_guard(mut self, space: SpaceGuard) -> Api {
+        self.space = space;
+        self
     }
 }
 
@@ -407,6 +423,12 @@ pub fn router(api: AppState) -> Router {
             handler =
                 handler.route_layer(middleware::from_fn_with_state(Arc::clone(&api), rate_limit));
         }
+        if route.method != Method::GET {
+            handler = handler.route_layer(middleware::from_fn_with_state(
+                Arc::clone(&api),
+                require_space,
+            ));
+        }
         let access = route.access;
         if access != Access::Public {
             handler = handler.route_layer(middleware::from_fn_with_state(
@@ -445,6 +467,15 @@ async fn authorize(
     match api.tokens.require(access, req.headers()) {
         Ok(_) => next.run(req).await,
         Err(e) => e.into_response(),
+    }
+}
+
+/// Refuse a writing request with 507 when the disk is (nearly) full: nothing is half-written,
+/// and reads keep working.
+async fn require_space(State(api): State<AppState>, req: Request, next: Next) -> Response {
+    match api.space.check() {
+        Ok(()) => next.run(req).await,
+        Err(e) => ApiError::from(e).into_response(),
     }
 }
 
@@ -498,37 +529,8 @@ async fn wrong_method(method: Method, uri: axum::http::Uri) -> ApiError {
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub SocketAddr);
 
-impl Connected<IncomingStream<'_, PlainListener>> for ClientAddr {
-    fn connect_info(s: IncomingStream<'_, PlainListener>) -> Self {
-        ClientAddr(*s.remote_addr())
-    }
-}
-
-impl Connected<IncomingStream<'_, tls::TlsListener>> for ClientAddr {
-    fn connect_info(s: IncomingStream<'_, tls::TlsListener>) -> Self {
-        ClientAddr(*s.remote_addr())
-    }
-}
-
-/// Plain TCP with `TCP_NODELAY` (small responses go out at once).
-pub struct PlainListener(pub TcpListener);
-
-impl axum::serve::Listener for PlainListener {
-    type Io = TcpStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (TcpStream, SocketAddr) {
-        let (stream, addr) = axum::serve::Listener::accept(&mut self.0).await;
-        let _ = stream.set_nodelay(true);
-        (stream, addr)
-    }
-
-    fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.0.local_addr()
-    }
-}
-
-/// Serve the API on `listener` (HTTPS when `tls` is given) until `shutdown` completes.
+/// Serve the API on `listener` (HTTPS when `tls` is given) until `shutdown` completes, with
+/// the connection limits of [`server`].
 pub async fn serve<F>(
     listener: TcpListener,
     tls: Option<Arc<ServerConfig>>,
@@ -538,18 +540,9 @@ pub async fn serve<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    let app = router(api).into_make_service_with_connect_info::<ClientAddr>();
-    match tls {
-        None => {
-            axum::serve(PlainListener(listener), app)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-        Some(config) => {
-            let listener = tls::TlsListener::new(listener, config)?;
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-    }
+    let limits = server::ServerLimits {
+        header_timeout: api.header_timeout,
+        max_connections: api.max_connections,
+    };
+    server::serve(listener, tls, router(api), limits, shutdown).await
 }

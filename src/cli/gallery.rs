@@ -25,8 +25,9 @@ pub enum GalleryCommand {
         name: String,
         #[arg(required = true, value_name = "IMG")]
         images: Vec<PathBuf>,
-        /// Person id (letters, digits, '.', '_', '-'); generated when absent. An existing id
-        /// gets the new photos added.
+        /// Person id (1-64 letters, digits, '.', '_', '-', starting with a letter, a digit or
+        /// '_'; not a Windows device name such as CON or NUL); generated when absent. An
+        /// existing id gets the new photos added.
         #[arg(long)]
         id: Option<String>,
         /// Identifier in another system, such as a card number.
@@ -88,7 +89,24 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
+/// Refuse a write when the gallery's disk is (nearly) full, as the API does (sled does not
+/// recover from running out of space half-way through a write).
+fn require_space(config: &Config) -> Result<()> {
+    facegate::app::space::SpaceGuard::new(
+        vec![config.gallery.path()],
+        facegate::app::space::RESERVE_BYTES,
+    )
+    .check()?;
+    Ok(())
+}
+
 pub fn run(config: &Config, cmd: GalleryCommand) -> Result<ExitCode> {
+    if matches!(
+        cmd,
+        GalleryCommand::Add { .. } | GalleryCommand::Remove { .. } | GalleryCommand::Sync
+    ) {
+        require_space(config)?;
+    }
     let models = crate::load_models(config, None)?;
     let ctx = open(config, &models)?;
     let g = &ctx.opened.gallery;
@@ -389,6 +407,7 @@ pub fn enroll_dir(
     allow_duplicate: bool,
     as_json: bool,
 ) -> Result<ExitCode> {
+    require_space(config)?;
     let mut people: BTreeMap<String, Vec<(PathBuf, String)>> = BTreeMap::new();
     let entries = std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
     for entry in entries {

@@ -5,3 +5,15 @@ pub mod events;
 pub mod gallery;
 pub mod run;
 pub mod serve;
+
+/// Open the application ([`facegate::app::App`]), a gallery held by another process explained.
+pub fn open_app(config: &facegate::config::Config) -> anyhow::Result<facegate::app::App> {
+    match facegate::app::App::open(config) {
+        Ok(app) => Ok(app),
+        Err(facegate::app::AppError::Gallery { path, source }) => {
+            Err(gallery::explain_open_error(source)
+                .context(format!("opening the gallery at {}", path.display())))
+        }
+        Err(e) => Err(e.into()),
+    }
+}

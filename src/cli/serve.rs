@@ -7,11 +7,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use facegate::access::AuditLog;
 use facegate::api::auth::{generate_token, hash_token};
-use facegate::api::{self, Api, ApiParts};
+use facegate::api::{self, Api};
 use facegate::config::{Config, default_toml};
-use facegate::gallery::{self, ModelTag};
+use facegate::hw;
 
 /// Write the documented default configuration with a new admin token's hash; print the token.
 pub fn init(path: &Path, force: bool) -> Result<ExitCode> {
@@ -88,39 +87,19 @@ pub fn serve(config: &Config, listen: Option<&str>) -> Result<ExitCode> {
         .tls()
         .map(|(cert, key)| api::tls::server_config(cert, key))
         .transpose()?;
-    let models = Arc::new(crate::load_models(config, None)?);
-    let threshold = crate::threshold(config, &models)?;
-    let model = ModelTag::new(&models.embedder.name, models.dim());
-    let gallery_path = config.gallery.path();
-    let opened = gallery::open(&config.gallery, &config.milvus, &model, threshold)
-        .map_err(super::gallery::explain_open_error)
-        .with_context(|| format!("opening the gallery at {}", gallery_path.display()))?;
-    let audit_path = config.api.audit_path(&gallery_path);
-    let audit = Arc::new(
-        AuditLog::open(&audit_path, config.api.audit_max_events)
-            .and_then(|log| log.with_crop_retention(config.access.crop_retention()))
-            .with_context(|| format!("opening the audit log at {}", audit_path.display()))?,
-    );
-    let api = Api::new(
-        &config.api,
-        ApiParts {
-            gallery: Arc::clone(&opened.gallery),
-            audit: Arc::clone(&audit),
-            models,
-            vision: config.vision.params(),
-            threshold,
-            top_k: config.gallery.top_k,
-            max_image_pixels: config.vision.max_image_pixels,
-            door: None,
-        },
-    )?;
+    let app = super::open_app(config)?;
+    let api =
+        Api::new(&config.api, app.api_parts(config, None))?.with_space_guard(app.space_guard());
     let slots = api.inference.slots();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        if let Some(tiered) = &opened.tiered {
+        app.shutdown
+            .listen_for_signals()
+            .context("installing the SIGINT/SIGTERM handlers")?;
+        if let Some(tiered) = &app.gallery.tiered {
             tiered.spawn_sync();
         }
         let listener = tokio::net::TcpListener::bind(addr)
@@ -130,34 +109,22 @@ pub fn serve(config: &Config, listen: Option<&str>) -> Result<ExitCode> {
         eprintln!(
             "facegate API on {scheme}://{addr}/v1 (docs at /v1/docs; {slots} inference slot{}; gallery {}; no door: serve mode)",
             if slots == 1 { "" } else { "s" },
-            gallery_path.display()
+            app.gallery_path.display()
         );
-        api::serve(listener, tls, Arc::new(api), shutdown_signal())
+        if let Err(e) = hw::systemd::notify_ready() {
+            tracing::warn!(error = %e, "sd_notify");
+        }
+        api::serve(listener, tls, Arc::new(api), app.shutdown.wait_owned())
             .await
             .context("serving the API")?;
-        audit.flush()?;
-        eprintln!("facegate API stopped");
+        if let Err(e) = hw::systemd::notify_stopping() {
+            tracing::warn!(error = %e, "sd_notify");
+        }
+        app.audit.flush()?;
+        eprintln!(
+            "facegate API stopped ({})",
+            app.shutdown.reason().map_or("finished", |r| r.as_str())
+        );
         Ok(ExitCode::SUCCESS)
     })
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
-    }
 }

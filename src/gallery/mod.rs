@@ -12,6 +12,7 @@
 pub mod cache;
 pub mod config;
 pub mod enroll;
+pub mod limits;
 pub mod matrix;
 pub mod milvus;
 pub mod outbox;
@@ -212,20 +213,9 @@ pub fn new_person_id() -> Result<String> {
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
-/// Person ids: 1-64 characters of `A-Z a-z 0-9 . _ -` (they go into Milvus filters).
+/// Person ids: the documented character set of [`limits`].
 pub fn check_person_id(id: &str) -> Result<()> {
-    let ok = !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
-    if ok {
-        Ok(())
-    } else {
-        Err(GalleryError::Invalid(format!(
-            "person id {id:?}: use 1-64 characters of letters, digits, '.', '_' and '-'"
-        )))
-    }
+    limits::check_person_id(id)
 }
 
 /// Check an embedding's size and normalise it (templates and probes are compared by dot product).

@@ -167,6 +167,7 @@ impl Person {
     /// Field checks shared by create and update.
     pub fn check(&self) -> Result<()> {
         super::check_person_id(&self.id)?;
+        super::limits::check_person(self)?;
         let name = self.name.trim();
         if name.is_empty() || name.chars().count() > 200 {
             return Err(GalleryError::Invalid(

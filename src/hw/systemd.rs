@@ -6,6 +6,10 @@
 //! `$NOTIFY_SOCKET` (a path, or an abstract socket name written with a leading `@`). Outside
 //! systemd the variable is unset and every call is a no-op returning `Ok(false)`.
 //!
+//! Why not the `sd-notify` crate: its 0.5.0 connects to `$NOTIFY_SOCKET` as a file path, so an
+//! abstract socket (`@name`, which systemd and container managers use) fails; this module
+//! handles both and is tested against both.
+//!
 //! ```no_run
 //! use facegate::hw::systemd;
 //! // ... models loaded, camera and hardware opened ...

@@ -98,6 +98,20 @@ fn decode_reader<R: BufRead + Seek>(reader: R, max_pixels: u64) -> Result<RgbIma
     if w == 0 || h == 0 {
         return Err(bad(format!("image has no pixels ({w}x{h})")));
     }
+    // The decoded size counts too, not only the pixels: a 16-bit RGBA PNG takes 8 bytes a
+    // pixel, so one under the pixel limit can still decode to hundreds of MB. Refused from the
+    // header, before anything is allocated; the limit is the size of the largest allowed image
+    // in 8-bit RGB.
+    let decoded = decoder.total_bytes();
+    let max_bytes = max_pixels.saturating_mul(3);
+    if decoded > max_bytes {
+        return Err(VisionError::DecodedTooLarge {
+            width: w,
+            height: h,
+            bytes: decoded,
+            max_bytes,
+        });
+    }
     let orientation = decoder.orientation().ok();
     let mut img = DynamicImage::from_decoder(decoder).map_err(|e| bad(e.to_string()))?;
     if let Some(o) = orientation {

@@ -60,6 +60,18 @@ pub enum VisionError {
         height: u32,
         max_pixels: u64,
     },
+    #[error(
+        "image is {width}x{height} pixels of {} bytes each: {} MB decoded, more than the limit of {} MB (the pixel limit in 8-bit RGB); send an 8-bit JPEG or PNG",
+        bytes / (u64::from(*width) * u64::from(*height)).max(1),
+        bytes / 1_000_000,
+        max_bytes / 1_000_000
+    )]
+    DecodedTooLarge {
+        width: u32,
+        height: u32,
+        bytes: u64,
+        max_bytes: u64,
+    },
     #[error("model {model} failed: {reason}")]
     Inference { model: String, reason: String },
     #[error("internal error: {0}")]

@@ -181,6 +181,9 @@ pub async fn enroll(
             }
         }
     }
+    // Acknowledged means durable: the audit events reach the disk before the response, as
+    // the templates did (a `kill -9` right after a 201 must not lose them).
+    api.audit.flush()?;
     let enrolled = results.len() - failures.len();
     api.metrics.enrolled(enrolled);
     tracing::info!(person = %id, enrolled, rejected = failures.len(), "enrollment");
@@ -232,6 +235,7 @@ pub async fn remove(
             .template(id)
             .reason(format!("{} face template(s) removed", removed.templates)),
     )?;
+    api.audit.flush()?;
     let note = (removed.templates == 0)
         .then_some("not in the local gallery: the deletion is queued for the central gallery");
     Ok(Json(json!({"face": id, "removed": removed, "note": note})))

@@ -91,5 +91,7 @@ pub async fn remove(
             .person(&id)
             .reason(format!("{} face template(s) removed", removed.templates)),
     )?;
+    // Acknowledged means durable, the audit event too.
+    api.audit.flush()?;
     Ok(Json(json!({"person": id, "removed": removed})))
 }

@@ -1,0 +1,135 @@
+//! The application: what `facegate run` and `facegate serve` share, in the library so that
+//! the command line stays a thin adapter.
+//!
+//! - [`App::open`]: resolve the models and the recognition threshold, open the gallery and the
+//!   audit log, in that order, each failure with the path it concerns.
+//! - [`Shutdown`]: one shutdown signal (SIGINT and SIGTERM alike) fanned out to every task and
+//!   thread.
+//! - [`space`]: the free-space guard in front of every write to the gallery and the audit log
+//!   (a full disk is refused early and clearly, never half-written).
+
+pub mod door;
+pub mod shutdown;
+pub mod sink;
+pub mod space;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::access::AuditLog;
+use crate::access::audit::AuditError;
+use crate::config::Config;
+use crate::gallery::{self, GalleryError, ModelTag};
+use crate::vision::{Models, VisionError};
+pub use shutdown::{Shutdown, StopReason};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(
+        "no models directory found: set vision.models_dir in the config or FACEGATE_MODELS, or \
+         run from the source tree (models/)"
+    )]
+    NoModels,
+    #[error("loading models from {dir}: {source}")]
+    Models { dir: PathBuf, source: VisionError },
+    #[error(
+        "no recognition threshold: set recognition.threshold in the config (the model card {card} \
+         has none)"
+    )]
+    NoThreshold { card: PathBuf },
+    #[error("opening the gallery at {path}: {source}")]
+    Gallery { path: PathBuf, source: GalleryError },
+    #[error("opening the audit log at {path}: {source}")]
+    Audit { path: PathBuf, source: AuditError },
+}
+
+/// Load the configured models (`embedder` overrides the configured embedder by card name).
+pub fn load_models(config: &Config, embedder: Option<&str>) -> Result<Models, AppError> {
+    let dir = config.vision.models_dir().ok_or(AppError::NoModels)?;
+    let embedder = embedder.or(config.vision.embedder_name());
+    Models::load(&dir, &config.vision.detector, embedder)
+        .map_err(|source| AppError::Models { dir, source })
+}
+
+/// The same-person threshold: the configuration's, else the model card's.
+pub fn threshold(config: &Config, models: &Models) -> Result<f32, AppError> {
+    config
+        .recognition
+        .threshold
+        .or(models.recommended_threshold())
+        .ok_or_else(|| AppError::NoThreshold {
+            card: models.embedder.path.clone(),
+        })
+}
+
+/// Open the audit log the configuration names (beside the gallery by default), with the
+/// configured face crop retention.
+pub fn open_audit(config: &Config) -> Result<AuditLog, AppError> {
+    let path = config.api.audit_path(&config.gallery.path());
+    AuditLog::open(&path, config.api.audit_max_events)
+        .and_then(|log| log.with_crop_retention(config.access.crop_retention()))
+        .map_err(|source| AppError::Audit { path, source })
+}
+
+/// What a running facegate works with: models, threshold, gallery, audit log, and the
+/// shutdown signal.
+pub struct App {
+    pub models: Arc<Models>,
+    /// Same-person threshold (cosine).
+    pub threshold: f32,
+    pub gallery: gallery::Opened,
+    pub gallery_path: PathBuf,
+    pub audit: Arc<AuditLog>,
+    pub shutdown: Shutdown,
+}
+
+impl App {
+    /// Load the models, find the threshold, open the gallery and the audit log.
+    pub fn open(config: &Config) -> Result<App, AppError> {
+        let models = load_models(config, None)?;
+        let threshold = threshold(config, &models)?;
+        let model = ModelTag::new(&models.embedder.name, models.dim());
+        let gallery_path = config.gallery.path();
+        let opened = gallery::open(&config.gallery, &config.milvus, &model, threshold).map_err(
+            |source| AppError::Gallery {
+                path: gallery_path.clone(),
+                source,
+            },
+        )?;
+        let audit = Arc::new(open_audit(config)?);
+        Ok(App {
+            models: Arc::new(models),
+            threshold,
+            gallery: opened,
+            gallery_path,
+            audit,
+            shutdown: Shutdown::new(),
+        })
+    }
+
+    /// The free-space guard of the gallery's and the audit log's filesystems.
+    pub fn space_guard(&self) -> space::SpaceGuard {
+        space::SpaceGuard::new(
+            vec![self.gallery_path.clone(), self.audit.path().to_owned()],
+            space::RESERVE_BYTES,
+        )
+    }
+
+    /// The parts of the HTTP API this application provides (the door is attached by `run`).
+    pub fn api_parts(
+        &self,
+        config: &Config,
+        door: Option<Arc<dyn crate::api::DoorControl>>,
+    ) -> crate::api::ApiParts {
+        crate::api::ApiParts {
+            gallery: Arc::clone(&self.gallery.gallery),
+            audit: Arc::clone(&self.audit),
+            models: Arc::clone(&self.models),
+            vision: config.vision.params(),
+            threshold: self.threshold,
+            top_k: config.gallery.top_k,
+            max_image_pixels: config.vision.max_image_pixels,
+            door,
+        }
+    }
+}
