@@ -7,6 +7,7 @@ pub mod access;
 pub mod api;
 pub mod camera;
 pub mod config;
+pub mod crypto;
 pub mod eval;
 pub mod gallery;
 pub mod hw;

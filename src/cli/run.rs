@@ -118,7 +118,7 @@ pub fn run(config: &Config, args: RunArgs) -> Result<ExitCode> {
     );
     let audit_path = config.api.audit_path(opened.cache.path());
     let audit = Arc::new(
-        facegate::access::AuditLog::open(&audit_path, config.api.audit_max_events)
+        facegate::access::AuditLog::open(&audit_path, config.api.audit_max_events, &opened.device_key)
             .and_then(|log| log.with_crop_retention(config.access.crop_retention()))
             .with_context(|| format!("opening the audit log at {}", audit_path.display()))?,
     );

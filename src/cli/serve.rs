@@ -27,6 +27,16 @@ pub fn init(path: &Path, force: bool) -> Result<ExitCode> {
         &format!("admin_token_sha256 = \"{}\"", hash_token(&token)),
         1,
     );
+    // The device key beside the configuration (for /etc/facegate/config.toml, the default
+    // /etc/facegate/device.key), named in it.
+    let key_file = std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_owned())
+        .with_file_name("device.key");
+    let text = text.replacen(
+        "key_file = \"\"",
+        &format!("key_file = {:?}", key_file.display().to_string()),
+        1,
+    );
     // The written file must load, with the token in force.
     let parsed = Config::parse(&text, path)?;
     if parsed.api.admin_token_sha256.is_empty() {
@@ -50,6 +60,7 @@ pub fn init(path: &Path, force: bool) -> Result<ExitCode> {
     file.write_all(text.as_bytes())
         .with_context(|| format!("writing {}", path.display()))?;
     println!("wrote {}", path.display());
+    super::key::ensure(&key_file)?;
     println!("admin token (shown only now; the configuration keeps only its SHA-256):");
     println!("{token}");
     Ok(ExitCode::SUCCESS)
@@ -97,7 +108,7 @@ pub fn serve(config: &Config, listen: Option<&str>) -> Result<ExitCode> {
         .with_context(|| format!("opening the gallery at {}", gallery_path.display()))?;
     let audit_path = config.api.audit_path(&gallery_path);
     let audit = Arc::new(
-        AuditLog::open(&audit_path, config.api.audit_max_events)
+        AuditLog::open(&audit_path, config.api.audit_max_events, &opened.device_key)
             .and_then(|log| log.with_crop_retention(config.access.crop_retention()))
             .with_context(|| format!("opening the audit log at {}", audit_path.display()))?,
     );

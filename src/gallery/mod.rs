@@ -13,10 +13,12 @@ pub mod cache;
 pub mod config;
 pub mod enroll;
 pub mod matrix;
+pub mod migrate;
 pub mod milvus;
 pub mod outbox;
 pub mod record;
 pub mod remote;
+pub mod sealed;
 pub mod synth;
 pub mod tiered;
 
@@ -67,6 +69,8 @@ pub enum GalleryError {
     Remote(String),
     #[error("central gallery (Milvus) is unavailable: {0}")]
     RemoteUnavailable(String),
+    #[error("gallery keys: {0}")]
+    Crypto(#[from] crate::crypto::CryptoError),
 }
 
 pub type Result<T, E = GalleryError> = std::result::Result<T, E>;
@@ -248,6 +252,8 @@ pub fn normalised(v: &[f32], dim: usize) -> Result<Vec<f32>> {
 /// A gallery opened from the configuration.
 pub struct Opened {
     pub gallery: Arc<dyn Gallery>,
+    /// The device key the gallery was opened with (the audit log is opened with it too).
+    pub device_key: crate::crypto::DeviceKey,
     pub cache: Arc<Cache>,
     /// Set when a central store is configured (its sync task is the caller's to spawn).
     pub tiered: Option<Arc<Tiered>>,
@@ -265,25 +271,30 @@ pub fn open(
     if let Some(parent) = path.parent()
         && !parent.as_os_str().is_empty()
     {
-        std::fs::create_dir_all(parent).map_err(|e| GalleryError::Storage {
-            path: parent.display().to_string(),
-            source: sled::Error::Io(e),
-        })?;
+        crate::crypto::fsmode::create_dir_all(parent)?;
     }
-    let cache = Arc::new(Cache::open(&path, model)?);
+    let device_key = load_device_key(gallery)?;
+    let cache = Arc::new(Cache::open(&path, model, &device_key)?);
     if milvus.enabled() {
         let remote = Arc::new(milvus::MilvusStore::new(milvus, model));
         let tiered = Arc::new(Tiered::new(Arc::clone(&cache), remote, milvus, accept));
         Ok(Opened {
             gallery: Arc::clone(&tiered) as Arc<dyn Gallery>,
+            device_key,
             cache,
             tiered: Some(tiered),
         })
     } else {
         Ok(Opened {
             gallery: Arc::clone(&cache) as Arc<dyn Gallery>,
+            device_key,
             cache,
             tiered: None,
         })
     }
+}
+
+/// The device key as the configuration says ([`crate::crypto::KeySource::resolve`]).
+pub fn load_device_key(gallery: &GalleryConfig) -> Result<crate::crypto::DeviceKey> {
+    Ok(crate::crypto::DeviceKey::load(&gallery.key_source())?)
 }
