@@ -380,6 +380,7 @@ impl AuditLog {
             path: path.display().to_string(),
             source,
         };
+        crate::crypto::fsmode::private_umask();
         crate::crypto::fsmode::create_dir_all(path)?;
         let db = sled::Config::new()
             .path(path)

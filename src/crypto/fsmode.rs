@@ -1,6 +1,7 @@
 //! File modes set by the program itself, whatever the umask: folders it creates 0700, files
-//! 0600. sled creates its own files with the umask's mode; [`restrict_tree`] sets them after
-//! each open (and new ones appear inside a 0700 folder, closed to others either way).
+//! 0600. sled creates its own files (later too: blobs, snapshots) with the process umask's
+//! mode, so opening a database sets the umask to 077 ([`private_umask`]) and [`restrict_tree`]
+//! sets the modes of what is already there.
 
 use std::fs::{File, OpenOptions};
 use std::path::Path;
@@ -16,6 +17,17 @@ fn set_mode(path: &Path, mode: u32) -> Result<()> {
 #[cfg(not(unix))]
 fn set_mode(_path: &Path, _mode: u32) -> Result<()> {
     Ok(())
+}
+
+/// Set the process umask to 077: every file and folder created from now on (by sled, later
+/// too) is closed to group and others. Process-wide; facegate holds biometric data and
+/// creates nothing meant for other users.
+pub fn private_umask() {
+    #[cfg(unix)]
+    // SAFETY: umask(2) only swaps the process file-mode mask; it cannot fail.
+    unsafe {
+        libc::umask(0o077);
+    }
 }
 
 /// Create `dir` and its missing parents, each created folder 0700 (existing ones are left
@@ -67,6 +79,7 @@ pub fn open_rw(path: &Path) -> Result<File> {
 /// A database folder: created 0700 (parents too when missing), and the folder, its
 /// sub-folders and its files set to 0700 / 0600.
 pub fn restrict_tree(dir: &Path) -> Result<()> {
+    private_umask();
     create_dir_all(dir)?;
     set_mode(dir, 0o700)?;
     let entries = std::fs::read_dir(dir).map_err(|e| io(dir, e))?;
@@ -113,11 +126,14 @@ mod tests {
         create_dir_all(&dir.join("a/b")).unwrap();
         std::fs::write(dir.join("a/b/f"), b"x").unwrap();
         restrict_tree(&dir.join("a")).unwrap();
+        // Files created after the open are private too.
+        std::fs::write(dir.join("a/b/g"), b"x").unwrap();
         unsafe { libc::umask(old) };
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&dir), 0o700);
         assert_eq!(mode(&dir.join("a/b")), 0o700);
         assert_eq!(mode(&dir.join("a/b/f")), 0o600);
+        assert_eq!(mode(&dir.join("a/b/g")), 0o600);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -140,6 +140,7 @@ impl Cache {
             path: path.display().to_string(),
             source,
         };
+        crate::crypto::fsmode::private_umask();
         crate::crypto::fsmode::create_dir_all(path)?;
         let db = open_db(path)?;
         crate::crypto::fsmode::restrict_tree(path)?;
