@@ -17,10 +17,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use facegate::crypto::DeviceKey;
 use facegate::gallery::matrix::{Matrix, Scratch};
 use facegate::gallery::milvus::MilvusStore;
 use facegate::gallery::remote::RemoteStore;
-use facegate::crypto::DeviceKey;
 use facegate::gallery::{
     Cache, Gallery, MilvusConfig, ModelTag, NewPerson, Person, Template, Tiered, now_ms,
 };
@@ -28,7 +28,8 @@ use facegate::gallery::{
 /// One device key for the run.
 fn key() -> DeviceKey {
     static KEY: std::sync::OnceLock<DeviceKey> = std::sync::OnceLock::new();
-    KEY.get_or_init(|| DeviceKey::generate().expect("key")).clone()
+    KEY.get_or_init(|| DeviceKey::generate().expect("key"))
+        .clone()
 }
 
 /// Persons `p0 .. p{n-1}`, stored in one batch.
@@ -180,8 +181,7 @@ fn enrollment_writes(c: &mut Criterion) {
             || {
                 round += 1;
                 let dir = tmp(&format!("insert{round}"));
-                let cache =
-                    Cache::open(&dir, &ModelTag::new("bench", 192), &key()).expect("cache");
+                let cache = Cache::open(&dir, &ModelTag::new("bench", 192), &key()).expect("cache");
                 persons(&cache, 5000);
                 let ts: Vec<Template> = vs
                     .iter()
@@ -258,8 +258,7 @@ fn start_up(c: &mut Criterion) {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
                     let t = std::time::Instant::now();
-                    let c =
-                        Cache::open(&dir, &ModelTag::new("bench", 192), &key()).expect("open");
+                    let c = Cache::open(&dir, &ModelTag::new("bench", 192), &key()).expect("open");
                     total += t.elapsed();
                     assert_eq!(c.template_count(), n);
                     drop(c);

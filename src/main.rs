@@ -116,7 +116,8 @@ enum Command {
         out: Output,
     },
     /// Write the documented default configuration (to --config, else /etc/facegate/config.toml)
-    /// with a new admin token's hash, and print the token once.
+    /// with a new admin token's hash, and print the token once; make the device key beside it
+    /// (device.key, 0600; an existing one is kept).
     Init {
         /// Replace an existing file.
         #[arg(long)]

@@ -137,7 +137,11 @@ fn nothing_personal_in_clear_and_a_deleted_person_is_shredded() {
         }
     }
     let mid = crop.len() / 2;
-    assert_eq!(find(&files, &crop[mid..mid + 64]), None, "face crop in clear");
+    assert_eq!(
+        find(&files, &crop[mid..mid + 64]),
+        None,
+        "face crop in clear"
+    );
     assert_eq!(find(&files, b"Zelda"), None);
     // Files 0600, folders 0700.
     #[cfg(unix)]
@@ -220,7 +224,11 @@ fn nothing_personal_in_clear_and_a_deleted_person_is_shredded() {
     let raw = std::fs::read(root.join("gallery/keyslots")).unwrap();
     let p0_slot = u32::from_le_bytes(captured[0][..4].try_into().unwrap()) as usize;
     let at = 64 + p0_slot * facegate::crypto::slots::SLOT;
-    assert!(raw[at..at + facegate::crypto::slots::SLOT].iter().all(|&b| b == 0));
+    assert!(
+        raw[at..at + facegate::crypto::slots::SLOT]
+            .iter()
+            .all(|&b| b == 0)
+    );
     let files = all_bytes(&data);
     for i in 0..PERSONS {
         assert_eq!(find(&files, name(i).as_bytes()), None);
@@ -243,17 +251,27 @@ fn a_wrong_or_missing_key_is_named_at_open_and_changes_nothing() {
                 false,
             )
             .unwrap();
-        cache.add_templates_local("ada", vec![vector(1)], false).unwrap();
-        let log = AuditLog::open(&root.join("audit"), 10, &common::device_key(&root)).unwrap();
-        log.append(NewEvent::new(Action::Access, Outcome::Granted, EventSource::Door).person("ada"))
+        cache
+            .add_templates_local("ada", vec![vector(1)], false)
             .unwrap();
+        let log = AuditLog::open(&root.join("audit"), 10, &common::device_key(&root)).unwrap();
+        log.append(
+            NewEvent::new(Action::Access, Outcome::Granted, EventSource::Door).person("ada"),
+        )
+        .unwrap();
     }
     let other = DeviceKey::generate().unwrap();
-    let e = Cache::open(&root.join("gallery"), &ModelTag::new("test-model", DIM), &other)
+    let e = Cache::open(
+        &root.join("gallery"),
+        &ModelTag::new("test-model", DIM),
+        &other,
+    )
+    .err()
+    .expect("refused");
+    assert!(e.to_string().contains("another device key"), "{e}");
+    let e = AuditLog::open(&root.join("audit"), 10, &other)
         .err()
         .expect("refused");
-    assert!(e.to_string().contains("another device key"), "{e}");
-    let e = AuditLog::open(&root.join("audit"), 10, &other).err().expect("refused");
     assert!(e.to_string().contains("another device key"), "{e}");
     // The key-slot file gone: named, not a new empty gallery.
     std::fs::rename(root.join("gallery/keyslots"), root.join("keyslots.bak")).unwrap();

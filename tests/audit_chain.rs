@@ -73,7 +73,10 @@ fn an_untouched_log_verifies_and_an_edited_event_is_named() {
     }
     let (code, out) = verify(&config);
     assert_eq!(code, Some(1), "{out}");
-    assert!(out.contains("BROKEN LINK") && out.contains("was altered"), "{out}");
+    assert!(
+        out.contains("BROKEN LINK") && out.contains("was altered"),
+        "{out}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -71,7 +71,12 @@ fn filters_limits_json_table_crops_and_bad_input() {
     let config = common::gallery_config(&dir, "config.toml", &dir.join("gallery"));
     // A gallery that knows Alice's name (Bob was deleted since), and the audit log beside it.
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let cache = Cache::open(&dir.join("gallery"), &ModelTag::new("mobilefacenet", 192), &common::device_key(&dir)).unwrap();
+    let cache = Cache::open(
+        &dir.join("gallery"),
+        &ModelTag::new("mobilefacenet", 192),
+        &common::device_key(&dir),
+    )
+    .unwrap();
     rt.block_on(cache.create_person(NewPerson {
         id: Some("alice".into()),
         name: "Alice Example".into(),

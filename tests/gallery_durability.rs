@@ -120,7 +120,11 @@ fn acknowledged_enrollments_survive_kill_9() {
     let cache =
         Cache::open(&dir, &ModelTag::new("test-model", DIM), &key).expect("reopen after kill -9");
     assert!(cache.get_person("victim").unwrap().is_some());
-    assert!(persons.len() >= 25, "{} persons acknowledged", persons.len());
+    assert!(
+        persons.len() >= 25,
+        "{} persons acknowledged",
+        persons.len()
+    );
     for p in &persons {
         let got = cache.get_person(p).unwrap();
         assert!(got.is_some(), "acknowledged person {p} lost");
@@ -147,7 +151,10 @@ fn acknowledged_enrollments_survive_kill_9() {
     // Every stored template and person still has its outbox entry (none was confirmed by a
     // central store).
     let stored_persons = cache.person_count();
-    assert!(stored_persons <= persons.len() + 2, "{stored_persons} persons");
+    assert!(
+        stored_persons <= persons.len() + 2,
+        "{stored_persons} persons"
+    );
     assert_eq!(cache.outbox_len(), stored.len() + stored_persons);
     let _ = std::fs::remove_dir_all(dir.parent().unwrap());
 }
@@ -160,8 +167,11 @@ const PLAIN_PERSONS: usize = 3000;
 fn write_plaintext_gallery(dir: &std::path::Path) {
     let db = sled::open(dir).unwrap();
     let meta = db.open_tree("meta").unwrap();
-    meta.insert("model", serde_json::to_vec(&ModelTag::new("test-model", DIM)).unwrap())
-        .unwrap();
+    meta.insert(
+        "model",
+        serde_json::to_vec(&ModelTag::new("test-model", DIM)).unwrap(),
+    )
+    .unwrap();
     meta.insert("format", "facegate-gallery-1").unwrap();
     let persons = db.open_tree("persons").unwrap();
     let templates = db.open_tree("templates").unwrap();
@@ -176,7 +186,9 @@ fn write_plaintext_gallery(dir: &std::path::Path) {
             1,
         )
         .unwrap();
-        persons.insert(p.id.as_bytes(), p.to_json().unwrap()).unwrap();
+        persons
+            .insert(p.id.as_bytes(), p.to_json().unwrap())
+            .unwrap();
         let v = vector(i);
         let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
         let t = Template {
@@ -188,7 +200,9 @@ fn write_plaintext_gallery(dir: &std::path::Path) {
         templates.insert(t.id.to_be_bytes(), t.encode()).unwrap();
         if i % 100 == 0 {
             let op = Op::UpsertPerson { person: p };
-            outbox.insert((i as u64).to_be_bytes(), op.encode().unwrap()).unwrap();
+            outbox
+                .insert((i as u64).to_be_bytes(), op.encode().unwrap())
+                .unwrap();
         }
     }
     db.flush().unwrap();
@@ -218,7 +232,12 @@ fn a_conversion_killed_at_any_point_loses_nothing() {
     // Kill points spread over the conversion (its length depends on the machine's load).
     for delay_ms in [30u64, 150, 400, 900, 2000, 4000] {
         let mut child = Command::new(&exe)
-            .args(["--exact", "migration_child", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "migration_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(MIGRATE_ENV, &dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -227,7 +246,9 @@ fn a_conversion_killed_at_any_point_loses_nothing() {
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         // The test harness prints its own lines first.
         assert!(
-            lines.by_ref().any(|l| l.is_ok_and(|l| l.ends_with("start"))),
+            lines
+                .by_ref()
+                .any(|l| l.is_ok_and(|l| l.ends_with("start"))),
             "the child did not start"
         );
         std::thread::sleep(std::time::Duration::from_millis(delay_ms));

@@ -45,7 +45,9 @@ impl Drop for Door {
 
 fn door(url: &str, prefix: &str, name: &str) -> Door {
     let dir = common::tmpdir(name);
-    let cache = Arc::new(Cache::open(&dir.join("gallery"), &model(), &common::device_key(&dir)).expect("cache"));
+    let cache = Arc::new(
+        Cache::open(&dir.join("gallery"), &model(), &common::device_key(&dir)).expect("cache"),
+    );
     let cfg = config(url, prefix);
     let remote = Arc::new(MilvusStore::new(&cfg, &model()));
     Door {

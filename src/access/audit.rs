@@ -571,7 +571,9 @@ impl AuditLog {
             reason: event.reason.clone(),
             quality: event.quality,
         };
-        let (rec, mac) = self.keys.seal_event(&k, &public, &private, &count.state.head)?;
+        let (rec, mac) = self
+            .keys
+            .seal_event(&k, &public, &private, &count.state.head)?;
         let crop = match crop {
             Some(jpeg) => {
                 let (slot, ckey) = self.slots.create()?;
@@ -856,7 +858,11 @@ impl AuditLog {
             if id_of_key(&k)[..] != idk[..] {
                 return Ok(Verification {
                     intact,
-                    broken: broken(Some(id), time, format!("event {id}: its chain entry was altered")),
+                    broken: broken(
+                        Some(id),
+                        time,
+                        format!("event {id}: its chain entry was altered"),
+                    ),
                 });
             }
             let Some(rec) = self.events.get(&k).map_err(|e| self.storage(e))? else {
@@ -872,7 +878,9 @@ impl AuditLog {
                     let reason = if intact == 0 && state.trimmed == 0 && prev == [0; 32] {
                         format!("event {id} was altered")
                     } else {
-                        format!("event {id} was altered, or the event appended before it was removed")
+                        format!(
+                            "event {id} was altered, or the event appended before it was removed"
+                        )
                     };
                     return Ok(Verification {
                         intact,
@@ -1299,7 +1307,13 @@ mod tests {
             }
         }
         assert!(!found, "a person id in clear after the conversion");
-        assert!(!dir.with_file_name(format!("{}.plaintext", dir.file_name().unwrap().to_string_lossy())).exists());
+        assert!(
+            !dir.with_file_name(format!(
+                "{}.plaintext",
+                dir.file_name().unwrap().to_string_lossy()
+            ))
+            .exists()
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -114,8 +114,12 @@ impl LogKeys {
     pub fn open_event(&self, rec: &[u8]) -> Result<(Public, Private)> {
         let bad = || corrupt(format!("event record of {} bytes", rec.len()));
         let (body, _) = split_mac(rec).ok_or_else(bad)?;
-        let n = u32::from_le_bytes(body.get(..4).ok_or_else(bad)?.try_into().map_err(|_| bad())?)
-            as usize;
+        let n = u32::from_le_bytes(
+            body.get(..4)
+                .ok_or_else(bad)?
+                .try_into()
+                .map_err(|_| bad())?,
+        ) as usize;
         let pj = body.get(4..4 + n).ok_or_else(bad)?;
         let public: Public =
             serde_json::from_slice(pj).map_err(|e| corrupt(format!("event record: {e}")))?;

@@ -773,7 +773,11 @@ fn check_gallery(
         Ok(false) => {}
         Err(e) => {
             return (
-                Check::problem(NAME, e.to_string(), "see the message; then run doctor again"),
+                Check::problem(
+                    NAME,
+                    e.to_string(),
+                    "see the message; then run doctor again",
+                ),
                 None,
             );
         }

@@ -85,7 +85,7 @@ struct Page {
 /// Where the events come from.
 enum Reader {
     Local {
-        log: AuditLog,
+        log: Box<AuditLog>,
         gallery: PathBuf,
         key: facegate::crypto::DeviceKey,
     },
@@ -287,7 +287,11 @@ fn open_local(config: &Config, audit_path: &Path, gallery: PathBuf) -> Result<Re
     match AuditLog::open(audit_path, config.api.audit_max_events, &key)
         .and_then(|log| log.with_crop_retention(config.access.crop_retention()))
     {
-        Ok(log) => Ok(Reader::Local { log, gallery, key }),
+        Ok(log) => Ok(Reader::Local {
+            log: Box::new(log),
+            gallery,
+            key,
+        }),
         Err(e) if is_locked(&e) => {
             let url = default_api_url(config)?;
             let in_use = format!(
@@ -348,7 +352,10 @@ fn verify(reader: &Reader, path: &Path, zone: &dyn Zone, json: bool) -> Result<E
                     .time_ms
                     .map(|t| format!(" at {}", when::format_local(t, zone)))
                     .unwrap_or_default();
-                let event = b.event.map(|e| format!(" (event {e}{at})")).unwrap_or_default();
+                let event = b
+                    .event
+                    .map(|e| format!(" (event {e}{at})"))
+                    .unwrap_or_default();
                 println!(
                     "audit log {}: BROKEN LINK{event}: {}; {} event{} before it intact",
                     path.display(),

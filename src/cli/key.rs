@@ -35,10 +35,16 @@ pub fn run(config: &Config, cmd: KeyCommand) -> Result<ExitCode> {
         KeyCommand::Create { file } => {
             let path = file.unwrap_or_else(|| config.gallery.key_source().path().to_owned());
             if path.exists() {
-                bail!("{} exists; a device key is never replaced (see `facegate key rotate`)", path.display());
+                bail!(
+                    "{} exists; a device key is never replaced (see `facegate key rotate`)",
+                    path.display()
+                );
             }
             DeviceKey::create(&path).with_context(|| format!("creating {}", path.display()))?;
-            println!("device key written to {} (mode 0600); keep a copy apart from this device", path.display());
+            println!(
+                "device key written to {} (mode 0600); keep a copy apart from this device",
+                path.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         KeyCommand::Rotate { to } => rotate(config, to),
@@ -51,7 +57,8 @@ pub fn ensure(path: &Path) -> Result<()> {
         println!("device key {} exists: kept", path.display());
         return Ok(());
     }
-    DeviceKey::create(path).with_context(|| format!("creating the device key {}", path.display()))?;
+    DeviceKey::create(path)
+        .with_context(|| format!("creating the device key {}", path.display()))?;
     println!(
         "device key written to {} (mode 0600): it seals the gallery and the audit log; keep a \
          copy apart from this device (without it they cannot be read)",
@@ -110,7 +117,10 @@ fn rotate(config: &Config, to: Option<PathBuf>) -> Result<ExitCode> {
         std::fs::rename(&new_path, source.path())
             .with_context(|| format!("replacing {}", source.path().display()))?;
         facegate::crypto::fsmode::sync_parent(source.path());
-        println!("{} replaced by the new key; the old one no longer opens anything", source.path().display());
+        println!(
+            "{} replaced by the new key; the old one no longer opens anything",
+            source.path().display()
+        );
     } else {
         println!(
             "new key in {}: make it the credential (systemd-creds encrypt --name=facegate-device-key {} ...), then restart facegate",

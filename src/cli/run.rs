@@ -118,9 +118,13 @@ pub fn run(config: &Config, args: RunArgs) -> Result<ExitCode> {
     );
     let audit_path = config.api.audit_path(opened.cache.path());
     let audit = Arc::new(
-        facegate::access::AuditLog::open(&audit_path, config.api.audit_max_events, &opened.device_key)
-            .and_then(|log| log.with_crop_retention(config.access.crop_retention()))
-            .with_context(|| format!("opening the audit log at {}", audit_path.display()))?,
+        facegate::access::AuditLog::open(
+            &audit_path,
+            config.api.audit_max_events,
+            &opened.device_key,
+        )
+        .and_then(|log| log.with_crop_retention(config.access.crop_retention()))
+        .with_context(|| format!("opening the audit log at {}", audit_path.display()))?,
     );
     if config.access.save_face_crops {
         eprintln!(

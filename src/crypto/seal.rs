@@ -100,6 +100,9 @@ mod tests {
         assert!(k.open(b"person\0a", &bad, "p").is_err(), "tampered");
         let other = DataKey::generate().unwrap();
         assert!(other.open(b"person\0a", &s, "p").is_err(), "other key");
-        assert_ne!(k.seal(b"x", b"same").unwrap(), k.seal(b"x", b"same").unwrap());
+        assert_ne!(
+            k.seal(b"x", b"same").unwrap(),
+            k.seal(b"x", b"same").unwrap()
+        );
     }
 }

@@ -22,11 +22,11 @@ use super::matrix::{Matrix, Scratch};
 use super::outbox::Op;
 use super::record::{ModelTag, NewPerson, Person, PersonPatch, Template};
 use super::sealed::PersonKeys;
-use crate::crypto::DeviceKey;
 use super::{
     Gallery, GalleryError, Identification, Match, RemoteState, Removed, Result, Source, Stats,
     SyncReport, Written, new_person_id, new_template_id, normalised, now_ms,
 };
+use crate::crypto::DeviceKey;
 
 const META_MODEL: &str = "model";
 const META_FORMAT: &str = "format";

@@ -52,7 +52,7 @@ fn complete(dir: &Path) -> Result<bool> {
     }
     let db = open_raw(dir)?;
     let meta = db.open_tree("meta").map_err(storage(dir))?;
-    Ok(meta.contains_key(META_COMPLETE).map_err(storage(dir))?)
+    meta.contains_key(META_COMPLETE).map_err(storage(dir))
 }
 
 /// Whether the gallery at `path` holds plaintext records.

@@ -124,7 +124,11 @@ impl PersonKeys {
     /// was created here.
     pub fn get_or_create_many(&self, ids: &[&str]) -> Result<Vec<String>> {
         let mut map = self.write();
-        let mut missing: Vec<&str> = ids.iter().copied().filter(|id| !map.contains_key(*id)).collect();
+        let mut missing: Vec<&str> = ids
+            .iter()
+            .copied()
+            .filter(|id| !map.contains_key(*id))
+            .collect();
         missing.sort_unstable();
         missing.dedup();
         let made = self.slots.create_many(missing.len())?;
@@ -196,9 +200,11 @@ impl PersonKeys {
     pub fn open_template(&self, id: u64, b: &[u8]) -> Result<Template> {
         let (person, sealed) =
             split_owner(b).ok_or_else(|| corrupt(format!("template {id}: bad header")))?;
-        let key = self
-            .key_of(person)
-            .map_err(|_| corrupt(format!("template {id} of {person:?}: no key for its person")))?;
+        let key = self.key_of(person).map_err(|_| {
+            corrupt(format!(
+                "template {id} of {person:?}: no key for its person"
+            ))
+        })?;
         let plain = key
             .open(
                 &aad("template", &[&id.to_be_bytes(), person.as_bytes()]),

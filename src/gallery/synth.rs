@@ -74,7 +74,8 @@ mod tests {
             &dir,
             &ModelTag::new("mobilefacenet", 192),
             &crate::crypto::DeviceKey::generate().unwrap(),
-        ).unwrap();
+        )
+        .unwrap();
         fill(&cache, 2500, 7).unwrap();
         assert_eq!(cache.template_count(), 2500);
         // A unit probe along one axis: random directions stay far from it.
