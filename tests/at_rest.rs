@@ -290,3 +290,52 @@ fn a_wrong_or_missing_key_is_named_at_open_and_changes_nothing() {
     assert_eq!(cache.template_count(), 1);
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn a_first_start_makes_the_key_and_a_later_start_without_it_is_refused() {
+    let root = common::tmpdir("at-rest-first");
+    let gallery = facegate::gallery::GalleryConfig {
+        path: root.join("data/gallery"),
+        key_file: root.join("etc/device.key"),
+        ..Default::default()
+    };
+    let milvus = facegate::gallery::MilvusConfig::default();
+    let model = ModelTag::new("test-model", DIM);
+    {
+        let opened = facegate::gallery::open(&gallery, &milvus, &model, 0.5).unwrap();
+        opened
+            .cache
+            .create_person_local(
+                NewPerson {
+                    id: Some("ada".into()),
+                    name: "Ada".into(),
+                    ..NewPerson::default()
+                },
+                false,
+            )
+            .unwrap();
+    }
+    assert!(
+        root.join("etc/device.key").is_file(),
+        "made at the first start"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&root.join("etc")), 0o700);
+        assert_eq!(mode(&root.join("data")), 0o700);
+    }
+    // The key lost, the gallery there: an error naming the key, not a new key.
+    std::fs::rename(root.join("etc/device.key"), root.join("lost.key")).unwrap();
+    let e = facegate::gallery::open(&gallery, &milvus, &model, 0.5)
+        .err()
+        .expect("refused");
+    assert!(e.to_string().contains("no device key"), "{e}");
+    assert!(!root.join("etc/device.key").exists());
+    std::fs::rename(root.join("lost.key"), root.join("etc/device.key")).unwrap();
+    let opened = facegate::gallery::open(&gallery, &milvus, &model, 0.5).unwrap();
+    assert_eq!(opened.cache.get_person("ada").unwrap().unwrap().name, "Ada");
+    drop(opened);
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -51,18 +51,27 @@ fn rotation_rewraps_both_stores_and_retires_the_old_key() {
         .args(["key", "rotate"])
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string()
-        + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}");
     assert!(!pending.exists());
     let now = DeviceKey::load(&KeySource::File(common::key_file(&dir))).unwrap();
-    assert_eq!(now.check_value(), new.check_value(), "the pending key was used");
+    assert_eq!(
+        now.check_value(),
+        new.check_value(),
+        "the pending key was used"
+    );
     // The old key opens nothing; the new one everything.
-    let e = Cache::open(&dir.join("gallery"), &model(), &old).err().unwrap();
+    let e = Cache::open(&dir.join("gallery"), &model(), &old)
+        .err()
+        .unwrap();
     assert!(e.to_string().contains("another device key"), "{e}");
     assert!(AuditLog::open(&dir.join("audit"), 100, &old).is_err());
     let cache = Cache::open(&dir.join("gallery"), &model(), &now).unwrap();
-    assert_eq!(cache.get_person("ada").unwrap().unwrap().name, "Ada Lovelace");
+    assert_eq!(
+        cache.get_person("ada").unwrap().unwrap().name,
+        "Ada Lovelace"
+    );
     assert_eq!(cache.template_count(), 1);
     let log = AuditLog::open(&dir.join("audit"), 100, &now).unwrap();
     let events = log

@@ -2,8 +2,10 @@
 //!
 //! It comes from, in order: `gallery.key_file` when set; the systemd credential
 //! `facegate-device-key` (`$CREDENTIALS_DIRECTORY/facegate-device-key`, given by
-//! `LoadCredentialEncrypted=`, which can bind it to the TPM); else [`DEFAULT_KEY_FILE`]. The
-//! file holds the key as 64 hex digits (a credential may also hold the 32 raw bytes).
+//! `LoadCredentialEncrypted=`, which can bind it to the TPM); else [`DEFAULT_KEY_FILE`] when
+//! /etc/facegate exists, else [`LOCAL_KEY_FILE`] in the working folder (beside the default
+//! ./facegate-data of a checkout). The file holds the key as 64 hex digits (a credential may
+//! also hold the 32 raw bytes).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -17,6 +19,8 @@ use super::{CryptoError, Result, io};
 
 /// Where `facegate init` writes the device key (outside the data directory /var/lib/facegate).
 pub const DEFAULT_KEY_FILE: &str = "/etc/facegate/device.key";
+/// The key of a checkout without /etc/facegate (beside ./facegate-data, not in it).
+pub const LOCAL_KEY_FILE: &str = "facegate-device.key";
 /// The systemd credential's name.
 pub const CREDENTIAL: &str = "facegate-device-key";
 
@@ -40,7 +44,14 @@ impl KeySource {
                 return KeySource::Credential(p);
             }
         }
-        KeySource::File(PathBuf::from(DEFAULT_KEY_FILE))
+        if Path::new(DEFAULT_KEY_FILE)
+            .parent()
+            .is_some_and(|d| d.is_dir())
+        {
+            KeySource::File(PathBuf::from(DEFAULT_KEY_FILE))
+        } else {
+            KeySource::File(PathBuf::from(LOCAL_KEY_FILE))
+        }
     }
 
     pub fn path(&self) -> &Path {

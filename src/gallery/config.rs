@@ -13,10 +13,11 @@ pub const DEFAULT_TOML: &str = r#"
 # else ./facegate-data/gallery.
 path = ""
 # The device key that seals the gallery and the audit log at rest (64 hex digits, mode
-# 0600, made by `facegate init`); keep it outside the data folders, and a copy of it apart
-# from the device (without it the data cannot be read). Empty: the systemd credential
-# "facegate-device-key" when the service has one (LoadCredentialEncrypted=), else
-# /etc/facegate/device.key.
+# 0600, made by `facegate init`, or at the first start when there is no gallery yet); keep
+# it outside the data folders, and a copy of it apart from the device (without it the data
+# cannot be read). Empty: the systemd credential "facegate-device-key" when the service has
+# one (LoadCredential= / LoadCredentialEncrypted=), else /etc/facegate/device.key when
+# /etc/facegate exists, else ./facegate-device.key.
 key_file = ""
 # How many candidates an identification returns.
 top_k = 5

@@ -273,7 +273,7 @@ pub fn open(
     {
         crate::crypto::fsmode::create_dir_all(parent)?;
     }
-    let device_key = load_device_key(gallery)?;
+    let device_key = first_start_key(gallery, &path)?;
     let cache = Arc::new(Cache::open(&path, model, &device_key)?);
     if milvus.enabled() {
         let remote = Arc::new(milvus::MilvusStore::new(milvus, model));
@@ -291,6 +291,36 @@ pub fn open(
             cache,
             tiered: None,
         })
+    }
+}
+
+/// The device key for opening the gallery at `path`. On a first start (no gallery yet, so
+/// nothing a lost key could have sealed) a missing key file is created, with a warning to keep
+/// a copy; with a gallery there, a missing key is an error.
+fn first_start_key(
+    gallery: &GalleryConfig,
+    path: &std::path::Path,
+) -> Result<crate::crypto::DeviceKey> {
+    use crate::crypto::{CryptoError, DeviceKey, KeySource};
+    match load_device_key(gallery) {
+        Err(GalleryError::Crypto(CryptoError::NoKey(_)))
+            if !path.join("db").exists() && !path.join("conf").exists() =>
+        {
+            let source = gallery.key_source();
+            let KeySource::File(file) = &source else {
+                return Err(GalleryError::Crypto(CryptoError::NoKey(format!(
+                    "{source} does not exist"
+                ))));
+            };
+            let key = DeviceKey::create(file)?;
+            tracing::warn!(
+                key = %file.display(),
+                "no device key and no gallery yet: a new device key was created; keep a copy \
+                 of it apart from this device (without it the gallery cannot be read)"
+            );
+            Ok(key)
+        }
+        other => other,
     }
 }
 
