@@ -170,12 +170,15 @@ impl DeviceKey {
             super::fsmode::create_dir_all(dir)?;
         }
         let mut file = super::fsmode::create_new_file(path)?;
-        let mut hex = Zeroizing::new(String::with_capacity(65));
+        // No temporary strings: every copy of the key is in a buffer wiped on drop.
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut hex = Zeroizing::new(Vec::with_capacity(65));
         for b in self.bytes.iter() {
-            hex.push_str(&format!("{b:02x}"));
+            hex.push(HEX[usize::from(b >> 4)]);
+            hex.push(HEX[usize::from(b & 15)]);
         }
-        hex.push('\n');
-        file.write_all(hex.as_bytes()).map_err(|e| io(path, e))?;
+        hex.push(b'\n');
+        file.write_all(&hex).map_err(|e| io(path, e))?;
         file.sync_all().map_err(|e| io(path, e))?;
         super::fsmode::sync_parent(path);
         Ok(())

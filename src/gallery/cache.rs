@@ -544,11 +544,12 @@ impl Cache {
     }
 
     pub fn bytes_per_template(&self) -> usize {
+        // The sealed record: header (u16 + person id), nonce, ciphertext of the 10-byte
+        // header and the floats (+ the person id again), tag; the person id not counted.
         self.read_index().matrix.bytes_per_template()
+            + 2
             + 10
             + 4 * self.model.dim
-            + 2
-            + 16
             + crate::crypto::seal::OVERHEAD
     }
 

@@ -788,3 +788,46 @@ impl RemoteStore for MilvusStore {
         Ok(int64s(&r, "count(*)")?.first().copied().unwrap_or(0) as u64)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gallery::NewPerson;
+
+    #[test]
+    fn milvus_gets_the_id_in_place_of_the_name_and_tls_settings_are_checked() {
+        let p = Person::from_new(
+            "p-17".into(),
+            NewPerson {
+                name: "Zelda Quixote".into(),
+                external_id: Some("4711".into()),
+                ..NewPerson::default()
+            },
+            1,
+        )
+        .unwrap();
+        let doc = String::from_utf8(remote_doc(&p).unwrap()).unwrap();
+        assert!(!doc.contains("Zelda"), "{doc}");
+        let back = Person::from_json(doc.as_bytes()).unwrap();
+        assert_eq!(
+            (back.name.as_str(), back.external_id.as_deref()),
+            ("p-17", Some("4711"))
+        );
+
+        let mut c = MilvusConfig {
+            url: "https://milvus.example:19530".into(),
+            ..MilvusConfig::default()
+        };
+        assert!(c.tls() && c.check().is_ok());
+        c.tls_client_cert = "/nonexistent/cert.pem".into();
+        assert!(c.check().unwrap_err().contains("go together"));
+        c.tls_client_key = "/nonexistent/key.pem".into();
+        assert!(c.check().unwrap_err().contains("no such file"));
+        let plain = MilvusConfig {
+            url: "http://milvus:19530".into(),
+            tls_server_name: "milvus.example".into(),
+            ..MilvusConfig::default()
+        };
+        assert!(plain.check().unwrap_err().contains("https://"));
+    }
+}
