@@ -229,6 +229,9 @@ fn nothing_personal_in_clear_and_a_deleted_person_is_shredded() {
             .iter()
             .all(|&b| b == 0)
     );
+    // The expired crops' keys are gone too (only the log's own key is left).
+    let crop_slots = KeySlots::open(&root.join("audit/keyslots"), &key).unwrap();
+    assert!(crop_slots.used().is_empty(), "{:?}", crop_slots.used());
     let files = all_bytes(&data);
     for i in 0..PERSONS {
         assert_eq!(find(&files, name(i).as_bytes()), None);

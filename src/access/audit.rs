@@ -852,7 +852,7 @@ impl AuditLog {
         let mut last = None;
         for kv in self.chain.iter() {
             let (idk, k) = kv.map_err(|e| self.storage(e))?;
-            let id = u64::from_be_bytes(id_of_key(&[&[0u8; 8][..], &idk].concat()));
+            let id = u64::from_be_bytes(idk.as_ref().try_into().unwrap_or_default());
             let time = (k.len() == 16)
                 .then(|| u64::from_be_bytes(k[..8].try_into().unwrap_or_default()) as i64);
             if id_of_key(&k)[..] != idk[..] {
