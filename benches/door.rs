@@ -76,6 +76,7 @@ fn main() {
         Cache::open(
             &dir.join("gallery"),
             &ModelTag::new(&models.embedder.name, models.dim()),
+            &facegate::crypto::DeviceKey::generate().expect("key"),
         )
         .expect("gallery"),
     );

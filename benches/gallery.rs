@@ -3,7 +3,10 @@
 //! - 1:N search in the in-memory matrix at 10k and 100k templates (192-d, the shipped model)
 //!   and 100k at 512-d, one thread; and through the `Gallery` trait on a sled cache.
 //! - Enrollment writes: 10k templates in one acknowledged batch, and single acknowledged
-//!   writes (each one transaction + fsync).
+//!   writes (each one transaction + fsync), sealed under the person's key; a new person
+//!   (its key slot written and synced, then its record).
+//! - Start-up: opening a sealed gallery of 10k and 100k templates (unwrapping the persons'
+//!   keys, decrypting every template into the matrix).
 //! - With FACEGATE_MILVUS_URL set (a real Milvus, `scripts/milvus start`): the same 1:N
 //!   search answered by Milvus through the same `Gallery` trait (a door whose cache misses), at
 //!   10k and 100k. The collections are kept between runs (HNSW build of 100k takes minutes);
@@ -14,12 +17,40 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use facegate::crypto::DeviceKey;
 use facegate::gallery::matrix::{Matrix, Scratch};
 use facegate::gallery::milvus::MilvusStore;
 use facegate::gallery::remote::RemoteStore;
 use facegate::gallery::{
-    Cache, Gallery, MilvusConfig, ModelTag, NewPerson, Template, Tiered, now_ms,
+    Cache, Gallery, MilvusConfig, ModelTag, NewPerson, Person, Template, Tiered, now_ms,
 };
+
+/// One device key for the run.
+fn key() -> DeviceKey {
+    static KEY: std::sync::OnceLock<DeviceKey> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| DeviceKey::generate().expect("key"))
+        .clone()
+}
+
+/// Persons `p0 .. p{n-1}`, stored in one batch.
+fn persons(cache: &Cache, n: usize) {
+    let ps: Vec<Person> = (0..n)
+        .map(|p| {
+            Person::from_new(
+                format!("p{p}"),
+                NewPerson {
+                    name: format!("Person {p}"),
+                    ..NewPerson::default()
+                },
+                1,
+            )
+            .expect("person")
+        })
+        .collect();
+    for chunk in ps.chunks(5000) {
+        cache.put_persons(chunk).expect("persons");
+    }
+}
 
 fn unit_vectors(n: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {
     let mut s = seed | 1;
@@ -92,21 +123,9 @@ fn matrix_search(c: &mut Criterion) {
 
 fn filled_cache(n: usize, dim: usize, name: &str) -> (Cache, Vec<Vec<f32>>, std::path::PathBuf) {
     let dir = tmp(name);
-    let cache = Cache::open(&dir, &ModelTag::new("bench", dim)).expect("cache");
+    let cache = Cache::open(&dir, &ModelTag::new("bench", dim), &key()).expect("cache");
     let vs = unit_vectors(n, dim, 42);
-    let persons = n / 2;
-    for p in 0..persons.min(1) {
-        cache
-            .create_person_local(
-                NewPerson {
-                    id: Some(format!("p{p}")),
-                    name: "x".into(),
-                    ..NewPerson::default()
-                },
-                false,
-            )
-            .expect("person");
-    }
+    persons(&cache, n.div_ceil(2));
     for chunk in vs.chunks(10_000).enumerate() {
         let ts: Vec<Template> = chunk
             .1
@@ -162,7 +181,8 @@ fn enrollment_writes(c: &mut Criterion) {
             || {
                 round += 1;
                 let dir = tmp(&format!("insert{round}"));
-                let cache = Cache::open(&dir, &ModelTag::new("bench", 192)).expect("cache");
+                let cache = Cache::open(&dir, &ModelTag::new("bench", 192), &key()).expect("cache");
+                persons(&cache, 5000);
                 let ts: Vec<Template> = vs
                     .iter()
                     .enumerate()
@@ -183,7 +203,7 @@ fn enrollment_writes(c: &mut Criterion) {
         )
     });
     let dir = tmp("single");
-    let cache = Cache::open(&dir, &ModelTag::new("bench", 192)).expect("cache");
+    let cache = Cache::open(&dir, &ModelTag::new("bench", 192), &key()).expect("cache");
     cache
         .create_person_local(
             NewPerson {
@@ -203,8 +223,52 @@ fn enrollment_writes(c: &mut Criterion) {
                 .expect("write")
         })
     });
+    let mut n = 0;
+    g.bench_function("one_acknowledged_person_with_outbox", |b| {
+        b.iter(|| {
+            n += 1;
+            cache
+                .create_person_local(
+                    NewPerson {
+                        id: Some(format!("new{n}")),
+                        name: "New".into(),
+                        ..NewPerson::default()
+                    },
+                    true,
+                )
+                .expect("write")
+        })
+    });
     drop(cache);
     let _ = std::fs::remove_dir_all(&dir);
+    g.finish();
+}
+
+fn start_up(c: &mut Criterion) {
+    let mut g = c.benchmark_group("cache_open");
+    g.sample_size(10).measurement_time(Duration::from_secs(20));
+    for n in [10_000usize, 100_000] {
+        let (cache, _, dir) = filled_cache(n, 192, &format!("open{n}"));
+        drop(cache);
+        // sled's flusher may hold the lock a moment after the drop.
+        std::thread::sleep(Duration::from_millis(200));
+        g.bench_with_input(BenchmarkId::new("sealed_192d", n), &n, |b, _| {
+            // Only the open is timed (not the drop, nor the wait for sled's lock).
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let t = std::time::Instant::now();
+                    let c = Cache::open(&dir, &ModelTag::new("bench", 192), &key()).expect("open");
+                    total += t.elapsed();
+                    assert_eq!(c.template_count(), n);
+                    drop(c);
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                total
+            })
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     g.finish();
 }
 
@@ -262,7 +326,7 @@ fn milvus_search(c: &mut Criterion) {
         });
         // A door with an empty cache: every identify is a cache miss answered by Milvus.
         let dir = tmp(&format!("milvus{n}"));
-        let cache = Arc::new(Cache::open(&dir, &model).expect("cache"));
+        let cache = Arc::new(Cache::open(&dir, &model, &key()).expect("cache"));
         let door = Tiered::new(cache, remote, &cfg, 0.99);
         rt.block_on(async { door.remote().connect().await })
             .expect("connect");
@@ -286,6 +350,7 @@ criterion_group!(
     matrix_search,
     gallery_trait,
     enrollment_writes,
+    start_up,
     milvus_search
 );
 criterion_main!(benches);

@@ -865,7 +865,8 @@ fn run(args: &Args, checks: &mut Checks, t0: Instant, seen: &mut Option<Timeline
 
     // 6. The audit log facegate kept (it has stopped, so the sled database is free).
     let audit_path = config.api.audit_path(&config.gallery.path());
-    let audit = AuditLog::open(&audit_path, config.api.audit_max_events)?;
+    let key = facegate::gallery::load_device_key(&config.gallery)?;
+    let audit = AuditLog::open(&audit_path, config.api.audit_max_events, &key)?;
     let all = audit.query(&EventFilter::default(), None, 1000)?.events;
     let count = |action: Action, outcome: Outcome, person: Option<&str>, reason: Option<&str>| {
         all.iter()

@@ -37,7 +37,8 @@ fn main() -> Result<()> {
     let models = Models::load(&dir, &config.vision.detector, config.vision.embedder_name())?;
     let model = ModelTag::new(&models.embedder.name, models.dim());
     let path = config.gallery.path();
-    let cache = Cache::open(&path, &model)
+    let key = facegate::gallery::load_device_key(&config.gallery)?;
+    let cache = Cache::open(&path, &model, &key)
         .with_context(|| format!("opening {} (is facegate serve running?)", path.display()))?;
     let start = Instant::now();
     facegate::gallery::synth::fill(&cache, count, seed)?;

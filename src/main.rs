@@ -97,6 +97,9 @@ enum Command {
     /// The audit log: access decisions, unlocks, enrollments, deletions, filtered by time,
     /// person and outcome (oldest first, local time).
     Events(cli::events::EventsArgs),
+    /// The device key that seals the gallery and the audit log at rest: create, rotate.
+    #[command(subcommand)]
+    Key(cli::key::KeyCommand),
     /// Manage the gallery of enrolled persons (local cache, and Milvus when configured).
     #[command(subcommand)]
     Gallery(cli::gallery::GalleryCommand),
@@ -113,7 +116,8 @@ enum Command {
         out: Output,
     },
     /// Write the documented default configuration (to --config, else /etc/facegate/config.toml)
-    /// with a new admin token's hash, and print the token once.
+    /// with a new admin token's hash, and print the token once; make the device key beside it
+    /// (device.key, 0600; an existing one is kept).
     Init {
         /// Replace an existing file.
         #[arg(long)]
@@ -250,6 +254,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Gallery(cmd) => cli::gallery::run(&config, cmd),
         Command::Run(args) => cli::run::run(&config, args),
         Command::Events(args) => cli::events::run(&config, args),
+        Command::Key(cmd) => cli::key::run(&config, cmd),
         Command::Enroll {
             dir,
             allow_duplicate,

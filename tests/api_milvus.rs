@@ -24,7 +24,9 @@ async fn enrollment_through_the_api_reaches_milvus_and_deletion_removes_it() {
         write_timeout_ms: 60_000,
         ..MilvusConfig::default()
     };
-    let cache = Arc::new(Cache::open(&dir.join("gallery"), &model()).expect("cache"));
+    let cache = Arc::new(
+        Cache::open(&dir.join("gallery"), &model(), &common::device_key(&dir)).expect("cache"),
+    );
     let remote = Arc::new(MilvusStore::new(&config, &model()));
     let tiered = Arc::new(Tiered::new(cache, remote, &config, api_support::THRESHOLD));
     tiered.sync().await.expect("Milvus answers");

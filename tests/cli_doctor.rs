@@ -72,7 +72,12 @@ impl Install {
     fn new(name: &str) -> Install {
         let dir = common::tmpdir(name);
         let gallery = dir.join("data/gallery");
-        let cache = Cache::open(&gallery, &ModelTag::new("mobilefacenet", 192)).unwrap();
+        let cache = Cache::open(
+            &gallery,
+            &ModelTag::new("mobilefacenet", 192),
+            &common::device_key(&dir),
+        )
+        .unwrap();
         cache
             .create_person_local(
                 NewPerson {
@@ -95,11 +100,12 @@ impl Install {
         let q = |p: &Path| format!("{:?}", p.display().to_string());
         let text = format!(
             "[vision]\nembedder = \"mobilefacenet\"\n{vision}\n\
-             [gallery]\npath = {}\n\n\
+             [gallery]\npath = {}\n{}\n\
              [milvus]\n{milvus}\n\
              [camera]\nsource = \"recorded\"\n{camera}\n\
              [hw]\n{hw}\n",
             q(&self.gallery),
+            common::key_line(&self.dir),
         );
         let path = self.dir.join(format!("config-{}.toml", text.len()));
         std::fs::write(&path, text).unwrap();
@@ -227,7 +233,12 @@ fn a_missing_frames_folder_a_wrong_gpio_chip_and_a_gallery_in_use_are_named() {
     let hw = "gpio_backend = \"cdev\"\ngpio_chip = \"no-such-chip\"\n";
     let config = inst.config(&camera, hw, "", "");
     // The gallery held by another process, as by a running door.
-    let held = Cache::open(&inst.gallery, &ModelTag::new("mobilefacenet", 192)).unwrap();
+    let held = Cache::open(
+        &inst.gallery,
+        &ModelTag::new("mobilefacenet", 192),
+        &common::device_key(&inst.dir),
+    )
+    .unwrap();
     let r = doctor(&config, &[]);
     drop(held);
     eprintln!("{}", r.stdout);

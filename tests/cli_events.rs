@@ -71,7 +71,12 @@ fn filters_limits_json_table_crops_and_bad_input() {
     let config = common::gallery_config(&dir, "config.toml", &dir.join("gallery"));
     // A gallery that knows Alice's name (Bob was deleted since), and the audit log beside it.
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let cache = Cache::open(&dir.join("gallery"), &ModelTag::new("mobilefacenet", 192)).unwrap();
+    let cache = Cache::open(
+        &dir.join("gallery"),
+        &ModelTag::new("mobilefacenet", 192),
+        &common::device_key(&dir),
+    )
+    .unwrap();
     rt.block_on(cache.create_person(NewPerson {
         id: Some("alice".into()),
         name: "Alice Example".into(),
@@ -82,7 +87,7 @@ fn filters_limits_json_table_crops_and_bad_input() {
     let now = now_ms();
     let crop = common::fixture("obama_1.jpg");
     let crop_bytes = std::fs::read(&crop).unwrap();
-    let log = AuditLog::open(&dir.join("audit"), 1000).unwrap();
+    let log = AuditLog::open(&dir.join("audit"), 1000, &common::device_key(&dir)).unwrap();
     let door = |o| NewEvent::new(Action::Access, o, EventSource::Door);
     let t_3d = now - 72 * HOUR;
     let t_26h = now - 26 * HOUR;
@@ -338,10 +343,11 @@ fn while_the_door_runs_the_events_come_through_its_api() {
     std::fs::write(
         &config,
         format!(
-            "[gallery]\npath = {:?}\n\n[access]\nsave_face_crops = true\ncooldown_s = 2\n\n\
+            "[gallery]\npath = {:?}\n{}\n[access]\nsave_face_crops = true\ncooldown_s = 2\n\n\
              [camera]\nrecorded_fps = 8.0\n\n[api]\nlisten = \"127.0.0.1:{port}\"\n\
              admin_token_sha256 = \"{}\"\nviewer_token_sha256 = \"{}\"\n",
             dir.join("gallery").display().to_string(),
+            common::key_line(&dir),
             hash_token(&admin),
             hash_token(&viewer),
         ),

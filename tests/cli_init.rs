@@ -41,11 +41,17 @@ fn init_writes_a_config_with_the_hash_of_the_token_it_prints_once() {
     assert!(text.contains(&format!("admin_token_sha256 = \"{}\"", sha256_hex(token))));
     let config = facegate::config::Config::load(&path).expect("the written config loads");
     assert_eq!(config.api.listen, "127.0.0.1:8080");
+    // The device key beside the config, named in it, loads.
+    let key_path = dir.join("etc/device.key");
+    assert_eq!(config.gallery.key_file, key_path);
+    let key = facegate::gallery::load_device_key(&config.gallery).expect("the key loads");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0, "readable by the owner only: {mode:o}");
+        let mode = std::fs::metadata(&key_path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "key mode {mode:o}");
     }
 
     // Not overwritten without --force; replaced with it (a new token).
@@ -63,6 +69,9 @@ fn init_writes_a_config_with_the_hash_of_the_token_it_prints_once() {
         .unwrap();
     assert!(forced.status.success());
     assert_ne!(std::fs::read_to_string(&path).unwrap(), text);
+    // The key is kept: it seals data that exists.
+    let kept = facegate::gallery::load_device_key(&config.gallery).unwrap();
+    assert_eq!(kept.check_value(), key.check_value());
     let _ = std::fs::remove_dir_all(&dir);
 }
 

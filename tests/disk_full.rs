@@ -113,9 +113,10 @@ async fn a_full_disk_refuses_writes_clearly_and_the_door_keeps_deciding() {
     std::fs::write(
         &config,
         format!(
-            "[gallery]\npath = {:?}\n\n[access]\ncooldown_s = 1\n\n[camera]\nrecorded_fps = 8.0\n\n\
+            "[gallery]\npath = {:?}\n{}\n[access]\ncooldown_s = 1\n\n[camera]\nrecorded_fps = 8.0\n\n\
              [api]\nlisten = \"127.0.0.1:{port}\"\nadmin_token_sha256 = \"{}\"\n",
             data.join("gallery").display().to_string(),
+            common::key_line(&dir),
             hash_token(&token)
         ),
     )

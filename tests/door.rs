@@ -42,8 +42,14 @@ fn enrolled_people_are_admitted_and_nobody_else() {
 
     // Enroll df_id01..03 from their first photo.
     let mut p = common::pipeline();
-    let cache =
-        Arc::new(Cache::open(&dir.join("gallery"), &ModelTag::new("mobilefacenet", 192)).unwrap());
+    let cache = Arc::new(
+        Cache::open(
+            &dir.join("gallery"),
+            &ModelTag::new("mobilefacenet", 192),
+            &common::device_key(&dir),
+        )
+        .unwrap(),
+    );
     let enrolled = ["df_id01", "df_id02", "df_id03"];
     for id in enrolled {
         let photos = common::images_in(&deepface.join(id));
@@ -314,7 +320,7 @@ fn offline_screen_while_milvus_is_unreachable_and_face_crops_in_the_audit_log() 
 
     // save_face_crops: the deciding frame's aligned crop travels with the decision, and the
     // audit log stores it as JPEG in the same step as the event.
-    let audit = AuditLog::open(&dir.join("audit"), 100).unwrap();
+    let audit = AuditLog::open(&dir.join("audit"), 100, &common::device_key(&dir)).unwrap();
     let mut stored = 0;
     for r in &records {
         if let Record::Decision { verdict, .. } = r {
@@ -415,8 +421,14 @@ fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 fn the_offline_screen_gives_way_to_idle_when_the_central_store_is_back() {
     let dir = common::tmpdir("door-online-again");
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let cache =
-        Arc::new(Cache::open(&dir.join("gallery"), &ModelTag::new("mobilefacenet", 192)).unwrap());
+    let cache = Arc::new(
+        Cache::open(
+            &dir.join("gallery"),
+            &ModelTag::new("mobilefacenet", 192),
+            &common::device_key(&dir),
+        )
+        .unwrap(),
+    );
     let remote = Arc::new(TestOnlySwitchableRemote::default());
     let config = MilvusConfig {
         url: "http://test-only.invalid:19530".into(),

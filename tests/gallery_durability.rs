@@ -1,13 +1,16 @@
 //! An acknowledged enrollment survives `kill -9`: a child process enrolls templates one at a
 //! time and prints each id once `add_templates` has returned; the parent kills it with SIGKILL
-//! in the middle and reopens the gallery.
+//! in the middle and reopens the gallery. With sealed records: every few templates the child
+//! also creates a person (a new key slot written and synced before the record), and a
+//! plaintext gallery being converted is killed at several points of its conversion.
 
 mod common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use facegate::gallery::{Cache, ModelTag, NewPerson};
+use facegate::gallery::outbox::Op;
+use facegate::gallery::{Cache, ModelTag, NewPerson, Person, Template};
 
 const DIM: usize = 192;
 const CHILD_ENV: &str = "FACEGATE_DURABILITY_CHILD_DIR";
@@ -24,7 +27,9 @@ fn durability_child() {
     let Ok(dir) = std::env::var(CHILD_ENV) else {
         return;
     };
-    let cache = Cache::open(dir.as_ref(), &ModelTag::new("test-model", DIM)).expect("open");
+    let dir = std::path::PathBuf::from(dir);
+    let key = common::device_key(dir.parent().expect("parent"));
+    let cache = Cache::open(&dir, &ModelTag::new("test-model", DIM), &key).expect("open");
     let person = cache
         .create_person_local(
             NewPerson {
@@ -41,12 +46,27 @@ fn durability_child() {
             .add_templates_local("victim", vec![vector(i)], true)
             .expect("enroll");
         println!("ack {} {i}", ids[0]);
+        if i % 5 == 0 {
+            let p = cache
+                .create_person_local(
+                    NewPerson {
+                        id: Some(format!("p{i}")),
+                        name: format!("Person {i}"),
+                        external_id: Some(format!("card-{i}")),
+                        ..NewPerson::default()
+                    },
+                    true,
+                )
+                .expect("person");
+            println!("person {}", p.id);
+        }
     }
 }
 
 #[test]
 fn acknowledged_enrollments_survive_kill_9() {
-    let dir = common::tmpdir("durability");
+    let dir = common::tmpdir("durability").join("gallery");
+    common::device_key(dir.parent().unwrap());
     let exe = std::env::current_exe().expect("test binary");
     let mut child = Command::new(exe)
         .args([
@@ -65,12 +85,15 @@ fn acknowledged_enrollments_survive_kill_9() {
     // printed meanwhile, still in the pipe (stdout is line-buffered, so a printed line was
     // acknowledged to the caller before it was written).
     let mut acked: Vec<(u64, usize)> = Vec::new();
+    let mut persons: Vec<String> = Vec::new();
     let mut person_acked = false;
     let mut killed = false;
     for line in BufReader::new(stdout).lines() {
         let Ok(line) = line else { break };
         if line.contains("person victim") {
             person_acked = true;
+        } else if let Some(p) = line.strip_prefix("person ") {
+            persons.push(p.to_owned());
         }
         if let Some(rest) = line.strip_prefix("ack ") {
             let mut it = rest.split_whitespace();
@@ -93,8 +116,20 @@ fn acknowledged_enrollments_survive_kill_9() {
         acked.len()
     );
 
-    let cache = Cache::open(&dir, &ModelTag::new("test-model", DIM)).expect("reopen after kill -9");
+    let key = common::device_key(dir.parent().unwrap());
+    let cache =
+        Cache::open(&dir, &ModelTag::new("test-model", DIM), &key).expect("reopen after kill -9");
     assert!(cache.get_person("victim").unwrap().is_some());
+    assert!(
+        persons.len() >= 25,
+        "{} persons acknowledged",
+        persons.len()
+    );
+    for p in &persons {
+        let got = cache.get_person(p).unwrap();
+        assert!(got.is_some(), "acknowledged person {p} lost");
+        assert_eq!(got.unwrap().external_id, Some(format!("card-{}", &p[1..])));
+    }
     let stored = cache.template_ids("victim");
     for (id, i) in &acked {
         assert!(
@@ -113,7 +148,144 @@ fn acknowledged_enrollments_survive_kill_9() {
     }
     // At most the one write in flight at the kill can be there beyond the acknowledged ones.
     assert!(stored.len() <= acked.len() + 1, "{} stored", stored.len());
-    // Every stored template still has its outbox entry (none was confirmed by a central store).
-    assert_eq!(cache.outbox_len(), stored.len() + 1);
-    let _ = std::fs::remove_dir_all(&dir);
+    // Every stored template and person still has its outbox entry (none was confirmed by a
+    // central store).
+    let stored_persons = cache.person_count();
+    assert!(
+        stored_persons <= persons.len() + 2,
+        "{stored_persons} persons"
+    );
+    assert_eq!(cache.outbox_len(), stored.len() + stored_persons);
+    let _ = std::fs::remove_dir_all(dir.parent().unwrap());
+}
+
+const MIGRATE_ENV: &str = "FACEGATE_MIGRATION_CHILD_DIR";
+const PLAIN_PERSONS: usize = 3000;
+
+/// A gallery as facegate wrote it before sealing: plaintext records (format 1), written with
+/// sled directly.
+fn write_plaintext_gallery(dir: &std::path::Path) {
+    let db = sled::open(dir).unwrap();
+    let meta = db.open_tree("meta").unwrap();
+    meta.insert(
+        "model",
+        serde_json::to_vec(&ModelTag::new("test-model", DIM)).unwrap(),
+    )
+    .unwrap();
+    meta.insert("format", "facegate-gallery-1").unwrap();
+    let persons = db.open_tree("persons").unwrap();
+    let templates = db.open_tree("templates").unwrap();
+    let outbox = db.open_tree("outbox").unwrap();
+    for i in 0..PLAIN_PERSONS {
+        let p = Person::from_new(
+            format!("m{i}"),
+            NewPerson {
+                name: format!("Migrant {i}"),
+                ..NewPerson::default()
+            },
+            1,
+        )
+        .unwrap();
+        persons
+            .insert(p.id.as_bytes(), p.to_json().unwrap())
+            .unwrap();
+        let v = vector(i);
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let t = Template {
+            id: i as u64 + 1,
+            person: p.id.clone(),
+            embedding: v.iter().map(|x| x / n).collect(),
+            updated_ms: 1,
+        };
+        templates.insert(t.id.to_be_bytes(), t.encode()).unwrap();
+        if i % 100 == 0 {
+            let op = Op::UpsertPerson { person: p };
+            outbox
+                .insert((i as u64).to_be_bytes(), op.encode().unwrap())
+                .unwrap();
+        }
+    }
+    db.flush().unwrap();
+}
+
+#[test]
+fn migration_child() {
+    let Ok(dir) = std::env::var(MIGRATE_ENV) else {
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    let key = common::device_key(dir.parent().unwrap());
+    println!("start");
+    Cache::open(&dir, &ModelTag::new("test-model", DIM), &key).expect("open");
+    println!("done");
+}
+
+#[test]
+fn a_conversion_killed_at_any_point_loses_nothing() {
+    let root = common::tmpdir("migration-kill");
+    let dir = root.join("gallery");
+    write_plaintext_gallery(&dir);
+    // Made here, before any child can be killed while making it.
+    common::device_key(&root);
+    let exe = std::env::current_exe().expect("test binary");
+    let mut finished_in_child = false;
+    // Kill points spread over the conversion (its length depends on the machine's load).
+    for delay_ms in [30u64, 150, 400, 900, 2000, 4000] {
+        let mut child = Command::new(&exe)
+            .args([
+                "--exact",
+                "migration_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(MIGRATE_ENV, &dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn child");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        // The test harness prints its own lines first.
+        assert!(
+            lines
+                .by_ref()
+                .any(|l| l.is_ok_and(|l| l.ends_with("start"))),
+            "the child did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        let done = lines.any(|l| l.is_ok_and(|l| l.ends_with("done")));
+        let in_flight = root.join("gallery.migrating").exists();
+        eprintln!("killed after {delay_ms} ms: finished {done}, copy in flight {in_flight}");
+        if done {
+            finished_in_child = true;
+            break;
+        }
+        // Whatever the point, one of the two folders holds everything.
+        let plain = facegate::gallery::migrate::is_plaintext(&dir).unwrap();
+        assert!(
+            plain || dir.exists() || root.join("gallery.migrating").exists(),
+            "neither the original nor the copy is there"
+        );
+    }
+    // The next open finishes (or redoes) the conversion.
+    let key = common::device_key(&root);
+    let cache = Cache::open(&dir, &ModelTag::new("test-model", DIM), &key).expect("open");
+    assert_eq!(cache.person_count(), PLAIN_PERSONS);
+    assert_eq!(cache.template_count(), PLAIN_PERSONS);
+    assert_eq!(cache.outbox_len(), PLAIN_PERSONS / 100);
+    for i in [0, 1, PLAIN_PERSONS / 2, PLAIN_PERSONS - 1] {
+        let p = cache.get_person(&format!("m{i}")).unwrap().expect("person");
+        assert_eq!(p.name, format!("Migrant {i}"));
+        let t = cache.template(i as u64 + 1).unwrap().expect("template");
+        let v = vector(i);
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let cos: f32 = t.embedding.iter().zip(&v).map(|(a, b)| a * b / n).sum();
+        assert!((cos - 1.0).abs() < 1e-5, "cosine {cos}");
+    }
+    assert!(!root.join("gallery.migrating").exists());
+    assert!(!root.join("gallery.plaintext").exists());
+    eprintln!("conversion finished inside a killed child: {finished_in_child}");
+    drop(cache);
+    let _ = std::fs::remove_dir_all(&root);
 }

@@ -78,7 +78,8 @@ async fn decisions_continue_offline_and_the_outbox_replays() {
         ..MilvusConfig::default()
     };
     let model = ModelTag::new("synthetic", 192);
-    let cache = Arc::new(Cache::open(&dir.join("gallery"), &model).unwrap());
+    let cache =
+        Arc::new(Cache::open(&dir.join("gallery"), &model, &common::device_key(&dir)).unwrap());
     let remote: Arc<dyn RemoteStore> = Arc::new(MilvusStore::new(&cfg, &model));
     let door = Tiered::new(Arc::clone(&cache), Arc::clone(&remote), &cfg, THRESHOLD);
 

@@ -118,8 +118,14 @@ fn a_camera_misconfigured_while_running_stops_recognition_but_not_the_door() {
         },
     );
     let status = camera.status();
-    let cache =
-        Arc::new(Cache::open(&dir.join("gallery"), &ModelTag::new("mobilefacenet", 192)).unwrap());
+    let cache = Arc::new(
+        Cache::open(
+            &dir.join("gallery"),
+            &ModelTag::new("mobilefacenet", 192),
+            &common::device_key(&dir),
+        )
+        .unwrap(),
+    );
     let rt = tokio::runtime::Runtime::new().unwrap();
     let cfg = HwConfig {
         debounce_ms: 0,

@@ -61,7 +61,8 @@ async fn the_audit_event_of_an_acknowledged_write_survives_kill_9() {
         served.child.kill().unwrap(); // SIGKILL
         served.child.wait().unwrap();
 
-        let log = AuditLog::open(&dir.join("audit"), 1_000_000).expect("audit log");
+        let log = AuditLog::open(&dir.join("audit"), 1_000_000, &common::device_key(&dir))
+            .expect("audit log");
         let events = log
             .query(&EventFilter::default(), None, 1000)
             .unwrap()
@@ -80,8 +81,12 @@ async fn the_audit_event_of_an_acknowledged_write_survives_kill_9() {
             "round {round}: the acknowledged deletion has no audit event: {events:?}"
         );
         drop(log);
-        let cache = Cache::open(&dir.join("gallery"), &ModelTag::new("mobilefacenet", 192))
-            .expect("gallery");
+        let cache = Cache::open(
+            &dir.join("gallery"),
+            &ModelTag::new("mobilefacenet", 192),
+            &common::device_key(&dir),
+        )
+        .expect("gallery");
         assert!(
             cache.template_ids("obama").contains(&last_template),
             "the acknowledged template itself is in the gallery"

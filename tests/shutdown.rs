@@ -53,9 +53,10 @@ fn stop_the_door_with(sig: i32, name: &str, api: bool) {
     std::fs::write(
         &config,
         format!(
-            "[gallery]\npath = {:?}\n\n[access]\ncooldown_s = 1\n\n[camera]\nrecorded_fps = 8.0\n\n\
+            "[gallery]\npath = {:?}\n{}\n[access]\ncooldown_s = 1\n\n[camera]\nrecorded_fps = 8.0\n\n\
              [hw]\nunlock_ms = 60000\n{api_section}",
             dir.join("gallery").display().to_string(),
+            common::key_line(&dir),
         ),
     )
     .unwrap();
@@ -160,7 +161,8 @@ fn stop_the_door_with(sig: i32, name: &str, api: bool) {
     // Every decision printed as a JSON line is in the audit log, with its time and outcome.
     let decisions: Vec<&Value> = printed.iter().filter(|v| v["kind"] == "decision").collect();
     assert!(!decisions.is_empty(), "no decision printed");
-    let log = AuditLog::open(&dir.join("audit"), 1_000_000).expect("audit log");
+    let log = AuditLog::open(&dir.join("audit"), 1_000_000, &common::device_key(&dir))
+        .expect("audit log");
     let events = log
         .query(&EventFilter::default(), None, 1000)
         .unwrap()

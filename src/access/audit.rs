@@ -1,8 +1,14 @@
 //! The audit log: every access decision, enrollment and deletion, in its own sled database.
 //!
-//! Events are keyed by `(time_ms, id)` (both big-endian), so a time range is one range scan
-//! and the oldest event is the first key. The log holds at most `max_events`: appending past
-//! that drops the oldest. Event records name person ids only, never images or embeddings.
+//! Events are keyed by `(time_ms, id)` (both big-endian), so a time range is one range scan.
+//! The log holds at most `max_events`: appending past that drops the oldest appended. Event
+//! records name person ids only, never images or embeddings.
+//!
+//! At rest ([`super::audit_seal`]): the personal fields of each event (person, template,
+//! score, reason, face quality) are sealed under the log's key, each face crop under its own
+//! key (destroyed with the crop), and every event is chained by an HMAC to the one appended
+//! before it; [`AuditLog::verify`] names the first broken link. A log written before sealing
+//! is converted on the first open with a device key ([`super::audit_migrate`]).
 //!
 //! Optionally (`access.save_face_crops`, off by default) a door decision keeps the aligned face
 //! crop of its deciding frame as a JPEG: in the `face_crops` tree keyed by event id, written in
@@ -18,6 +24,17 @@ use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
+use super::audit_seal::{self, ChainState, LogKeys, Private, Public};
+pub use super::audit_seal::{BrokenLink, Verification};
+use crate::crypto::{DeviceKey, KeySlots};
+
+/// Format of a sealed, chained log (the `meta` tree's "format").
+pub const FORMAT: &str = "facegate-audit-2";
+const META_FORMAT: &str = "format";
+const META_CHAIN: &str = "chain";
+/// File name of the log's key slots, inside its folder.
+pub const SLOTS_FILE: &str = "keyslots";
+
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
     #[error("audit log at {path}: {source}")]
@@ -26,6 +43,10 @@ pub enum AuditError {
     Corrupt(String),
     #[error("invalid audit query: {0}")]
     Invalid(String),
+    #[error("audit log tampered with: {0}")]
+    Tampered(String),
+    #[error("audit log keys: {0}")]
+    Crypto(#[from] crate::crypto::CryptoError),
 }
 
 pub type Result<T, E = AuditError> = std::result::Result<T, E>;
@@ -290,19 +311,28 @@ impl Default for CropRetention {
 struct Counts {
     events: usize,
     crops: usize,
+    /// The chain's state as last written (authenticated).
+    state: ChainState,
 }
 
 pub struct AuditLog {
     db: sled::Db,
     events: sled::Tree,
-    /// Event id (big-endian) → JPEG.
+    /// Event id (big-endian) → sealed JPEG (`slot | sealed`).
     crops: sled::Tree,
     /// `(time_ms, id)` of every stored crop (the event's key) → nothing: the retention's index.
     crop_times: sled::Tree,
+    /// Event id (big-endian) → the event's key: the append order the chain runs in.
+    chain: sled::Tree,
+    meta: sled::Tree,
+    keys: LogKeys,
+    slots: KeySlots,
+    /// Set at open when the chain state did not authenticate ([`AuditLog::verify`] says it).
+    state_damage: Option<String>,
     path: PathBuf,
     max_events: usize,
     retention: CropRetention,
-    /// Stored events and crops; the lock also orders appends with trimming.
+    /// Stored events and crops, the chain state; the lock also orders appends with trimming.
     count: Mutex<Counts>,
 }
 
@@ -330,31 +360,104 @@ fn key(time_ms: i64, id: u64) -> [u8; 16] {
     k
 }
 
+type Tx = ConflictableTransactionError<()>;
+
 impl AuditLog {
     /// Open (or create) the log at `path`, keeping at most `max_events` (at least 1), with the
-    /// default crop retention (see [`AuditLog::with_crop_retention`]).
-    pub fn open(path: &Path, max_events: usize) -> Result<AuditLog> {
+    /// default crop retention (see [`AuditLog::with_crop_retention`]). Its keys are wrapped by
+    /// `device`; a log written before sealing is converted first.
+    pub fn open(path: &Path, max_events: usize, device: &DeviceKey) -> Result<AuditLog> {
+        super::audit_migrate::prepare(path, device)?;
+        AuditLog::open_sealed(path, max_events, device)
+    }
+
+    pub(crate) fn open_sealed(
+        path: &Path,
+        max_events: usize,
+        device: &DeviceKey,
+    ) -> Result<AuditLog> {
         let storage = |source| AuditError::Storage {
             path: path.display().to_string(),
             source,
         };
+        crate::crypto::fsmode::private_umask();
+        crate::crypto::fsmode::create_dir_all(path)?;
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(crate::gallery::cache::SLED_CACHE_BYTES)
             .open()
             .map_err(storage)?;
+        crate::crypto::fsmode::restrict_tree(path)?;
         let events = db.open_tree("events").map_err(storage)?;
         let crops = db.open_tree("face_crops").map_err(storage)?;
         let crop_times = db.open_tree("face_crop_times").map_err(storage)?;
+        let chain = db.open_tree("chain").map_err(storage)?;
+        let meta = db.open_tree("meta").map_err(storage)?;
+        let format = meta.get(META_FORMAT).map_err(storage)?;
+        let fresh = format.is_none() && events.is_empty();
+        match &format {
+            Some(f) if f.as_ref() == FORMAT.as_bytes() => {}
+            None if fresh => {}
+            _ => {
+                return Err(AuditError::Corrupt(format!(
+                    "{}: not a sealed audit log ({FORMAT}); AuditLog::open converts a \
+                     plaintext one",
+                    path.display()
+                )));
+            }
+        }
+        let slots_path = path.join(SLOTS_FILE);
+        if !fresh && !slots_path.exists() {
+            return Err(AuditError::Corrupt(format!(
+                "{} is missing: the log's keys are gone and its records cannot be decrypted",
+                slots_path.display()
+            )));
+        }
+        let slots = KeySlots::open(&slots_path, device)?;
+        let keys = LogKeys::new(slots.store_key()?);
+        if format.is_none() {
+            meta.insert(META_FORMAT, FORMAT).map_err(storage)?;
+            meta.insert(META_CHAIN, keys.seal_state(&ChainState::default()))
+                .map_err(storage)?;
+            db.flush().map_err(storage)?;
+        }
+        let (state, state_damage) = match meta.get(META_CHAIN).map_err(storage)? {
+            Some(b) => match keys.open_state(&b) {
+                Ok(s) => (s, None),
+                Err(e) => (rebuilt_state(&chain, &events), Some(e.to_string())),
+            },
+            None => (
+                rebuilt_state(&chain, &events),
+                Some("the chain state is missing".into()),
+            ),
+        };
+        if let Some(d) = &state_damage {
+            tracing::error!(path = %path.display(), damage = %d, "audit log chain state does not verify; appending goes on (run facegate events --verify)");
+        }
+        // Crop keys of writes a crash cut short.
+        let mut referenced = std::collections::BTreeSet::new();
+        for kv in crops.iter() {
+            let (_, v) = kv.map_err(storage)?;
+            if let Some(s) = audit_seal::crop_slot(&v) {
+                referenced.insert(s);
+            }
+        }
+        slots.destroy_unreferenced(&referenced)?;
         let log = AuditLog {
             count: Mutex::new(Counts {
                 events: events.len(),
                 crops: crop_times.len(),
+                state,
             }),
             db,
             events,
             crops,
             crop_times,
+            chain,
+            meta,
+            keys,
+            slots,
+            state_damage,
             path: path.to_owned(),
             max_events: max_events.max(1),
             retention: CropRetention::default(),
@@ -415,9 +518,12 @@ impl AuditLog {
     /// Record an event with a given time (Unix ms). Its face crop, if any, is written in the
     /// same transaction; a crop already older than the retention is not stored.
     pub fn append_at(&self, new: NewEvent, time_ms: i64) -> Result<Event> {
-        let id = self.db.generate_id().map_err(|e| self.storage(e))?;
+        let crop = new
+            .face_jpeg
+            .filter(|_| time_ms >= crate::gallery::now_ms() - self.retention.max_age_ms)
+            .filter(|_| self.retention.max_count > 0);
         let mut event = Event {
-            id,
+            id: 0,
             time_ms,
             action: new.action,
             outcome: new.outcome,
@@ -429,73 +535,156 @@ impl AuditLog {
             quality: new.quality,
             face_crop: false,
         };
-        let value = serde_json::to_vec(&event)
-            .map_err(|e| AuditError::Corrupt(format!("event encode: {e}")))?;
-        let k = key(time_ms, id);
-        let crop = new
-            .face_jpeg
-            .filter(|_| time_ms >= crate::gallery::now_ms() - self.retention.max_age_ms)
-            .filter(|_| self.retention.max_count > 0);
-        {
-            let mut count = self.lock();
-            let (old_event, old_crop) = (&self.events, &self.crops, &self.crop_times)
-                .transaction(|(events, crops, times)| {
-                    let old_event = events.insert(&k[..], value.as_slice())?;
-                    let mut old_crop = None;
-                    if let Some(jpeg) = &crop {
-                        old_crop = crops.insert(&id.to_be_bytes()[..], jpeg.as_slice())?;
-                        times.insert(&k[..], &[][..])?;
-                    }
-                    Ok::<_, ConflictableTransactionError<()>>((old_event, old_crop))
-                })
-                .map_err(|e| self.storage(tx_error(e)))?;
-            if old_event.is_none() {
-                count.events += 1;
-            }
-            if crop.is_some() && old_crop.is_none() {
-                count.crops += 1;
-            }
-        }
+        event.id = self.store(&event, crop.as_deref(), None)?;
         event.face_crop = crop.is_some();
         self.trim()?;
         if event.face_crop {
             self.purge_crops()?;
-            event.face_crop = self.has_crop(id)?;
+            event.face_crop = self.has_crop(event.id)?;
         }
         Ok(event)
     }
 
-    /// Remove one event (by key) and its crop in one transaction. Returns (event removed,
-    /// crop removed).
-    fn remove_with_crop(&self, k: &[u8], remove_event: bool) -> Result<(bool, bool)> {
-        let id = id_of_key(k);
-        (&self.events, &self.crops, &self.crop_times)
-            .transaction(|(events, crops, times)| {
-                let e = if remove_event {
-                    events.remove(k)?.is_some()
-                } else {
-                    false
-                };
-                let c = crops.remove(&id[..])?.is_some();
-                times.remove(k)?;
-                Ok::<_, ConflictableTransactionError<()>>((e, c))
+    /// Append `event` (with the next id, or `keep_id`: a conversion keeps the old ids) and its
+    /// crop, chained to the previous event. Returns its id.
+    fn store(&self, event: &Event, crop: Option<&[u8]>, keep_id: Option<u64>) -> Result<u64> {
+        let mut count = self.lock();
+        let id = keep_id.unwrap_or(count.state.last_id + 1);
+        if id <= count.state.last_id && count.state.appended > 0 {
+            return Err(AuditError::Invalid(format!(
+                "event id {id} is not after the last one ({})",
+                count.state.last_id
+            )));
+        }
+        let k = key(event.time_ms, id);
+        let public = Public {
+            id,
+            time_ms: event.time_ms,
+            action: event.action,
+            outcome: event.outcome,
+            source: event.source,
+        };
+        let private = Private {
+            person: event.person.clone(),
+            template: event.template,
+            score: event.score,
+            reason: event.reason.clone(),
+            quality: event.quality,
+        };
+        let (rec, mac) = self
+            .keys
+            .seal_event(&k, &public, &private, &count.state.head)?;
+        let crop = match crop {
+            Some(jpeg) => {
+                let (slot, ckey) = self.slots.create()?;
+                Some((slot, audit_seal::seal_crop(slot, &ckey, id, jpeg)?))
+            }
+            None => None,
+        };
+        let state = ChainState {
+            appended: count.state.appended + 1,
+            last_id: id,
+            head: mac,
+            ..count.state
+        };
+        let state_rec = self.keys.seal_state(&state);
+        let written = (
+            &self.events,
+            &self.crops,
+            &self.crop_times,
+            &self.chain,
+            &self.meta,
+        )
+            .transaction(|(events, crops, times, chain, meta)| {
+                let old_event = events.insert(&k[..], rec.as_slice())?;
+                chain.insert(&id.to_be_bytes()[..], &k[..])?;
+                meta.insert(META_CHAIN, state_rec.as_slice())?;
+                let mut old_crop = None;
+                if let Some((_, sealed)) = &crop {
+                    old_crop = crops.insert(&id.to_be_bytes()[..], sealed.as_slice())?;
+                    times.insert(&k[..], &[][..])?;
+                }
+                Ok::<_, Tx>((old_event, old_crop))
             })
-            .map_err(|e| self.storage(tx_error(e)))
+            .map_err(|e| self.storage(tx_error(e)));
+        let (old_event, old_crop) = match written {
+            Ok(w) => w,
+            Err(e) => {
+                if let Some((slot, _)) = crop {
+                    let _ = self.slots.destroy(slot);
+                }
+                return Err(e);
+            }
+        };
+        count.state = state;
+        if old_event.is_none() {
+            count.events += 1;
+        }
+        if crop.is_some() && old_crop.is_none() {
+            count.crops += 1;
+        }
+        Ok(id)
     }
 
-    /// Drop the oldest events beyond `max_events`, with their crops.
+    /// Append an event of a log being converted, keeping its id and time.
+    pub(crate) fn import(&self, event: &Event, crop: Option<&[u8]>) -> Result<()> {
+        self.store(event, crop, Some(event.id)).map(|_| ())
+    }
+
+    /// Destroy the key of a removed crop record.
+    fn shred(&self, old: Option<sled::IVec>) -> Result<bool> {
+        match old {
+            Some(v) => {
+                if let Some(slot) = audit_seal::crop_slot(&v) {
+                    self.slots.destroy(slot)?;
+                }
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Drop the oldest appended events beyond `max_events`, with their crops; the chain's
+    /// anchor moves to each dropped event's mac.
     fn trim(&self) -> Result<()> {
         let mut count = self.lock();
         while count.events > self.max_events {
-            let Some((k, _)) = self.events.first().map_err(|e| self.storage(e))? else {
-                count.events = 0;
+            let Some((idk, k)) = self.chain.first().map_err(|e| self.storage(e))? else {
+                count.events = self.events.len();
                 break;
             };
-            let (e, c) = self.remove_with_crop(&k, true)?;
+            let rec = self.events.get(&k).map_err(|e| self.storage(e))?;
+            let anchor = rec
+                .as_deref()
+                .and_then(audit_seal::stored_mac)
+                .unwrap_or_default();
+            let state = ChainState {
+                trimmed: count.state.trimmed + 1,
+                anchor,
+                ..count.state
+            };
+            let state_rec = self.keys.seal_state(&state);
+            let (e, c) = (
+                &self.events,
+                &self.crops,
+                &self.crop_times,
+                &self.chain,
+                &self.meta,
+            )
+                .transaction(|(events, crops, times, chain, meta)| {
+                    let e = events.remove(&k)?.is_some();
+                    chain.remove(&idk)?;
+                    let c = crops.remove(&idk)?;
+                    times.remove(&k)?;
+                    meta.insert(META_CHAIN, state_rec.as_slice())?;
+                    Ok::<_, Tx>((e, c))
+                })
+                .map_err(|e| self.storage(tx_error(e)))?;
+            count.state = state;
             if e {
                 count.events -= 1;
             }
-            if c {
+            if self.shred(c)? {
                 count.crops = count.crops.saturating_sub(1);
             }
         }
@@ -508,7 +697,8 @@ impl AuditLog {
         self.purge_crops_at(crate::gallery::now_ms())
     }
 
-    /// [`AuditLog::purge_crops`] as if the time were `now_ms`.
+    /// [`AuditLog::purge_crops`] as if the time were `now_ms`. A deleted crop's key is
+    /// destroyed: what sled keeps of it can no longer be decrypted.
     pub fn purge_crops_at(&self, now_ms: i64) -> Result<usize> {
         let mut count = self.lock();
         let mut deleted = 0;
@@ -522,9 +712,16 @@ impl AuditLog {
             if k.as_ref() >= cutoff.as_slice() && count.crops <= self.retention.max_count {
                 break;
             }
-            let (_, c) = self.remove_with_crop(&k, false)?;
+            let id = id_of_key(&k);
+            let c = (&self.crops, &self.crop_times)
+                .transaction(|(crops, times)| {
+                    let c = crops.remove(&id[..])?;
+                    times.remove(&k)?;
+                    Ok::<_, Tx>(c)
+                })
+                .map_err(|e| self.storage(tx_error(e)))?;
             count.crops = count.crops.saturating_sub(1);
-            if c {
+            if self.shred(c)? {
                 deleted += 1;
             }
         }
@@ -546,11 +743,34 @@ impl AuditLog {
 
     /// The face crop (JPEG) stored with event `id`, if any.
     pub fn face_crop(&self, id: u64) -> Result<Option<Vec<u8>>> {
-        Ok(self
+        let Some(v) = self
             .crops
             .get(id.to_be_bytes())
             .map_err(|e| self.storage(e))?
-            .map(|v| v.to_vec()))
+        else {
+            return Ok(None);
+        };
+        let slot = audit_seal::crop_slot(&v)
+            .ok_or_else(|| AuditError::Corrupt(format!("face crop {id}: bad header")))?;
+        let key = self.slots.key(slot)?;
+        Ok(Some(audit_seal::open_crop(&key, id, &v)?))
+    }
+
+    fn decode(&self, rec: &[u8]) -> Result<Event> {
+        let (p, s) = self.keys.open_event(rec)?;
+        Ok(Event {
+            id: p.id,
+            time_ms: p.time_ms,
+            action: p.action,
+            outcome: p.outcome,
+            source: p.source,
+            person: s.person,
+            template: s.template,
+            score: s.score,
+            reason: s.reason,
+            quality: s.quality,
+            face_crop: false,
+        })
     }
 
     /// Events matching `filter`, newest first, at most `limit` (1..=[`MAX_PAGE`]), continuing
@@ -588,8 +808,7 @@ impl AuditLog {
         let mut more = false;
         for item in self.events.range(lo..hi).rev() {
             let (_, v) = item.map_err(|e| self.storage(e))?;
-            let mut e: Event = serde_json::from_slice(&v)
-                .map_err(|e| AuditError::Corrupt(format!("event record: {e}")))?;
+            let mut e = self.decode(&v)?;
             if !filter.matches(&e) {
                 continue;
             }
@@ -608,15 +827,144 @@ impl AuditLog {
         Ok(EventPage { events, next })
     }
 
+    /// Check the whole chain: every event in append order against the mac of the one before
+    /// it (from the anchor left by trimming), the head and the counts in the authenticated
+    /// state, and no event outside the chain. Reports the first broken link.
+    pub fn verify(&self) -> Result<Verification> {
+        let count = self.lock();
+        let broken = |event: Option<u64>, time_ms: Option<i64>, reason: String| {
+            Some(BrokenLink {
+                event,
+                time_ms,
+                reason,
+            })
+        };
+        let mut intact = 0;
+        if let Some(d) = &self.state_damage {
+            return Ok(Verification {
+                intact,
+                broken: broken(None, None, d.clone()),
+            });
+        }
+        let state = count.state;
+        let mut prev = state.anchor;
+        let mut chained = std::collections::HashSet::new();
+        let mut last = None;
+        for kv in self.chain.iter() {
+            let (idk, k) = kv.map_err(|e| self.storage(e))?;
+            let id = u64::from_be_bytes(idk.as_ref().try_into().unwrap_or_default());
+            let time = (k.len() == 16)
+                .then(|| u64::from_be_bytes(k[..8].try_into().unwrap_or_default()) as i64);
+            if id_of_key(&k)[..] != idk[..] {
+                return Ok(Verification {
+                    intact,
+                    broken: broken(
+                        Some(id),
+                        time,
+                        format!("event {id}: its chain entry was altered"),
+                    ),
+                });
+            }
+            let Some(rec) = self.events.get(&k).map_err(|e| self.storage(e))? else {
+                let reason = format!("event {id} was removed from the log");
+                return Ok(Verification {
+                    intact,
+                    broken: broken(Some(id), time, reason),
+                });
+            };
+            match self.keys.check_event(&k, &rec, &prev) {
+                Some(mac) => prev = mac,
+                None => {
+                    let reason = if intact == 0 && state.trimmed == 0 && prev == [0; 32] {
+                        format!("event {id} was altered")
+                    } else {
+                        format!(
+                            "event {id} was altered, or the event appended before it was removed"
+                        )
+                    };
+                    return Ok(Verification {
+                        intact,
+                        broken: broken(Some(id), time, reason),
+                    });
+                }
+            }
+            chained.insert(k.to_vec());
+            last = Some((id, time));
+            intact += 1;
+        }
+        if chained.len() != self.events.len() {
+            for kv in self.events.iter() {
+                let (k, _) = kv.map_err(|e| self.storage(e))?;
+                if !chained.contains(k.as_ref()) {
+                    let id = u64::from_be_bytes(id_of_key(&k));
+                    let reason = format!("event {id} is not part of the chain (inserted)");
+                    return Ok(Verification {
+                        intact,
+                        broken: broken(Some(id), None, reason),
+                    });
+                }
+            }
+        }
+        if prev != state.head {
+            let (id, time) = last.unzip();
+            let reason = "events appended after the last intact one were removed".to_owned();
+            return Ok(Verification {
+                intact,
+                broken: broken(id.map(|i| i + 1), time.flatten(), reason),
+            });
+        }
+        let expected = state.appended.saturating_sub(state.trimmed);
+        if intact as u64 != expected {
+            let reason = format!("the log holds {intact} events; its state says {expected}");
+            return Ok(Verification {
+                intact,
+                broken: broken(None, None, reason),
+            });
+        }
+        Ok(Verification {
+            intact,
+            broken: None,
+        })
+    }
+
+    pub(crate) fn meta_tree(&self) -> sled::Tree {
+        self.meta.clone()
+    }
+
     /// Write everything to disk now (sled also does it on its own every half second).
     pub fn flush(&self) -> Result<()> {
         self.db.flush().map(|_| ()).map_err(|e| self.storage(e))
     }
 }
 
+/// A chain state from what the trees hold (when the stored one does not authenticate).
+fn rebuilt_state(chain: &sled::Tree, events: &sled::Tree) -> ChainState {
+    let last = chain.last().ok().flatten();
+    let last_id = last
+        .as_ref()
+        .and_then(|(k, _)| k.as_ref().try_into().ok().map(u64::from_be_bytes))
+        .unwrap_or(0);
+    let head = last
+        .and_then(|(_, k)| events.get(k).ok().flatten())
+        .and_then(|r| audit_seal::stored_mac(&r))
+        .unwrap_or_default();
+    ChainState {
+        appended: chain.len() as u64,
+        trimmed: 0,
+        last_id,
+        head,
+        anchor: [0; 32],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn key() -> DeviceKey {
+        static KEY: std::sync::OnceLock<DeviceKey> = std::sync::OnceLock::new();
+        KEY.get_or_init(|| DeviceKey::generate().unwrap()).clone()
+    }
 
     fn tmp(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!(
@@ -633,7 +981,7 @@ mod tests {
     fn reopen(dir: &Path, max_events: usize) -> AuditLog {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         loop {
-            match AuditLog::open(dir, max_events) {
+            match AuditLog::open(dir, max_events, &key()) {
                 Ok(log) => return log,
                 Err(e)
                     if e.to_string().contains("could not acquire lock")
@@ -653,7 +1001,7 @@ mod tests {
     #[test]
     fn filters_paginates_newest_first_and_keeps_the_bound() {
         let dir = tmp("basic");
-        let log = AuditLog::open(&dir, 5).unwrap();
+        let log = AuditLog::open(&dir, 5, &key()).unwrap();
         for (i, (o, p)) in [
             (Outcome::Granted, "a"),
             (Outcome::Unknown, "b"),
@@ -732,7 +1080,7 @@ mod tests {
     #[test]
     fn face_crops_are_stored_with_their_event_and_read_back() {
         let dir = tmp("crops-basic");
-        let log = AuditLog::open(&dir, 100).unwrap();
+        let log = AuditLog::open(&dir, 100, &key()).unwrap();
         let now = crate::gallery::now_ms();
         let with = log
             .append_at(door(Outcome::Granted, "a").face_jpeg(jpeg(1)), now - 1000)
@@ -769,7 +1117,7 @@ mod tests {
     #[test]
     fn face_crops_older_than_the_retention_are_deleted_and_gone() {
         let dir = tmp("crops-age");
-        let log = AuditLog::open(&dir, 100)
+        let log = AuditLog::open(&dir, 100, &key())
             .unwrap()
             .with_crop_retention(CropRetention::days(30, 100))
             .unwrap();
@@ -822,7 +1170,7 @@ mod tests {
     #[test]
     fn face_crops_beyond_the_maximum_go_oldest_first() {
         let dir = tmp("crops-max");
-        let log = AuditLog::open(&dir, 100)
+        let log = AuditLog::open(&dir, 100, &key())
             .unwrap()
             .with_crop_retention(CropRetention::days(30, 3))
             .unwrap();
@@ -850,7 +1198,7 @@ mod tests {
     #[test]
     fn a_face_crop_is_deleted_with_its_event_when_the_log_trims() {
         let dir = tmp("crops-trim");
-        let log = AuditLog::open(&dir, 3).unwrap();
+        let log = AuditLog::open(&dir, 3, &key()).unwrap();
         let now = crate::gallery::now_ms();
         let ids: Vec<u64> = (0..5u8)
             .map(|i| {
@@ -874,6 +1222,98 @@ mod tests {
         assert_eq!(log.face_crop(ids[3]).unwrap(), None);
         assert_eq!(log.face_crop(ids[4]).unwrap(), Some(jpeg(4)));
         drop(log);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_chain_verifies_through_trimming_and_reopening_and_names_an_edit() {
+        let dir = tmp("chain");
+        let log = AuditLog::open(&dir, 5, &key()).unwrap();
+        for i in 0..12 {
+            log.append_at(ev(Outcome::Granted, &format!("p{i}")), 1000 + i)
+                .unwrap();
+        }
+        let v = log.verify().unwrap();
+        assert_eq!((v.intact, v.broken.clone()), (5, None), "{v:?}");
+        drop(log);
+        let log = reopen(&dir, 5);
+        // Out of time order: the chain follows appends.
+        log.append_at(ev(Outcome::Denied, "late"), 500).unwrap();
+        let v = log.verify().unwrap();
+        assert_eq!((v.intact, v.broken.clone()), (5, None), "{v:?}");
+        // The oldest appended went, not the oldest in time.
+        let all = log.query(&EventFilter::default(), None, 10).unwrap().events;
+        assert!(all.iter().any(|e| e.person.as_deref() == Some("late")));
+        // An edit of the stored record (a flipped byte in its public part) is named.
+        let (k, rec) = log.events.iter().nth(2).unwrap().unwrap();
+        let mut bad = rec.to_vec();
+        bad[10] ^= 0x01;
+        log.events.insert(&k, bad).unwrap();
+        let v = log.verify().unwrap();
+        let b = v.broken.expect("broken");
+        assert!(b.reason.contains("altered"), "{b:?}");
+        drop(log);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_plaintext_log_is_converted_with_its_ids_times_and_crops() {
+        let dir = tmp("convert");
+        let now = crate::gallery::now_ms();
+        {
+            // The format before sealing: JSON events, JPEG crops, no format record.
+            let db = sled::open(&dir).unwrap();
+            let events = db.open_tree("events").unwrap();
+            let crops = db.open_tree("face_crops").unwrap();
+            let times = db.open_tree("face_crop_times").unwrap();
+            for (id, t) in [(7u64, now - 3000), (9, now - 4000), (12, now - 1000)] {
+                let e = Event {
+                    id,
+                    time_ms: t,
+                    action: Action::Access,
+                    outcome: Outcome::Granted,
+                    source: EventSource::Door,
+                    person: Some(format!("person-{id}")),
+                    template: None,
+                    score: Some(0.9),
+                    reason: None,
+                    quality: None,
+                    face_crop: false,
+                };
+                events
+                    .insert(super::key(t, id), serde_json::to_vec(&e).unwrap())
+                    .unwrap();
+            }
+            crops.insert(9u64.to_be_bytes(), jpeg(9)).unwrap();
+            times.insert(super::key(now - 4000, 9), &[][..]).unwrap();
+            db.flush().unwrap();
+        }
+        let log = reopen(&dir, 100);
+        let page = log.query(&EventFilter::default(), None, 10).unwrap();
+        let ids: Vec<u64> = page.events.iter().map(|e| e.id).collect();
+        assert_eq!(ids, [12, 7, 9]);
+        assert_eq!(page.events[1].person.as_deref(), Some("person-7"));
+        assert_eq!(log.face_crop(9).unwrap(), Some(jpeg(9)));
+        assert_eq!(log.verify().unwrap().intact, 3);
+        // New events continue after the highest id.
+        assert_eq!(log.append(ev(Outcome::Unknown, "x")).unwrap().id, 13);
+        drop(log);
+        let mut found = false;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_file() {
+                let b = std::fs::read(&p).unwrap();
+                found |= b.windows(8).any(|w| w == b"person-7");
+            }
+        }
+        assert!(!found, "a person id in clear after the conversion");
+        assert!(
+            !dir.with_file_name(format!(
+                "{}.plaintext",
+                dir.file_name().unwrap().to_string_lossy()
+            ))
+            .exists()
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

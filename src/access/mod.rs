@@ -4,6 +4,8 @@
 //! shared by the door and the HTTP API.
 
 pub mod audit;
+pub mod audit_migrate;
+pub mod audit_seal;
 pub mod config;
 pub mod daemon;
 pub mod door;

@@ -151,7 +151,8 @@ impl From<GalleryError> for ApiError {
             GalleryError::Storage { .. }
             | GalleryError::InUse { .. }
             | GalleryError::ModelMismatch { .. }
-            | GalleryError::Corrupt(_) => ApiError::internal(text),
+            | GalleryError::Corrupt(_)
+            | GalleryError::Crypto(_) => ApiError::internal(text),
         }
     }
 }

@@ -62,11 +62,14 @@ pub fn threshold(config: &Config, models: &Models) -> Result<f32, AppError> {
         })
 }
 
-/// Open the audit log the configuration names (beside the gallery by default), with the
-/// configured face crop retention.
-pub fn open_audit(config: &Config) -> Result<AuditLog, AppError> {
+/// Open the audit log the configuration names (beside the gallery by default), sealed with the
+/// device key, with the configured face crop retention.
+pub fn open_audit(
+    config: &Config,
+    device_key: &crate::crypto::DeviceKey,
+) -> Result<AuditLog, AppError> {
     let path = config.api.audit_path(&config.gallery.path());
-    AuditLog::open(&path, config.api.audit_max_events)
+    AuditLog::open(&path, config.api.audit_max_events, device_key)
         .and_then(|log| log.with_crop_retention(config.access.crop_retention()))
         .map_err(|source| AppError::Audit { path, source })
 }
@@ -96,7 +99,7 @@ impl App {
                 source,
             },
         )?;
-        let audit = Arc::new(open_audit(config)?);
+        let audit = Arc::new(open_audit(config, &opened.device_key)?);
         Ok(App {
             models: Arc::new(models),
             threshold,

@@ -226,7 +226,9 @@ mod tests {
             std::process::id(),
             crate::gallery::now_ms()
         ));
-        let audit = Arc::new(AuditLog::open(&dir, 100).unwrap());
+        let audit = Arc::new(
+            AuditLog::open(&dir, 100, &crate::crypto::DeviceKey::generate().unwrap()).unwrap(),
+        );
         let kept = Arc::new(Mutex::new(Vec::new()));
         let lines = Shared::default();
         {

@@ -742,7 +742,48 @@ fn check_gallery(
             None,
         );
     }
-    let cache = match Cache::open(path, model) {
+    let key = match facegate::gallery::load_device_key(&config.gallery) {
+        Ok(k) => k,
+        Err(e) => {
+            return (
+                Check::problem(
+                    NAME,
+                    e.to_string(),
+                    "run `facegate init` (or `facegate key create`), or set gallery.key_file",
+                ),
+                None,
+            );
+        }
+    };
+    match facegate::gallery::migrate::is_plaintext(path) {
+        Ok(true) => {
+            return (
+                Check::warning(
+                    NAME,
+                    format!(
+                        "{}: plaintext records (made before sealing); the next facegate run or \
+                         serve converts them",
+                        path.display()
+                    ),
+                    "start the door once (systemctl restart facegate)",
+                ),
+                None,
+            );
+        }
+        Ok(false) => {}
+        Err(e) => {
+            return (
+                Check::problem(
+                    NAME,
+                    e.to_string(),
+                    "see the message; then run doctor again",
+                ),
+                None,
+            );
+        }
+    }
+    // Not Cache::open: doctor converts nothing.
+    let cache = match Cache::open_sealed(path, model, &key) {
         Ok(c) => c,
         Err(e) => {
             return (

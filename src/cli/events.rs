@@ -67,6 +67,12 @@ pub struct EventsArgs {
     /// audit log could be opened here. Default: only when it is in use, at api.listen.
     #[arg(long, value_name = "URL")]
     pub api: Option<String>,
+    /// Check the log's hash chain instead of listing events: every event against the MAC of
+    /// the one appended before it, and the log's authenticated head and counts. Prints the
+    /// first broken link (exit code 1) or how many events are intact. Needs the log itself
+    /// (not through the API): stop a running facegate first.
+    #[arg(long, conflicts_with_all = ["follow", "api", "crops"])]
+    pub verify: bool,
 }
 
 /// One page of events, as the log and the API give it (newest first).
@@ -78,7 +84,11 @@ struct Page {
 
 /// Where the events come from.
 enum Reader {
-    Local { log: AuditLog, gallery: PathBuf },
+    Local {
+        log: Box<AuditLog>,
+        gallery: PathBuf,
+        key: facegate::crypto::DeviceKey,
+    },
     Api(ApiClient),
 }
 
@@ -102,8 +112,8 @@ impl Reader {
             return HashMap::new();
         }
         match self {
-            Reader::Local { gallery, .. } => {
-                match facegate::gallery::cache::read_person_names(gallery, ids) {
+            Reader::Local { gallery, key, .. } => {
+                match facegate::gallery::cache::read_person_names(gallery, ids, key) {
                     Ok(names) => names.unwrap_or_default(),
                     Err(e) => {
                         tracing::debug!(error = %e, "names not read from the gallery");
@@ -145,6 +155,9 @@ pub fn run(config: &Config, args: EventsArgs) -> Result<ExitCode> {
         Some(url) => Reader::Api(ApiClient::new(config, url)?),
         None => open_local(config, &audit_path, gallery)?,
     };
+    if args.verify {
+        return verify(&reader, &audit_path, &zone, args.json);
+    }
     let limit = if args.limit == 0 {
         usize::MAX
     } else {
@@ -269,10 +282,16 @@ fn open_local(config: &Config, audit_path: &Path, gallery: PathBuf) -> Result<Re
             audit_path.display()
         );
     }
-    match AuditLog::open(audit_path, config.api.audit_max_events)
+    let key = facegate::gallery::load_device_key(&config.gallery)
+        .context("the audit log is sealed with the device key")?;
+    match AuditLog::open(audit_path, config.api.audit_max_events, &key)
         .and_then(|log| log.with_crop_retention(config.access.crop_retention()))
     {
-        Ok(log) => Ok(Reader::Local { log, gallery }),
+        Ok(log) => Ok(Reader::Local {
+            log: Box::new(log),
+            gallery,
+            key,
+        }),
         Err(e) if is_locked(&e) => {
             let url = default_api_url(config)?;
             let in_use = format!(
@@ -305,6 +324,53 @@ fn open_local(config: &Config, audit_path: &Path, gallery: PathBuf) -> Result<Re
             Err(e).with_context(|| format!("opening the audit log at {}", audit_path.display()))
         }
     }
+}
+
+/// `--verify`: check the chain, print the first broken link.
+fn verify(reader: &Reader, path: &Path, zone: &dyn Zone, json: bool) -> Result<ExitCode> {
+    let Reader::Local { log, .. } = reader else {
+        bail!(
+            "--verify needs the audit log itself, not the HTTP API: stop the running facegate \
+             (sudo systemctl stop facegate) and run it again"
+        );
+    };
+    let v = log
+        .verify()
+        .with_context(|| format!("verifying the audit log at {}", path.display()))?;
+    if json {
+        println!("{}", serde_json::to_string(&v)?);
+    } else {
+        match &v.broken {
+            None => println!(
+                "audit log {}: chain intact ({} event{})",
+                path.display(),
+                v.intact,
+                if v.intact == 1 { "" } else { "s" }
+            ),
+            Some(b) => {
+                let at = b
+                    .time_ms
+                    .map(|t| format!(" at {}", when::format_local(t, zone)))
+                    .unwrap_or_default();
+                let event = b
+                    .event
+                    .map(|e| format!(" (event {e}{at})"))
+                    .unwrap_or_default();
+                println!(
+                    "audit log {}: BROKEN LINK{event}: {}; {} event{} before it intact",
+                    path.display(),
+                    b.reason,
+                    v.intact,
+                    if v.intact == 1 { "" } else { "s" }
+                );
+            }
+        }
+    }
+    Ok(if v.broken.is_some() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// The running facegate's API, from `api.listen` (loopback for a wildcard address).

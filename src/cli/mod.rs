@@ -3,6 +3,7 @@
 pub mod doctor;
 pub mod events;
 pub mod gallery;
+pub mod key;
 pub mod run;
 pub mod serve;
 

@@ -26,6 +26,16 @@ pub fn init(path: &Path, force: bool) -> Result<ExitCode> {
         &format!("admin_token_sha256 = \"{}\"", hash_token(&token)),
         1,
     );
+    // The device key beside the configuration (for /etc/facegate/config.toml, the default
+    // /etc/facegate/device.key), named in it.
+    let key_file = std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_owned())
+        .with_file_name("device.key");
+    let text = text.replacen(
+        "key_file = \"\"",
+        &format!("key_file = {:?}", key_file.display().to_string()),
+        1,
+    );
     // The written file must load, with the token in force.
     let parsed = Config::parse(&text, path)?;
     if parsed.api.admin_token_sha256.is_empty() {
@@ -49,6 +59,7 @@ pub fn init(path: &Path, force: bool) -> Result<ExitCode> {
     file.write_all(text.as_bytes())
         .with_context(|| format!("writing {}", path.display()))?;
     println!("wrote {}", path.display());
+    super::key::ensure(&key_file)?;
     println!("admin token (shown only now; the configuration keeps only its SHA-256):");
     println!("{token}");
     Ok(ExitCode::SUCCESS)

@@ -1,6 +1,10 @@
 //! The device's gallery: persons and templates in `sled`, searched through an in-memory
 //! [`Matrix`] loaded at start-up and kept in step with every write.
 //!
+//! At rest every person, template and outbox entry is sealed under its person's data key
+//! ([`super::sealed`]); deleting a person destroys their key. The matrix is plaintext, in
+//! memory only.
+//!
 //! Flush policy: every write is one sled transaction (the change and its outbox entry
 //! together) followed by `flush()` (fsync) before it is acknowledged, so an acknowledged
 //! enrollment or removal survives `kill -9` and power loss. Batches share one flush.
@@ -17,14 +21,19 @@ use sled::transaction::TransactionError;
 use super::matrix::{Matrix, Scratch};
 use super::outbox::Op;
 use super::record::{ModelTag, NewPerson, Person, PersonPatch, Template};
+use super::sealed::PersonKeys;
 use super::{
     Gallery, GalleryError, Identification, Match, RemoteState, Removed, Result, Source, Stats,
     SyncReport, Written, new_person_id, new_template_id, normalised, now_ms,
 };
+use crate::crypto::DeviceKey;
 
 const META_MODEL: &str = "model";
 const META_FORMAT: &str = "format";
-const FORMAT: &str = "facegate-gallery-1";
+/// Plaintext records (before issue 16); converted by [`super::migrate`] on open.
+pub const FORMAT_PLAIN: &str = "facegate-gallery-1";
+/// Sealed records, keys in the key-slot file.
+pub const FORMAT: &str = "facegate-gallery-2";
 pub const META_WATERMARK: &str = "sync_watermark_ms";
 pub const META_LAST_SYNC: &str = "last_sync_ms";
 
@@ -73,7 +82,7 @@ pub const SLED_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Open the sled database at `path`. sled locks it for one process: when another holds it
 /// (a running door), the error says which process.
-fn open_db(path: &Path) -> Result<sled::Db> {
+pub(crate) fn open_db(path: &Path) -> Result<sled::Db> {
     sled::Config::new()
         .path(path)
         .cache_capacity(SLED_CACHE_BYTES)
@@ -110,19 +119,31 @@ pub struct Cache {
     meta: sled::Tree,
     model: ModelTag,
     index: RwLock<Index>,
+    keys: PersonKeys,
 }
 
 type TxError = TransactionError<GalleryError>;
 
 impl Cache {
-    /// Open (or create) the gallery at `path` for `model`. A gallery made with another model
-    /// is refused.
-    pub fn open(path: &Path, model: &ModelTag) -> Result<Cache> {
+    /// Open (or create) the gallery at `path` for `model`, its records sealed under keys
+    /// wrapped by `device`. A gallery made with another model or another device key is
+    /// refused; a plaintext gallery (made before sealing) is converted first
+    /// ([`super::migrate`]).
+    pub fn open(path: &Path, model: &ModelTag, device: &DeviceKey) -> Result<Cache> {
+        super::migrate::prepare(path, model, device)?;
+        Cache::open_sealed(path, model, device)
+    }
+
+    /// [`Cache::open`] without the conversion of a plaintext gallery (which is refused).
+    pub fn open_sealed(path: &Path, model: &ModelTag, device: &DeviceKey) -> Result<Cache> {
         let storage = |source| GalleryError::Storage {
             path: path.display().to_string(),
             source,
         };
+        crate::crypto::fsmode::private_umask();
+        crate::crypto::fsmode::create_dir_all(path)?;
         let db = open_db(path)?;
+        crate::crypto::fsmode::restrict_tree(path)?;
         let tree = |name: &str| db.open_tree(name).map_err(storage);
         let (persons, templates, outbox, meta) = (
             tree("persons")?,
@@ -130,6 +151,22 @@ impl Cache {
             tree("outbox")?,
             tree("meta")?,
         );
+        let format = meta.get(META_FORMAT).map_err(storage)?;
+        let fresh = format.is_none() && persons.is_empty() && templates.is_empty();
+        if let Some(f) = &format
+            && f.as_ref() != FORMAT.as_bytes()
+        {
+            return Err(GalleryError::Corrupt(format!(
+                "{}: format {:?}, this facegate reads {FORMAT} (plaintext galleries are \
+                 converted by Cache::open)",
+                path.display(),
+                String::from_utf8_lossy(f)
+            )));
+        }
+        let keys = PersonKeys::open(path, device, fresh)?;
+        if format.is_none() {
+            meta.insert(META_FORMAT, FORMAT).map_err(storage)?;
+        }
         match meta.get(META_MODEL).map_err(storage)? {
             Some(b) => {
                 let found: ModelTag = serde_json::from_slice(&b)
@@ -148,7 +185,6 @@ impl Cache {
                 let b = serde_json::to_vec(model)
                     .map_err(|e| GalleryError::Corrupt(format!("model record: {e}")))?;
                 meta.insert(META_MODEL, b).map_err(storage)?;
-                meta.insert(META_FORMAT, FORMAT).map_err(storage)?;
                 db.flush().map_err(storage)?;
             }
         }
@@ -158,9 +194,20 @@ impl Cache {
             names: Vec::new(),
             by_person: HashMap::new(),
         };
+        for kv in persons.iter() {
+            let (k, v) = kv.map_err(storage)?;
+            keys.load(&String::from_utf8_lossy(&k), &v)?;
+        }
+        let orphans = keys.destroy_orphans()?;
+        if orphans > 0 {
+            tracing::info!(
+                orphans,
+                "keys of person writes interrupted before they were stored destroyed"
+            );
+        }
         for kv in templates.iter() {
             let (k, v) = kv.map_err(storage)?;
-            let t = Template::decode(key_id(&k)?, &v)?;
+            let t = keys.open_template(key_id(&k)?, &v)?;
             if t.embedding.len() != model.dim {
                 return Err(GalleryError::Corrupt(format!(
                     "template {} has {} values, the gallery's model {}",
@@ -187,6 +234,7 @@ impl Cache {
             meta,
             model: model.clone(),
             index: RwLock::new(index),
+            keys,
         })
     }
 
@@ -244,14 +292,14 @@ impl Cache {
     fn outbox_entry(&self, op: Option<&Op>) -> Result<Option<(u64, Vec<u8>)>> {
         let Some(op) = op else { return Ok(None) };
         let seq = self.db.generate_id().map_err(|e| self.storage(e))?;
-        Ok(Some((seq, op.encode()?)))
+        Ok(Some((seq, self.keys.seal_op(op)?)))
     }
 
     // ---- persons ----
 
     pub fn get_person(&self, id: &str) -> Result<Option<Person>> {
         match self.persons.get(id).map_err(|e| self.storage(e))? {
-            Some(b) => Ok(Some(Person::from_json(&b)?)),
+            Some(b) => Ok(Some(self.keys.open_person(id, &b)?)),
             None => Ok(None),
         }
     }
@@ -266,8 +314,8 @@ impl Cache {
         };
         let mut out = Vec::new();
         for kv in iter.take(limit) {
-            let (_, v) = kv.map_err(|e| self.storage(e))?;
-            out.push(Person::from_json(&v)?);
+            let (k, v) = kv.map_err(|e| self.storage(e))?;
+            out.push(self.keys.open_person(&String::from_utf8_lossy(&k), &v)?);
         }
         Ok(out)
     }
@@ -278,7 +326,45 @@ impl Cache {
 
     /// Store a person (insert or replace), with an optional outbox entry, durably.
     pub fn put_person(&self, person: &Person, op: Option<&Op>) -> Result<()> {
-        let doc = person.to_json()?;
+        person.check()?;
+        let (_, _, created) = self.keys.get_or_create(&person.id)?;
+        let written = self.put_person_sealed(person, op);
+        if written.is_err() && created {
+            // Not stored: its new key goes (a crash here leaves an orphan slot, destroyed at
+            // the next open).
+            let _ = self.keys.destroy(&person.id);
+        }
+        written
+    }
+
+    /// Store many persons (insert or replace) in one transaction and one flush, without
+    /// outbox entries (bulk loads: conversion, synthetic galleries).
+    pub fn put_persons(&self, persons: &[Person]) -> Result<()> {
+        for p in persons {
+            p.check()?;
+        }
+        let ids: Vec<&str> = persons.iter().map(|p| p.id.as_str()).collect();
+        let created = self.keys.get_or_create_many(&ids)?;
+        let written = (|| {
+            let mut batch = sled::Batch::default();
+            for p in persons {
+                batch.insert(p.id.as_bytes(), self.keys.seal_person(p)?);
+            }
+            self.persons
+                .apply_batch(batch)
+                .map_err(|e| self.storage(e))?;
+            self.flush()
+        })();
+        if written.is_err() {
+            for id in &created {
+                let _ = self.keys.destroy(id);
+            }
+        }
+        written
+    }
+
+    fn put_person_sealed(&self, person: &Person, op: Option<&Op>) -> Result<()> {
+        let doc = self.keys.seal_person(person)?;
         let entry = self.outbox_entry(op)?;
         (&self.persons, &self.outbox)
             .transaction(|(p, o)| {
@@ -314,6 +400,9 @@ impl Cache {
             })
             .map_err(|e| self.tx_error(e))?;
         self.flush()?;
+        // Crypto-shredding: the stale copies sled keeps of the person's records, templates
+        // and outbox entries can no longer be opened.
+        self.keys.destroy(id)?;
         let mut index = self.write_index();
         for tid in &ids {
             index.remove(*tid, id);
@@ -353,7 +442,7 @@ impl Cache {
             .get(id.to_be_bytes())
             .map_err(|e| self.storage(e))?
         {
-            Some(b) => Ok(Some(Template::decode(id, &b)?)),
+            Some(b) => Ok(Some(self.keys.open_template(id, &b)?)),
             None => Ok(None),
         }
     }
@@ -375,7 +464,7 @@ impl Cache {
         }
         let mut batch = sled::Batch::default();
         for t in templates {
-            batch.insert(&t.id.to_be_bytes(), t.encode());
+            batch.insert(&t.id.to_be_bytes(), self.keys.seal_template(t)?);
         }
         let entry = self.outbox_entry(op)?;
         (&self.templates, &self.outbox)
@@ -455,7 +544,13 @@ impl Cache {
     }
 
     pub fn bytes_per_template(&self) -> usize {
-        self.read_index().matrix.bytes_per_template() + 10 + 4 * self.model.dim
+        // The sealed record: header (u16 + person id), nonce, ciphertext of the 10-byte
+        // header and the floats (+ the person id again), tag; the person id not counted.
+        self.read_index().matrix.bytes_per_template()
+            + 2
+            + 10
+            + 4 * self.model.dim
+            + crate::crypto::seal::OVERHEAD
     }
 
     // ---- outbox ----
@@ -465,7 +560,8 @@ impl Cache {
         let mut out = Vec::new();
         for kv in self.outbox.iter().take(n) {
             let (k, v) = kv.map_err(|e| self.storage(e))?;
-            out.push((key_id(&k)?, Op::decode(&v)?));
+            let seq = key_id(&k)?;
+            out.push((seq, self.keys.open_op(seq, &v)?));
         }
         Ok(out)
     }
@@ -486,7 +582,7 @@ impl Cache {
     pub fn outbox_push(&self, op: &Op) -> Result<()> {
         let seq = self.db.generate_id().map_err(|e| self.storage(e))?;
         self.outbox
-            .insert(seq.to_be_bytes(), op.encode()?)
+            .insert(seq.to_be_bytes(), self.keys.seal_op(op)?)
             .map_err(|e| self.storage(e))?;
         self.flush()
     }
@@ -701,9 +797,14 @@ impl Gallery for Cache {
 }
 
 /// The names of some persons, read from the gallery at `path` without loading its templates
-/// or checking its model (for listings such as `facegate events`). `Ok(None)` when there is no
-/// gallery there; an error like [`Cache::open`]'s when another process holds it.
-pub fn read_person_names(path: &Path, ids: &[&str]) -> Result<Option<HashMap<String, String>>> {
+/// or checking its model (for listings such as `facegate events`); `device` opens their
+/// sealed records. `Ok(None)` when there is no gallery there; an error like [`Cache::open`]'s
+/// when another process holds it.
+pub fn read_person_names(
+    path: &Path,
+    ids: &[&str],
+    device: &DeviceKey,
+) -> Result<Option<HashMap<String, String>>> {
     if !path.join("db").is_file() && !path.join("conf").is_file() {
         return Ok(None);
     }
@@ -717,10 +818,27 @@ pub fn read_person_names(path: &Path, ids: &[&str]) -> Result<Option<HashMap<Str
         .open()
         .map_err(storage)?;
     let persons = db.open_tree("persons").map_err(storage)?;
+    let meta = db.open_tree("meta").map_err(storage)?;
+    let plain = meta
+        .get(META_FORMAT)
+        .map_err(storage)?
+        .is_none_or(|f| f.as_ref() == FORMAT_PLAIN.as_bytes());
+    let keys = if plain {
+        None
+    } else {
+        Some(PersonKeys::open(path, device, false)?)
+    };
     let mut names = HashMap::new();
     for id in ids {
         if let Some(b) = persons.get(id).map_err(storage)? {
-            names.insert((*id).to_owned(), Person::from_json(&b)?.name);
+            let person = match &keys {
+                None => Person::from_json(&b)?,
+                Some(keys) => {
+                    keys.load(id, &b)?;
+                    keys.open_person(id, &b)?
+                }
+            };
+            names.insert((*id).to_owned(), person.name);
         }
     }
     Ok(Some(names))
@@ -729,6 +847,12 @@ pub fn read_person_names(path: &Path, ids: &[&str]) -> Result<Option<HashMap<Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One device key for the whole test binary.
+    pub(crate) fn key() -> DeviceKey {
+        static KEY: std::sync::OnceLock<DeviceKey> = std::sync::OnceLock::new();
+        KEY.get_or_init(|| DeviceKey::generate().unwrap()).clone()
+    }
 
     fn tmp(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!(
@@ -755,8 +879,8 @@ mod tests {
             !dir.exists(),
             "reading the model of no gallery creates nothing"
         );
-        let c = Cache::open(&dir, &model).unwrap();
-        match Cache::open(&dir, &model) {
+        let c = Cache::open(&dir, &model, &key()).unwrap();
+        match Cache::open(&dir, &model, &key()) {
             Err(e @ GalleryError::InUse { .. }) => {
                 let m = e.to_string();
                 assert!(
@@ -780,7 +904,7 @@ mod tests {
         let dir = tmp("reload");
         let model = ModelTag::new("m", 8);
         let (alice, ids) = {
-            let c = Cache::open(&dir, &model).unwrap();
+            let c = Cache::open(&dir, &model, &key()).unwrap();
             let p = c
                 .create_person_local(
                     NewPerson {
@@ -796,7 +920,7 @@ mod tests {
             assert_eq!(c.outbox_len(), 2);
             (p.id, ids)
         };
-        let c = Cache::open(&dir, &model).unwrap();
+        let c = Cache::open(&dir, &model, &key()).unwrap();
         assert_eq!(c.template_count(), 2);
         assert_eq!(c.template_ids(&alice).len(), 2);
         let probe = normalised(&v(2, 8), 8).unwrap();
@@ -819,8 +943,8 @@ mod tests {
     #[test]
     fn refuses_a_gallery_of_another_model() {
         let dir = tmp("model");
-        drop(Cache::open(&dir, &ModelTag::new("mobilefacenet", 192)).unwrap());
-        let err = Cache::open(&dir, &ModelTag::new("arcface-r50", 512))
+        drop(Cache::open(&dir, &ModelTag::new("mobilefacenet", 192), &key()).unwrap());
+        let err = Cache::open(&dir, &ModelTag::new("arcface-r50", 512), &key())
             .err()
             .unwrap();
         let msg = err.to_string();
@@ -834,7 +958,7 @@ mod tests {
     #[test]
     fn rejects_bad_input_without_writing() {
         let dir = tmp("bad");
-        let c = Cache::open(&dir, &ModelTag::new("m", 4)).unwrap();
+        let c = Cache::open(&dir, &ModelTag::new("m", 4), &key()).unwrap();
         assert!(matches!(
             c.add_templates_local("nobody", vec![vec![1.0; 4]], false),
             Err(GalleryError::UnknownPerson(_))

@@ -12,6 +12,13 @@ pub const DEFAULT_TOML: &str = r#"
 # lives. Empty: /var/lib/facegate/gallery when /var/lib/facegate exists and is writable,
 # else ./facegate-data/gallery.
 path = ""
+# The device key that seals the gallery and the audit log at rest (64 hex digits, mode
+# 0600, made by `facegate init`, or at the first start when there is no gallery yet); keep
+# it outside the data folders, and a copy of it apart from the device (without it the data
+# cannot be read). Empty: the systemd credential "facegate-device-key" when the service has
+# one (LoadCredential= / LoadCredentialEncrypted=), else /etc/facegate/device.key when
+# /etc/facegate exists, else ./facegate-device.key.
+key_file = ""
 # How many candidates an identification returns.
 top_k = 5
 
@@ -19,8 +26,17 @@ top_k = 5
 # The central gallery shared by every door, as "http://host:19530". Empty: this door is
 # standalone and its local gallery is the only one.
 url = ""
-# "user:password" or an API token; empty for a server without authentication.
+# "user:password" or an API token; empty for a server without authentication. Send it
+# over TLS only (an https:// url): Milvus sees it in every call.
 token = ""
+# TLS: an "https://" url turns it on (the server is checked against the system's roots).
+# A PEM file of the CA that signed Milvus' certificate, instead of the system's roots.
+tls_ca = ""
+# The name in Milvus' certificate, when it is not the url's host.
+tls_server_name = ""
+# Mutual TLS: this door's certificate and its key (PEM files), both or neither.
+tls_client_cert = ""
+tls_client_key = ""
 # Milvus database holding facegate's collections.
 database = "default"
 # Prefix of the collection names; the templates go to "<prefix>_<model>_<dim>d" and the
@@ -55,6 +71,7 @@ hnsw_ef = 64
 #[serde(deny_unknown_fields, default)]
 pub struct GalleryConfig {
     pub path: PathBuf,
+    pub key_file: PathBuf,
     pub top_k: usize,
 }
 
@@ -62,6 +79,7 @@ impl Default for GalleryConfig {
     fn default() -> Self {
         GalleryConfig {
             path: PathBuf::new(),
+            key_file: PathBuf::new(),
             top_k: 5,
         }
     }
@@ -84,6 +102,11 @@ impl GalleryConfig {
         }
     }
 
+    /// Where the device key is read from (see the documented default).
+    pub fn key_source(&self) -> crate::crypto::KeySource {
+        crate::crypto::KeySource::resolve(&self.key_file)
+    }
+
     pub fn check(&self) -> Result<(), String> {
         if !(1..=100).contains(&self.top_k) {
             return Err(format!("gallery.top_k = {} is outside 1..100", self.top_k));
@@ -104,6 +127,10 @@ pub enum OfflinePolicy {
 pub struct MilvusConfig {
     pub url: String,
     pub token: String,
+    pub tls_ca: PathBuf,
+    pub tls_server_name: String,
+    pub tls_client_cert: PathBuf,
+    pub tls_client_key: PathBuf,
     pub database: String,
     pub collection_prefix: String,
     pub search_timeout_ms: u64,
@@ -124,6 +151,10 @@ impl Default for MilvusConfig {
         MilvusConfig {
             url: String::new(),
             token: String::new(),
+            tls_ca: PathBuf::new(),
+            tls_server_name: String::new(),
+            tls_client_cert: PathBuf::new(),
+            tls_client_key: PathBuf::new(),
             database: "default".into(),
             collection_prefix: "facegate".into(),
             search_timeout_ms: 300,
@@ -144,6 +175,14 @@ impl Default for MilvusConfig {
 impl MilvusConfig {
     pub fn enabled(&self) -> bool {
         !self.url.trim().is_empty()
+    }
+
+    /// Whether the connection uses TLS (an https:// url or any TLS setting).
+    pub fn tls(&self) -> bool {
+        self.url.starts_with("https://")
+            || !self.tls_ca.as_os_str().is_empty()
+            || !self.tls_server_name.is_empty()
+            || !self.tls_client_cert.as_os_str().is_empty()
     }
 
     pub fn search_timeout(&self) -> Duration {
@@ -168,6 +207,28 @@ impl MilvusConfig {
                 "milvus.url = {:?}: write it as http://host:19530 or https://host:19530",
                 self.url
             ));
+        }
+        let set = |p: &PathBuf| !p.as_os_str().is_empty();
+        if set(&self.tls_client_cert) != set(&self.tls_client_key) {
+            return Err(
+                "milvus.tls_client_cert and milvus.tls_client_key go together: set both or neither"
+                    .into(),
+            );
+        }
+        if self.enabled() && self.url.starts_with("http://") && self.tls() {
+            return Err(format!(
+                "milvus.url = {:?} is plain http while TLS settings are given: write https://",
+                self.url
+            ));
+        }
+        for (name, p) in [
+            ("tls_ca", &self.tls_ca),
+            ("tls_client_cert", &self.tls_client_cert),
+            ("tls_client_key", &self.tls_client_key),
+        ] {
+            if set(p) && self.enabled() && !p.is_file() {
+                return Err(format!("milvus.{name} = {:?}: no such file", p.display()));
+            }
         }
         let name_ok = |s: &str| {
             !s.is_empty()

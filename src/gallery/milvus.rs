@@ -4,7 +4,7 @@
 //! - templates, one collection per model: `<prefix>_<model>_<dim>d` with `id` (Int64 primary
 //!   key = template id), `person_id`, `embedding` (HNSW, COSINE), `deleted`, `updated_ms`;
 //! - persons, shared: `<prefix>_persons` with `id` (VarChar primary key), `doc` (the person as
-//!   JSON), `deleted`, `updated_ms`, and a 2-d placeholder vector (Milvus 2.3 requires a vector
+//!   JSON, its name replaced by its id: names stay on the doors, see [`remote_doc`]), `deleted`, `updated_ms`, and a 2-d placeholder vector (Milvus 2.3 requires a vector
 //!   field in every collection; it holds nothing).
 //!
 //! Deletion writes a tombstone (`deleted = true`, the embedding overwritten with a constant
@@ -180,6 +180,21 @@ impl MilvusStore {
             .retry(RetryConfig::new().max_attempts(1));
         if !self.config.token.is_empty() {
             cc = cc.token(self.config.token.clone());
+        }
+        let path = |p: &std::path::Path| p.display().to_string();
+        if self.config.tls() {
+            cc = cc.secure(true);
+        }
+        if !self.config.tls_ca.as_os_str().is_empty() {
+            cc = cc.ca_certificate(path(&self.config.tls_ca));
+        }
+        if !self.config.tls_server_name.is_empty() {
+            cc = cc.tls_server_name(self.config.tls_server_name.clone());
+        }
+        if !self.config.tls_client_cert.as_os_str().is_empty() {
+            cc = cc
+                .client_certificate(path(&self.config.tls_client_cert))
+                .client_key(path(&self.config.tls_client_key));
         }
         cc
     }
@@ -489,6 +504,16 @@ fn id_list(ids: &[u64]) -> String {
     format!("id in [{}]", v.join(","))
 }
 
+/// The person as Milvus gets it: the name replaced by the id (names never leave the door
+/// that holds them; the other doors keep the name they know, or show the id). The card number
+/// (`external_id`), validity, schedule and metadata go as they are: every door needs them to
+/// decide and to send the card number on Wiegand.
+pub fn remote_doc(person: &Person) -> Result<Vec<u8>> {
+    let mut p = person.clone();
+    p.name = p.id.clone();
+    p.to_json()
+}
+
 #[async_trait]
 impl RemoteStore for MilvusStore {
     fn describe(&self) -> String {
@@ -511,7 +536,7 @@ impl RemoteStore for MilvusStore {
     }
 
     async fn upsert_person(&self, person: &Person) -> Result<()> {
-        let doc = String::from_utf8(person.to_json()?)
+        let doc = String::from_utf8(remote_doc(person)?)
             .map_err(|e| GalleryError::Corrupt(format!("person {}: {e}", person.id)))?;
         if doc.len() > PERSON_DOC_MAX as usize {
             return Err(GalleryError::Invalid(format!(
@@ -761,5 +786,48 @@ impl RemoteStore for MilvusStore {
             )
             .await?;
         Ok(int64s(&r, "count(*)")?.first().copied().unwrap_or(0) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gallery::NewPerson;
+
+    #[test]
+    fn milvus_gets_the_id_in_place_of_the_name_and_tls_settings_are_checked() {
+        let p = Person::from_new(
+            "p-17".into(),
+            NewPerson {
+                name: "Zelda Quixote".into(),
+                external_id: Some("4711".into()),
+                ..NewPerson::default()
+            },
+            1,
+        )
+        .unwrap();
+        let doc = String::from_utf8(remote_doc(&p).unwrap()).unwrap();
+        assert!(!doc.contains("Zelda"), "{doc}");
+        let back = Person::from_json(doc.as_bytes()).unwrap();
+        assert_eq!(
+            (back.name.as_str(), back.external_id.as_deref()),
+            ("p-17", Some("4711"))
+        );
+
+        let mut c = MilvusConfig {
+            url: "https://milvus.example:19530".into(),
+            ..MilvusConfig::default()
+        };
+        assert!(c.tls() && c.check().is_ok());
+        c.tls_client_cert = "/nonexistent/cert.pem".into();
+        assert!(c.check().unwrap_err().contains("go together"));
+        c.tls_client_key = "/nonexistent/key.pem".into();
+        assert!(c.check().unwrap_err().contains("no such file"));
+        let plain = MilvusConfig {
+            url: "http://milvus:19530".into(),
+            tls_server_name: "milvus.example".into(),
+            ..MilvusConfig::default()
+        };
+        assert!(plain.check().unwrap_err().contains("https://"));
     }
 }

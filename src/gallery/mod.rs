@@ -14,10 +14,12 @@ pub mod config;
 pub mod enroll;
 pub mod limits;
 pub mod matrix;
+pub mod migrate;
 pub mod milvus;
 pub mod outbox;
 pub mod record;
 pub mod remote;
+pub mod sealed;
 pub mod synth;
 pub mod tiered;
 
@@ -68,6 +70,8 @@ pub enum GalleryError {
     Remote(String),
     #[error("central gallery (Milvus) is unavailable: {0}")]
     RemoteUnavailable(String),
+    #[error("gallery keys: {0}")]
+    Crypto(#[from] crate::crypto::CryptoError),
 }
 
 pub type Result<T, E = GalleryError> = std::result::Result<T, E>;
@@ -238,6 +242,8 @@ pub fn normalised(v: &[f32], dim: usize) -> Result<Vec<f32>> {
 /// A gallery opened from the configuration.
 pub struct Opened {
     pub gallery: Arc<dyn Gallery>,
+    /// The device key the gallery was opened with (the audit log is opened with it too).
+    pub device_key: crate::crypto::DeviceKey,
     pub cache: Arc<Cache>,
     /// Set when a central store is configured (its sync task is the caller's to spawn).
     pub tiered: Option<Arc<Tiered>>,
@@ -255,25 +261,60 @@ pub fn open(
     if let Some(parent) = path.parent()
         && !parent.as_os_str().is_empty()
     {
-        std::fs::create_dir_all(parent).map_err(|e| GalleryError::Storage {
-            path: parent.display().to_string(),
-            source: sled::Error::Io(e),
-        })?;
+        crate::crypto::fsmode::create_dir_all(parent)?;
     }
-    let cache = Arc::new(Cache::open(&path, model)?);
+    let device_key = first_start_key(gallery, &path)?;
+    let cache = Arc::new(Cache::open(&path, model, &device_key)?);
     if milvus.enabled() {
         let remote = Arc::new(milvus::MilvusStore::new(milvus, model));
         let tiered = Arc::new(Tiered::new(Arc::clone(&cache), remote, milvus, accept));
         Ok(Opened {
             gallery: Arc::clone(&tiered) as Arc<dyn Gallery>,
+            device_key,
             cache,
             tiered: Some(tiered),
         })
     } else {
         Ok(Opened {
             gallery: Arc::clone(&cache) as Arc<dyn Gallery>,
+            device_key,
             cache,
             tiered: None,
         })
     }
+}
+
+/// The device key for opening the gallery at `path`. On a first start (no gallery yet, so
+/// nothing a lost key could have sealed) a missing key file is created, with a warning to keep
+/// a copy; with a gallery there, a missing key is an error.
+fn first_start_key(
+    gallery: &GalleryConfig,
+    path: &std::path::Path,
+) -> Result<crate::crypto::DeviceKey> {
+    use crate::crypto::{CryptoError, DeviceKey, KeySource};
+    match load_device_key(gallery) {
+        Err(GalleryError::Crypto(CryptoError::NoKey(_)))
+            if !path.join("db").exists() && !path.join("conf").exists() =>
+        {
+            let source = gallery.key_source();
+            let KeySource::File(file) = &source else {
+                return Err(GalleryError::Crypto(CryptoError::NoKey(format!(
+                    "{source} does not exist"
+                ))));
+            };
+            let key = DeviceKey::create(file)?;
+            tracing::warn!(
+                key = %file.display(),
+                "no device key and no gallery yet: a new device key was created; keep a copy \
+                 of it apart from this device (without it the gallery cannot be read)"
+            );
+            Ok(key)
+        }
+        other => other,
+    }
+}
+
+/// The device key as the configuration says ([`crate::crypto::KeySource::resolve`]).
+pub fn load_device_key(gallery: &GalleryConfig) -> Result<crate::crypto::DeviceKey> {
+    Ok(crate::crypto::DeviceKey::load(&gallery.key_source())?)
 }

@@ -26,6 +26,7 @@ pub fn fill(cache: &Cache, count: usize, seed: u64) -> Result<()> {
     let mut rng = Rng(seed.max(1));
     let now = now_ms();
     let mut templates = Vec::with_capacity(count.min(1000));
+    let mut persons = Vec::with_capacity(count.min(1000));
     for i in 0..count {
         let id = format!("synth-{i:06}");
         let person = Person::from_new(
@@ -36,7 +37,7 @@ pub fn fill(cache: &Cache, count: usize, seed: u64) -> Result<()> {
             },
             now,
         )?;
-        cache.put_person(&person, None)?;
+        persons.push(person);
         let mut e: Vec<f32> = (0..dim).map(|_| rng.next_f32()).collect();
         let norm = e.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
         e.iter_mut().for_each(|x| *x /= norm);
@@ -47,11 +48,14 @@ pub fn fill(cache: &Cache, count: usize, seed: u64) -> Result<()> {
             updated_ms: now,
         });
         if templates.len() == 1000 {
+            cache.put_persons(&persons)?;
+            persons.clear();
             cache.put_templates(&templates, None)?;
             templates.clear();
         }
     }
     if !templates.is_empty() {
+        cache.put_persons(&persons)?;
         cache.put_templates(&templates, None)?;
     }
     Ok(())
@@ -66,7 +70,12 @@ mod tests {
     fn fills_the_cache_with_unit_templates_that_match_nothing_real() {
         let dir = std::env::temp_dir().join(format!("facegate-synth-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let cache = Cache::open(&dir, &ModelTag::new("mobilefacenet", 192)).unwrap();
+        let cache = Cache::open(
+            &dir,
+            &ModelTag::new("mobilefacenet", 192),
+            &crate::crypto::DeviceKey::generate().unwrap(),
+        )
+        .unwrap();
         fill(&cache, 2500, 7).unwrap();
         assert_eq!(cache.template_count(), 2500);
         // A unit probe along one axis: random directions stay far from it.

@@ -237,6 +237,14 @@ impl Tiered {
                     report.templates_removed += r.templates;
                 }
             } else if let Some(p) = &pc.person {
+                // Milvus holds no names (see milvus::remote_doc): keep the one known here.
+                let mut p = p.clone();
+                if let Some(l) = &local
+                    && p.name == p.id
+                {
+                    p.name = l.name.clone();
+                }
+                let p = &p;
                 let newer = local.as_ref().is_none_or(|l| l.updated_ms <= p.updated_ms);
                 if newer && local.as_ref() != Some(p) {
                     self.cache.put_person(p, None)?;

@@ -66,10 +66,15 @@ impl Server {
         o.config.admin_token_sha256 = hash_token(&admin);
         o.config.viewer_token_sha256 = hash_token(&viewer);
         let gallery = o.gallery.unwrap_or_else(|| {
-            Arc::new(Cache::open(&dir.join("gallery"), &model()).expect("cache"))
-                as Arc<dyn Gallery>
+            Arc::new(
+                Cache::open(&dir.join("gallery"), &model(), &common::device_key(&dir))
+                    .expect("cache"),
+            ) as Arc<dyn Gallery>
         });
-        let audit = Arc::new(AuditLog::open(&dir.join("audit"), 10_000).expect("audit log"));
+        let audit = Arc::new(
+            AuditLog::open(&dir.join("audit"), 10_000, &common::device_key(&dir))
+                .expect("audit log"),
+        );
         let api = Arc::new(
             Api::new(
                 &o.config,

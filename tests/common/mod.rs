@@ -125,12 +125,40 @@ pub fn tmpdir(name: &str) -> PathBuf {
     dir
 }
 
-/// A config file in `dir` whose only setting is the gallery at `gallery`; its path.
+/// The device key of a test folder: `dir/device.key` (beside, not inside, its gallery and
+/// audit log), made on first use. In-process opens and spawned facegates share it.
+pub fn device_key(dir: &Path) -> facegate::crypto::DeviceKey {
+    use facegate::crypto::{DeviceKey, KeySource};
+    let path = key_file(dir);
+    if path.exists() {
+        DeviceKey::load(&KeySource::File(path)).expect("load test device key")
+    } else {
+        DeviceKey::create(&path).expect("create test device key")
+    }
+}
+
+/// Where [`device_key`] keeps it (created if absent), for `gallery.key_file` in a config.
+pub fn key_file(dir: &Path) -> PathBuf {
+    dir.join("device.key")
+}
+
+/// The `key_file = "..."` line for a test config's [gallery] section (the key made).
+pub fn key_line(dir: &Path) -> String {
+    device_key(dir);
+    format!("key_file = {:?}\n", key_file(dir).display().to_string())
+}
+
+/// A config file in `dir` whose only settings are the gallery at `gallery` and the device
+/// key of `dir`; its path.
 pub fn gallery_config(dir: &Path, name: &str, gallery: &Path) -> PathBuf {
     let config = dir.join(name);
     std::fs::write(
         &config,
-        format!("[gallery]\npath = {:?}\n", gallery.display().to_string()),
+        format!(
+            "[gallery]\npath = {:?}\n{}",
+            gallery.display().to_string(),
+            key_line(dir)
+        ),
     )
     .expect("write config");
     config
@@ -143,8 +171,12 @@ pub fn cache_with_obama(
 ) -> std::sync::Arc<facegate::gallery::Cache> {
     use facegate::gallery::{Cache, Gallery, ModelTag, NewPerson};
     let cache = std::sync::Arc::new(
-        Cache::open(&dir.join("gallery"), &ModelTag::new("mobilefacenet", 192))
-            .expect("open gallery"),
+        Cache::open(
+            &dir.join("gallery"),
+            &ModelTag::new("mobilefacenet", 192),
+            &device_key(dir),
+        )
+        .expect("open gallery"),
     );
     let e = embed_largest(&mut pipeline(), &fixture("obama_1.jpg"));
     rt.block_on(async {

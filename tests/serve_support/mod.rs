@@ -47,9 +47,10 @@ pub fn serve(
     std::fs::write(
         &config,
         format!(
-            "[gallery]\npath = {:?}\n\n[api]\nlisten = \"127.0.0.1:{port}\"\n\
+            "[gallery]\npath = {:?}\n{}\n[api]\nlisten = \"127.0.0.1:{port}\"\n\
              admin_token_sha256 = \"{}\"\n{extra_api}\n",
             gallery.display().to_string(),
+            common::key_line(dir),
             hash_token(&token)
         ),
     )
