@@ -67,11 +67,14 @@ enum Command {
         out: Output,
     },
     /// Measure verification accuracy with the LFW protocol (10-fold for a View 2 file; for
-    /// View 1, threshold from pairsDevTrain.txt, accuracy on pairsDevTest.txt).
+    /// View 1, threshold from pairsDevTrain.txt, accuracy on pairsDevTest.txt), or open-set
+    /// identification (--open-set DIR: FPIR and FNIR, DET plots, calibration; see the README).
     Eval {
         /// LFW pairs file (pairs.txt, pairsDevTest.txt or pairsDevTrain.txt).
-        #[arg(long, value_name = "FILE")]
-        lfw_pairs: PathBuf,
+        #[arg(long, value_name = "FILE", required_unless_present = "open_set")]
+        lfw_pairs: Option<PathBuf>,
+        #[command(flatten)]
+        open: cli::open_set::OpenSetArgs,
         /// Directory holding NAME/NAME_000i.jpg. Default: the pairs file's directory.
         #[arg(long, value_name = "DIR")]
         root: Option<PathBuf>,
@@ -203,7 +206,7 @@ fn load_config(path: Option<&Path>) -> Result<Config> {
     }
 }
 
-fn load_models(config: &Config, embedder: Option<&str>) -> Result<Models> {
+pub(crate) fn load_models(config: &Config, embedder: Option<&str>) -> Result<Models> {
     let dir = config.vision.models_dir().ok_or_else(|| {
         anyhow!(
             "no models directory found: set vision.models_dir in the config or FACEGATE_MODELS, \
@@ -216,7 +219,7 @@ fn load_models(config: &Config, embedder: Option<&str>) -> Result<Models> {
 }
 
 /// The same-person threshold: the configuration's, else the model card's.
-fn threshold(config: &Config, models: &Models) -> Result<f32> {
+pub(crate) fn threshold(config: &Config, models: &Models) -> Result<f32> {
     config
         .recognition
         .threshold
@@ -228,6 +231,22 @@ fn threshold(config: &Config, models: &Models) -> Result<f32> {
                 models.embedder.path.display()
             )
         })
+}
+
+/// The decision rule for `probe` (photos at the API, visits at the door), following the size of
+/// the gallery whose local cache is `cache`.
+pub(crate) fn operating_point(
+    config: &Config,
+    models: &Models,
+    probe: facegate::access::calibration::ProbeKind,
+    cache: &std::sync::Arc<facegate::gallery::Cache>,
+) -> Result<std::sync::Arc<facegate::access::decision::OperatingPoint>> {
+    let op = config
+        .recognition
+        .operating_point(&models.embedder, probe)?;
+    let cache = std::sync::Arc::clone(cache);
+    op.follow(Box::new(move || cache.template_count()));
+    Ok(std::sync::Arc::new(op))
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -248,13 +267,31 @@ fn run(cli: Cli) -> Result<ExitCode> {
             compare(&config, &a, &b, models.embedder.as_deref(), out.json)
         }
         Command::Eval {
-            lfw_pairs,
+            open:
+                open @ cli::open_set::OpenSetArgs {
+                    open_set: Some(_), ..
+                },
+            embedders,
+            threads,
+            out,
+            ..
+        } => cli::open_set::run(
+            &config,
+            open.open_set.as_deref().unwrap_or(Path::new(".")),
+            &open,
+            embedders.first().map(String::as_str),
+            threads,
+            out.json,
+        ),
+        Command::Eval {
+            lfw_pairs: Some(lfw_pairs),
             root,
             train_pairs,
             plot,
             embedders,
             threads,
             out,
+            ..
         } => eval_lfw(
             &config,
             &lfw_pairs,
@@ -265,6 +302,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             threads,
             out.json,
         ),
+        Command::Eval { .. } => Err(anyhow!("eval needs --lfw-pairs FILE or --open-set DIR")),
         Command::Gallery(cmd) => cli::gallery::run(&config, cmd),
         Command::Run(args) => cli::run::run(&config, args),
         Command::Events(args) => cli::events::run(&config, args),

@@ -4,10 +4,13 @@
 //! shared by the door and the HTTP API.
 
 pub mod audit;
+pub mod calibration;
 pub mod config;
 pub mod daemon;
+pub mod decision;
 pub mod door;
 pub mod policy;
+pub mod recognition;
 pub mod rules;
 pub mod when;
 

@@ -3,5 +3,6 @@
 pub mod doctor;
 pub mod events;
 pub mod gallery;
+pub mod open_set;
 pub mod run;
 pub mod serve;

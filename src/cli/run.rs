@@ -92,6 +92,18 @@ pub fn run(config: &Config, args: RunArgs) -> Result<ExitCode> {
         ),
     };
     let unlock_ms = u64::from(hardware.unlock_ms);
+    use facegate::access::calibration::ProbeKind;
+    let visit_op = crate::operating_point(config, &models, ProbeKind::Visit, &opened.cache)?;
+    let image_op = crate::operating_point(config, &models, ProbeKind::Image, &opened.cache)?;
+    let op = visit_op.state();
+    eprintln!(
+        "facegate: recognition threshold {:.4} for a visit ({} templates{})",
+        op.threshold,
+        op.templates,
+        op.target_fpir
+            .map(|f| format!(", target FPIR {f:e}"))
+            .unwrap_or_else(|| ", fixed by recognition.threshold".into())
+    );
     let (tx, rx) = mpsc::channel();
     let running = daemon::start(
         &models,
@@ -103,6 +115,7 @@ pub fn run(config: &Config, args: RunArgs) -> Result<ExitCode> {
         Some(camera_status.clone()),
         DaemonConfig {
             policy: config.access.policy(threshold),
+            operating: visit_op,
             door: config.access.door(unlock_ms),
             top_k: config.gallery.top_k,
             display_hold_ms: 2000,
@@ -148,6 +161,7 @@ pub fn run(config: &Config, args: RunArgs) -> Result<ExitCode> {
                 models: Arc::new(models),
                 vision: config.vision.params(),
                 threshold,
+                operating: image_op,
                 top_k: config.gallery.top_k,
                 max_image_pixels: config.vision.max_image_pixels,
                 door: Some(Arc::new(running.door())),

@@ -101,6 +101,12 @@ pub fn serve(config: &Config, listen: Option<&str>) -> Result<ExitCode> {
             .and_then(|log| log.with_crop_retention(config.access.crop_retention()))
             .with_context(|| format!("opening the audit log at {}", audit_path.display()))?,
     );
+    let operating = crate::operating_point(
+        config,
+        &models,
+        facegate::access::calibration::ProbeKind::Image,
+        &opened.cache,
+    )?;
     let api = Api::new(
         &config.api,
         ApiParts {
@@ -109,6 +115,7 @@ pub fn serve(config: &Config, listen: Option<&str>) -> Result<ExitCode> {
             models,
             vision: config.vision.params(),
             threshold,
+            operating,
             top_k: config.gallery.top_k,
             max_image_pixels: config.vision.max_image_pixels,
             door: None,
