@@ -30,6 +30,10 @@ pub struct OpenSetArgs {
     /// Frames (photos) fused per visit in the visit rows.
     #[arg(long, default_value_t = 3)]
     pub visit_frames: usize,
+    /// Label corrections: `same A B` (two names of one person), `drop PERSON/FILE`
+    /// (docs/lfw-dev-errata.txt for lfw-dev).
+    #[arg(long, value_name = "FILE")]
+    pub errata: Option<PathBuf>,
     /// Keep the embeddings in this JSON file and reuse them on the next run.
     #[arg(long, value_name = "FILE")]
     pub embeddings: Option<PathBuf>,
@@ -53,7 +57,13 @@ pub fn run(
     let models = crate::load_models(config, embedder)?;
     // As at a door: the configured quality limits refuse turned or tiny faces.
     let params = config.vision.params();
-    let ids = openset::read_identities(dir)?;
+    let mut ids = openset::read_identities(dir)?;
+    if let Some(e) = &args.errata {
+        let text =
+            std::fs::read_to_string(e).with_context(|| format!("reading {}", e.display()))?;
+        let n = openset::apply_errata(&mut ids, &text, e)?;
+        tracing::info!(corrections = n, file = %e.display(), "errata applied");
+    }
     let paths: Vec<PathBuf> = ids.iter().flat_map(|i| i.photos.iter().cloned()).collect();
     tracing::info!(
         identities = ids.len(),

@@ -439,26 +439,59 @@ impl fmt::Display for OpenReport {
 
 /// The `[calibration]` table for the embedder's model card.
 pub fn calibration_toml(c: &Calibration) -> String {
-    #[derive(Serialize)]
-    struct Card<'a> {
-        calibration: &'a Calibration,
-    }
-    let mut c = c.clone();
-    let round = |t: &mut crate::access::calibration::Tail| {
-        t.score = t
-            .score
-            .iter()
-            .map(|s| (s * 10_000.0).round() / 10_000.0)
-            .collect();
-        t.fmr = t
-            .fmr
-            .iter()
-            .map(|f| format!("{f:.3e}").parse().unwrap_or(*f))
-            .collect();
+    use std::fmt::Write;
+    let mut out = String::from("[calibration]\n");
+    let _ = writeln!(out, "protocol = {:?}", c.protocol);
+    let tail = |out: &mut String, name: &str, t: &crate::access::calibration::Tail| {
+        let _ = writeln!(out, "\n[calibration.{name}]");
+        let _ = writeln!(
+            out,
+            "# False-match rates of impostor comparisons and the cosine at each ({} comparisons \
+             measured; below 1/{} extrapolated along an exponential tail).",
+            t.comparisons, t.comparisons
+        );
+        let fmr: Vec<String> = t.fmr.iter().map(|f| format!("{f:.2e}")).collect();
+        let score: Vec<String> = t.score.iter().map(|s| format!("{s:.4}")).collect();
+        let _ = writeln!(out, "fmr = [{}]", fmr.join(", "));
+        let _ = writeln!(out, "score = [{}]", score.join(", "));
+        let _ = writeln!(out, "comparisons = {}", t.comparisons);
+        if let Some(f) = t.frames {
+            let _ = writeln!(out, "frames = {f}");
+        }
     };
-    round(&mut c.image);
-    if let Some(v) = c.visit.as_mut() {
-        round(v);
+    tail(&mut out, "image", &c.image);
+    if let Some(v) = &c.visit {
+        tail(&mut out, "visit", v);
     }
-    toml::to_string(&Card { calibration: &c }).unwrap_or_default()
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::access::calibration::Tail;
+
+    #[test]
+    fn the_calibration_table_reads_back_as_a_model_card_section() {
+        let t = Tail {
+            fmr: vec![1e-1, 1e-3, 1e-5],
+            score: vec![0.2, 0.45, 0.6],
+            comparisons: 1234,
+            frames: None,
+        };
+        let c = Calibration {
+            protocol: "p \"q\"".into(),
+            image: t.clone(),
+            visit: Some(Tail {
+                frames: Some(3),
+                ..t
+            }),
+        };
+        #[derive(Deserialize)]
+        struct Card {
+            calibration: Calibration,
+        }
+        let back: Card = toml::from_str(&calibration_toml(&c)).unwrap();
+        assert_eq!(back.calibration, c);
+    }
 }

@@ -77,6 +77,54 @@ pub fn read_identities(dir: &Path) -> Result<Vec<Identity>, EvalError> {
     Ok(out)
 }
 
+/// Apply an errata file to the identities: `same A B` (B is the same person as A: B's photos
+/// join A's), `drop PERSON/FILE` (a photo whose label is wrong: left out). `#` starts a comment.
+pub fn apply_errata(ids: &mut Vec<Identity>, text: &str, path: &Path) -> Result<usize, EvalError> {
+    let err = |line: usize, reason: String| EvalError::Format {
+        path: path.to_owned(),
+        line,
+        reason,
+    };
+    let mut applied = 0;
+    for (i, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        let t: Vec<&str> = line.split_whitespace().collect();
+        match t.as_slice() {
+            [] => {}
+            ["same", a, b] => {
+                let Some(bi) = ids.iter().position(|x| x.name == *b) else {
+                    continue;
+                };
+                let moved = ids.remove(bi);
+                match ids.iter_mut().find(|x| x.name == *a) {
+                    Some(x) => {
+                        x.photos.extend(moved.photos);
+                        x.photos.sort();
+                        applied += 1;
+                    }
+                    None => ids.push(moved),
+                }
+            }
+            ["drop", photo] => {
+                for x in ids.iter_mut() {
+                    let before = x.photos.len();
+                    x.photos.retain(|p| !p.ends_with(photo));
+                    applied += before - x.photos.len();
+                }
+                ids.retain(|x| !x.photos.is_empty());
+            }
+            _ => {
+                return Err(err(
+                    i + 1,
+                    format!("expected `same A B` or `drop PERSON/FILE`, got {line:?}"),
+                ));
+            }
+        }
+    }
+    ids.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(applied)
+}
+
 /// SplitMix64: small, seeded, reproducible on every platform.
 #[derive(Debug, Clone)]
 pub struct Rng(u64);
@@ -701,6 +749,28 @@ mod tests {
             best,
             second,
         }
+    }
+
+    #[test]
+    fn errata_merge_and_drop() {
+        let id = |n: &str, k: usize| Identity {
+            name: n.into(),
+            photos: (1..=k)
+                .map(|i| PathBuf::from(format!("{n}/{n}_{i:04}.jpg")))
+                .collect(),
+        };
+        let mut ids = vec![id("A", 2), id("B", 1), id("C", 1), id("D", 1)];
+        let n = apply_errata(
+            &mut ids,
+            "# comment\nsame A B\ndrop C/C_0001.jpg\n",
+            Path::new("e"),
+        )
+        .unwrap();
+        assert_eq!(n, 2);
+        let names: Vec<&str> = ids.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, ["A", "D"]);
+        assert_eq!(ids[0].photos.len(), 3);
+        assert!(apply_errata(&mut ids, "merge A B\n", Path::new("e")).is_err());
     }
 
     #[test]
