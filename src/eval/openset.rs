@@ -304,7 +304,7 @@ fn probes(photos: &[&Photo], frames: usize) -> Vec<Photo> {
             let good: Vec<&Vec<f32>> = chunk.iter().filter_map(|p| p.as_ref().ok()).collect();
             match fuse(good) {
                 Some(f) => Ok(f),
-                None => Err(if chunk.iter().any(|p| *p == &Err(Failure::Refused)) {
+                None => Err(if chunk.contains(&&Err(Failure::Refused)) {
                     Failure::Refused
                 } else {
                     Failure::NoFace
