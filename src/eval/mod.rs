@@ -13,6 +13,8 @@
 
 pub mod lfw;
 pub mod metrics;
+pub mod open_calibrate;
+pub mod open_metrics;
 pub mod open_report;
 pub mod openset;
 pub mod plot;

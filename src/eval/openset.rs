@@ -28,7 +28,10 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::{EvalError, ImageOutcome};
-use crate::access::calibration::{Calibration, ProbeKind, Tail};
+use crate::access::calibration::ProbeKind;
+
+pub use super::open_calibrate::{best_margin, calibrate, impostor_scores, tail};
+pub use super::open_metrics::{Counts, Point, at_fpir, counts, det, point, wrong_person};
 
 /// One person's photos, in file-name order.
 #[derive(Debug, Clone)]
@@ -226,7 +229,7 @@ pub fn fuse<'a>(vs: impl IntoIterator<Item = &'a Vec<f32>>) -> Option<Vec<f32>> 
     sum.map(|s| unit(&s))
 }
 
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
@@ -294,7 +297,7 @@ impl Gallery {
 }
 
 /// Probes: the photos (or visits) of one person.
-fn probes(photos: &[&Photo], frames: usize) -> Vec<Photo> {
+pub(crate) fn probes(photos: &[&Photo], frames: usize) -> Vec<Photo> {
     if frames <= 1 {
         return photos.iter().map(|p| (*p).clone()).collect();
     }
@@ -462,272 +465,6 @@ pub fn run(
     Ok((searches, stats))
 }
 
-/// FPIR and FNIR at one threshold and margin.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Point {
-    pub threshold: f32,
-    pub fpir: f64,
-    pub fnir: f64,
-}
-
-/// Counts behind the rates.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
-pub struct Counts {
-    pub mated: usize,
-    pub non_mated: usize,
-    /// Mated searches with no usable face (no face, refused quality).
-    pub mated_no_face: usize,
-    pub mated_refused: usize,
-    pub non_mated_no_face: usize,
-    pub non_mated_refused: usize,
-}
-
-pub fn counts(searches: &[Search]) -> Counts {
-    let mut c = Counts::default();
-    for s in searches {
-        match (s.mated, s.failed) {
-            (true, f) => {
-                c.mated += 1;
-                match f {
-                    Some(Failure::NoFace) => c.mated_no_face += 1,
-                    Some(Failure::Refused) => c.mated_refused += 1,
-                    None => {}
-                }
-            }
-            (false, f) => {
-                c.non_mated += 1;
-                match f {
-                    Some(Failure::NoFace) => c.non_mated_no_face += 1,
-                    Some(Failure::Refused) => c.non_mated_refused += 1,
-                    None => {}
-                }
-            }
-        }
-    }
-    c
-}
-
-/// FPIR and FNIR at `threshold` with `margin`. A mated search whose best person is wrong is a
-/// miss (and, if accepted, counted in [`wrong_person`]).
-pub fn point(searches: &[Search], threshold: f32, margin: f32) -> Point {
-    let (mut m, mut miss, mut n, mut fp) = (0usize, 0usize, 0usize, 0usize);
-    for s in searches {
-        let acc = s.accepted(threshold, margin);
-        if s.mated {
-            m += 1;
-            if !(acc && s.correct) {
-                miss += 1;
-            }
-        } else {
-            n += 1;
-            if acc {
-                fp += 1;
-            }
-        }
-    }
-    Point {
-        threshold,
-        fpir: fp as f64 / n.max(1) as f64,
-        fnir: miss as f64 / m.max(1) as f64,
-    }
-}
-
-/// Mated searches admitted as somebody else at `threshold` and `margin`.
-pub fn wrong_person(searches: &[Search], threshold: f32, margin: f32) -> usize {
-    searches
-        .iter()
-        .filter(|s| s.mated && !s.correct && s.accepted(threshold, margin))
-        .count()
-}
-
-/// The DET curve: `(FPIR, FNIR)` at every threshold where FPIR changes, strictest first.
-pub fn det(searches: &[Search], margin: f32) -> Vec<Point> {
-    let mut ts: Vec<f32> = searches
-        .iter()
-        .filter(|s| s.failed.is_none())
-        .map(|s| s.best)
-        .collect();
-    ts.sort_by(|a, b| b.total_cmp(a));
-    ts.dedup();
-    // At most ~800 points: every k-th score, plus the top of the non-mated scores exactly.
-    let step = (ts.len() / 800).max(1);
-    let mut out: Vec<Point> = ts
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| i % step == 0)
-        .map(|(_, &t)| point(searches, t, margin))
-        .collect();
-    let mut top: Vec<f32> = searches
-        .iter()
-        .filter(|s| !s.mated && s.failed.is_none())
-        .map(|s| s.best)
-        .collect();
-    top.sort_by(|a, b| b.total_cmp(a));
-    for &t in top.iter().take(60) {
-        out.push(point(searches, next_up(t), margin));
-        out.push(point(searches, t, margin));
-    }
-    out.sort_by(|a, b| b.threshold.total_cmp(&a.threshold));
-    out
-}
-
-fn next_up(x: f32) -> f32 {
-    f32::from_bits(if x >= 0.0 {
-        x.to_bits() + 1
-    } else {
-        x.to_bits() - 1
-    })
-}
-
-/// The lowest threshold whose FPIR is at most `target` (chosen on these same searches: an
-/// oracle readout of the DET curve), and FNIR there.
-pub fn at_fpir(searches: &[Search], target: f64, margin: f32) -> Point {
-    let mut non: Vec<f32> = searches
-        .iter()
-        .filter(|s| !s.mated && s.accepted(-1.0, margin))
-        .map(|s| s.best)
-        .collect();
-    non.sort_by(|a, b| b.total_cmp(a));
-    let n = searches.iter().filter(|s| !s.mated).count();
-    let allowed = (target * n as f64).floor() as usize;
-    let t = match non.get(allowed) {
-        Some(&s) => next_up(s),
-        None => -1.0,
-    };
-    point(searches, t, margin)
-}
-
-/// Impostor scores of the calibration part: every probe of one person against every template
-/// of every other person (templates are single photos). `frames` > 1 fuses probe visits.
-pub fn impostor_scores(people: &[&Person], frames: usize) -> Vec<f32> {
-    let templates: Vec<(usize, &Vec<f32>)> = people
-        .iter()
-        .enumerate()
-        .flat_map(|(i, p)| {
-            p.photos
-                .iter()
-                .filter_map(move |x| x.as_ref().ok().map(|e| (i, e)))
-        })
-        .collect();
-    let mut out = Vec::new();
-    for (i, p) in people.iter().enumerate() {
-        let photos: Vec<&Photo> = p.photos.iter().collect();
-        let ps = if frames > 1 {
-            if photos.len() < 2 {
-                continue;
-            }
-            probes(&photos, frames)
-        } else {
-            probes(&photos, 1)
-        };
-        for probe in ps.iter().filter_map(|x| x.as_ref().ok()) {
-            for (j, t) in &templates {
-                if *j != i {
-                    out.push(dot(probe, t));
-                }
-            }
-        }
-    }
-    out
-}
-
-/// The measured tail of impostor scores at FMR 10^-1, 10^-1.5, ... as far as at least 20
-/// comparisons lie beyond, then extended down to 1e-9 along an exponential tail fitted to the
-/// measured points from 1e-3 down (the steepest-safe choice: the slope of the fit is used only
-/// if it gives higher thresholds than the last measured segment's).
-pub fn tail(mut scores: Vec<f32>, frames: Option<u32>) -> Option<Tail> {
-    let n = scores.len();
-    if n < 1000 {
-        return None;
-    }
-    scores.sort_by(|a, b| b.total_cmp(a));
-    let mut fmr = Vec::new();
-    let mut score = Vec::new();
-    let mut k = 2.0f64;
-    loop {
-        let f = 10f64.powf(-k / 2.0);
-        let rank = (f * n as f64).floor() as usize;
-        if rank < 20 {
-            break;
-        }
-        fmr.push(f);
-        score.push(scores[rank - 1]);
-        k += 1.0;
-    }
-    if fmr.len() < 2 {
-        return None;
-    }
-    // Least squares of score on log10 FMR over the points at FMR <= 1e-3.
-    let pts: Vec<(f64, f64)> = fmr
-        .iter()
-        .zip(&score)
-        .filter(|(f, _)| **f <= 1.0001e-3)
-        .map(|(f, s)| (f.log10(), f64::from(*s)))
-        .collect();
-    let last_slope = {
-        let m = fmr.len();
-        (f64::from(score[m - 1]) - f64::from(score[m - 2]))
-            / (fmr[m - 1].log10() - fmr[m - 2].log10())
-    };
-    let slope = if pts.len() >= 2 {
-        let mx = pts.iter().map(|p| p.0).sum::<f64>() / pts.len() as f64;
-        let my = pts.iter().map(|p| p.1).sum::<f64>() / pts.len() as f64;
-        let sxy: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
-        let sxx: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
-        // Scores rise as log FMR falls: slopes are negative; the more negative, the safer.
-        (sxy / sxx).min(last_slope)
-    } else {
-        last_slope
-    };
-    let (mut lf, mut ls) = (
-        fmr[fmr.len() - 1].log10(),
-        f64::from(score[score.len() - 1]),
-    );
-    while lf > -9.0 + 1e-9 {
-        lf -= 0.5;
-        ls += slope * -0.5;
-        fmr.push(10f64.powf(lf));
-        score.push(ls as f32);
-    }
-    Some(Tail {
-        fmr,
-        score,
-        comparisons: n as u64,
-        frames,
-    })
-}
-
-/// The calibration of the embedder, from the calibration part.
-pub fn calibrate(people: &[&Person], protocol: String, visit_frames: usize) -> Option<Calibration> {
-    let image = tail(impostor_scores(people, 1), None)?;
-    let visit = if visit_frames > 1 {
-        tail(
-            impostor_scores(people, visit_frames),
-            Some(visit_frames as u32),
-        )
-    } else {
-        None
-    };
-    Some(Calibration {
-        protocol,
-        image,
-        visit,
-    })
-}
-
-/// The margin (from a small grid) with the lowest FNIR at FPIR `target` on these searches.
-pub fn best_margin(searches: &[Search], target: f64) -> f32 {
-    let grid = [0.0f32, 0.02, 0.04, 0.06, 0.08, 0.10, 0.12, 0.15];
-    let mut best = (f64::INFINITY, 0.0f32);
-    for &m in &grid {
-        let p = at_fpir(searches, target, m);
-        if p.fnir < best.0 - 1e-12 {
-            best = (p.fnir, m);
-        }
-    }
-    best.1
-}
-
 /// The probe kind a setup simulates.
 pub fn probe_kind(setup: &Setup) -> ProbeKind {
     if setup.visit_frames > 1 {
@@ -740,6 +477,7 @@ pub fn probe_kind(setup: &Setup) -> ProbeKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::access::calibration::Calibration;
 
     fn s(mated: bool, correct: bool, best: f32, second: f32) -> Search {
         Search {
