@@ -218,12 +218,14 @@ fn scenario(
         None,
         DaemonConfig {
             policy: PolicyConfig {
-                accept: threshold,
-                reject: threshold.min(0.30),
+                same_face: threshold,
                 frames: 3,
                 cooldown_ms: 0,
                 anti_passback_ms: 0,
             },
+            operating: std::sync::Arc::new(facegate::access::decision::OperatingPoint::fixed(
+                threshold, 0.0,
+            )),
             door: DoorConfig {
                 // Shorter than three frames, so every grant makes a fresh relay edge.
                 unlock_ms: 30,

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::access::config::AccessConfig;
+pub use crate::access::recognition::RecognitionConfig;
 use crate::api::config::ApiConfig;
 use crate::camera::config::CameraConfig;
 use crate::gallery::config::{GalleryConfig, MilvusConfig};
@@ -60,17 +61,13 @@ max_yaw_deg = 40
 max_roll_deg = 35
 # Images larger than this many pixels are refused before decoding.
 max_image_pixels = 40000000
-
-[recognition]
-# Cosine similarity (-1..1) at or above which two faces are taken to be the same person.
-# Unset: the embedder's model card gives it (chosen on LFW DevTrain, see the README).
-# threshold = 0.40
 "#;
 
 /// The documented default configuration: every section, every key, with its default value.
 pub fn default_toml() -> String {
     [
         VISION_TOML,
+        crate::access::recognition::DEFAULT_TOML,
         crate::gallery::config::DEFAULT_TOML,
         crate::access::config::DEFAULT_TOML,
         "\n",
@@ -175,12 +172,6 @@ impl VisionConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RecognitionConfig {
-    pub threshold: Option<f32>,
-}
-
 impl Config {
     /// Parse and check a configuration text. `path` names it in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
@@ -239,13 +230,7 @@ impl Config {
                 v.max_image_pixels
             ));
         }
-        if let Some(t) = self.recognition.threshold
-            && !(-1.0..=1.0).contains(&t)
-        {
-            return Err(format!(
-                "recognition.threshold = {t} is outside -1..1 (it is a cosine similarity)"
-            ));
-        }
+        self.recognition.check()?;
         self.gallery.check()?;
         self.milvus.check()?;
         self.access.check()?;

@@ -67,11 +67,14 @@ enum Command {
         out: Output,
     },
     /// Measure verification accuracy with the LFW protocol (10-fold for a View 2 file; for
-    /// View 1, threshold from pairsDevTrain.txt, accuracy on pairsDevTest.txt).
+    /// View 1, threshold from pairsDevTrain.txt, accuracy on pairsDevTest.txt), or open-set
+    /// identification (--open-set DIR: FPIR and FNIR, DET plots, calibration; see the README).
     Eval {
         /// LFW pairs file (pairs.txt, pairsDevTest.txt or pairsDevTrain.txt).
-        #[arg(long, value_name = "FILE")]
-        lfw_pairs: PathBuf,
+        #[arg(long, value_name = "FILE", required_unless_present = "open_set")]
+        lfw_pairs: Option<PathBuf>,
+        #[command(flatten)]
+        open: cli::open_set::OpenSetArgs,
         /// Directory holding NAME/NAME_000i.jpg. Default: the pairs file's directory.
         #[arg(long, value_name = "DIR")]
         root: Option<PathBuf>,
@@ -234,13 +237,31 @@ fn run(cli: Cli) -> Result<ExitCode> {
             compare(&config, &a, &b, models.embedder.as_deref(), out.json)
         }
         Command::Eval {
-            lfw_pairs,
+            open:
+                open @ cli::open_set::OpenSetArgs {
+                    open_set: Some(_), ..
+                },
+            embedders,
+            threads,
+            out,
+            ..
+        } => cli::open_set::run(
+            &config,
+            open.open_set.as_deref().unwrap_or(Path::new(".")),
+            &open,
+            embedders.first().map(String::as_str),
+            threads,
+            out.json,
+        ),
+        Command::Eval {
+            lfw_pairs: Some(lfw_pairs),
             root,
             train_pairs,
             plot,
             embedders,
             threads,
             out,
+            ..
         } => eval_lfw(
             &config,
             &lfw_pairs,
@@ -251,6 +272,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             threads,
             out.json,
         ),
+        Command::Eval { .. } => Err(anyhow!("eval needs --lfw-pairs FILE or --open-set DIR")),
         Command::Gallery(cmd) => cli::gallery::run(&config, cmd),
         Command::Run(args) => cli::run::run(&config, args),
         Command::Events(args) => cli::events::run(&config, args),

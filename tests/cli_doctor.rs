@@ -12,8 +12,18 @@ use std::time::{Duration, Instant};
 use facegate::gallery::{Cache, ModelTag, NewPerson};
 
 /// The checks, in the order they are printed.
-const CHECKS: [&str; 10] = [
-    "config", "models", "camera", "gpio", "display", "gallery", "milvus", "audit", "disk", "clock",
+const CHECKS: [&str; 11] = [
+    "config",
+    "models",
+    "camera",
+    "gpio",
+    "display",
+    "gallery",
+    "milvus",
+    "recognition",
+    "audit",
+    "disk",
+    "clock",
 ];
 
 struct Run {
@@ -135,9 +145,23 @@ fn a_working_installation_without_hardware_is_ok_and_json_has_one_object_per_che
     eprintln!("{}", r.stdout);
     assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
     assert_eq!(r.stdout.lines().count(), CHECKS.len(), "{}", r.stdout);
-    for check in ["config", "models", "camera", "gallery", "display", "audit"] {
+    for check in [
+        "config",
+        "models",
+        "camera",
+        "gallery",
+        "display",
+        "recognition",
+        "audit",
+    ] {
         assert_eq!(r.status(check), "OK", "{}", r.line(check));
     }
+    // The operating point: target FPIR, gallery size, threshold in force.
+    let rec = r.line("recognition");
+    assert!(
+        rec.contains("target FPIR 1e-3") && rec.contains("1 template") && rec.contains("threshold"),
+        "{rec}"
+    );
     assert!(r.line("config").contains(&config.display().to_string()));
     let models = r.line("models");
     assert!(

@@ -93,12 +93,14 @@ fn enrolled_people_are_admitted_and_nobody_else() {
     let (tx, rx) = mpsc::channel();
     let config = DaemonConfig {
         policy: PolicyConfig {
-            accept: THRESHOLD,
-            reject: 0.30,
+            same_face: THRESHOLD,
             frames: 3,
             cooldown_ms: 60_000,
             anti_passback_ms: 0,
         },
+        operating: std::sync::Arc::new(facegate::access::decision::OperatingPoint::fixed(
+            THRESHOLD, 0.0,
+        )),
         door: DoorConfig {
             unlock_ms: 400,
             held_open_ms: 30_000,
@@ -217,12 +219,14 @@ fn enrolled_people_are_admitted_and_nobody_else() {
 fn door_config(save_face_crops: bool) -> DaemonConfig {
     DaemonConfig {
         policy: PolicyConfig {
-            accept: THRESHOLD,
-            reject: 0.30,
+            same_face: THRESHOLD,
             frames: 3,
             cooldown_ms: 60_000,
             anti_passback_ms: 0,
         },
+        operating: std::sync::Arc::new(facegate::access::decision::OperatingPoint::fixed(
+            THRESHOLD, 0.0,
+        )),
         door: DoorConfig {
             unlock_ms: 200,
             held_open_ms: 30_000,

@@ -144,12 +144,14 @@ fn a_camera_misconfigured_while_running_stops_recognition_but_not_the_door() {
         Some(status.clone()),
         DaemonConfig {
             policy: PolicyConfig {
-                accept: 0.41,
-                reject: 0.3,
+                same_face: 0.41,
                 frames: 3,
                 cooldown_ms: 1000,
                 anti_passback_ms: 0,
             },
+            operating: std::sync::Arc::new(facegate::access::decision::OperatingPoint::fixed(
+                0.41, 0.0,
+            )),
             door: DoorConfig {
                 unlock_ms: 300,
                 held_open_ms: 30_000,

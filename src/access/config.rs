@@ -7,12 +7,11 @@ use super::policy::PolicyConfig;
 
 pub const DEFAULT_TOML: &str = r#"
 [access]
-# Consecutive camera frames that must agree (same person above the recognition threshold, or
-# an unknown face) before a decision. 3 frames at 10-15 fps is about 0.2-0.3 s.
+# Usable camera frames of one visit (consecutive frames of the same face; a frame without a
+# face ends the visit) fused into one decision: their embeddings are averaged and the average is
+# decided on once, by the same rule as the API's identify ([recognition]), calibrated for a
+# visit. 3 frames at 10-15 fps is about 0.2-0.3 s.
 frames = 3
-# A face whose best match scores under this (cosine similarity) is "unknown"; between this
-# and recognition.threshold the door keeps looking.
-reject_threshold = 0.30
 # After a decision about a person, the same decision is not repeated for this long: one
 # visit, one event.
 cooldown_s = 5
@@ -42,7 +41,6 @@ face_crop_max = 10000
 #[serde(deny_unknown_fields, default)]
 pub struct AccessConfig {
     pub frames: u32,
-    pub reject_threshold: f32,
     pub cooldown_s: u64,
     pub anti_passback_s: u64,
     pub held_open_s: u64,
@@ -57,7 +55,6 @@ impl Default for AccessConfig {
         AccessConfig {
             frames: 3,
             workers: 0,
-            reject_threshold: 0.30,
             cooldown_s: 5,
             anti_passback_s: 0,
             held_open_s: 30,
@@ -72,12 +69,6 @@ impl AccessConfig {
     pub fn check(&self) -> Result<(), String> {
         if !(1..=100).contains(&self.frames) {
             return Err(format!("access.frames = {} is outside 1..100", self.frames));
-        }
-        if !(-1.0..=1.0).contains(&self.reject_threshold) {
-            return Err(format!(
-                "access.reject_threshold = {} is outside -1..1 (it is a cosine similarity)",
-                self.reject_threshold
-            ));
         }
         if self.cooldown_s > 3600 {
             return Err(format!(
@@ -126,11 +117,11 @@ impl AccessConfig {
         super::audit::CropRetention::days(self.face_crop_retention_days, self.face_crop_max)
     }
 
-    /// The policy's settings; `accept` is the recognition threshold.
-    pub fn policy(&self, accept: f32) -> PolicyConfig {
+    /// The policy's settings; `same_face` is the embedder's 1:1 threshold (a frame's face at or
+    /// above it, against the visit's so far, continues the visit).
+    pub fn policy(&self, same_face: f32) -> PolicyConfig {
         PolicyConfig {
-            accept,
-            reject: self.reject_threshold.min(accept),
+            same_face,
             frames: self.frames,
             cooldown_ms: self.cooldown_s * 1000,
             anti_passback_ms: self.anti_passback_s * 1000,

@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::decision::{self, Decision, OperatingPoint};
 use super::door::{Door, DoorConfig, DoorEvent, DoorInput, DoorStatus, RelayAction, UnlockBy};
-use super::policy::{Policy, PolicyConfig, Seen, Verdict};
+use super::policy::{Policy, PolicyConfig, Seen, Step, Verdict};
 use super::rules::LocalTime;
 use crate::camera::{CameraError, FrameSource, StatusWatch, spawn_capture};
 use crate::gallery::{Gallery, now_ms};
@@ -84,7 +85,9 @@ impl Record {
                         score,
                         reason,
                     } => (Outcome::Denied, person.as_ref(), *score, Some(reason)),
-                    Verdict::Unknown { score } => (Outcome::Unknown, None, *score, None),
+                    Verdict::Unknown { score, reason } => {
+                        (Outcome::Unknown, None, *score, Some(reason))
+                    }
                     _ => return None,
                 };
                 let mut e = NewEvent::new(Action::Access, outcome, EventSource::Door).score(score);
@@ -92,7 +95,7 @@ impl Record {
                     e = e.person(p.clone());
                 }
                 if let Some(r) = reason {
-                    e = e.reason(r.clone());
+                    e = e.reason(r.to_string());
                 }
                 if let Some(q) = quality {
                     e = e.quality(q.into());
@@ -145,6 +148,9 @@ pub fn face_jpeg(crop: &image::RgbImage) -> Result<Vec<u8>, image::ImageError> {
 
 pub struct DaemonConfig {
     pub policy: PolicyConfig,
+    /// The decision rule (threshold for a visit at the gallery's size, margin), shared with
+    /// the API and `/readyz`.
+    pub operating: Arc<OperatingPoint>,
     pub door: DoorConfig,
     pub top_k: usize,
     /// How long a granted / denied screen stays before the display returns to idle.
@@ -274,10 +280,6 @@ pub fn start<S: FrameSource + 'static>(
     for (i, pipeline) in pipelines.into_iter().enumerate() {
         let mut w = Worker {
             pipeline,
-            gallery: Arc::clone(&gallery),
-            rt: rt.clone(),
-            top_k: config.top_k,
-            accept: config.policy.accept,
             save_crops: config.save_face_crops,
         };
         let (stop, frames, looks_tx, decided) = (
@@ -328,6 +330,9 @@ pub fn start<S: FrameSource + 'static>(
             last_seq: 0,
             camera_lost: false,
             gallery: Arc::clone(&gallery),
+            rt: rt.clone(),
+            top_k: config.top_k,
+            operating: Arc::clone(&config.operating),
         };
         std::thread::Builder::new()
             .name("decide".into())
@@ -381,24 +386,15 @@ struct Looked {
 
 /// What the largest face in a frame shows.
 struct Look {
-    /// `None` when a face is there but cannot be judged (too turned, too small).
-    seen: Option<Seen>,
+    seen: Seen,
     quality: Option<Quality>,
-    /// The best match's record, when it reaches the accept threshold.
-    record: Option<crate::gallery::Person>,
-    /// Why the gallery refuses to decide (e.g. offline too long).
-    refuse: Option<String>,
     /// The aligned crop, kept only when crops are saved.
     crop: Option<image::RgbImage>,
 }
 
-/// A recognition worker: vision and gallery on one frame at a time.
+/// A recognition worker: vision on one frame at a time.
 struct Worker {
     pipeline: Pipeline,
-    gallery: Arc<dyn Gallery>,
-    rt: tokio::runtime::Handle,
-    top_k: usize,
-    accept: f32,
     save_crops: bool,
 }
 
@@ -407,10 +403,8 @@ impl Worker {
         let dets = self.pipeline.detect(img).map_err(|e| e.to_string())?;
         let Some(det) = dets.first() else {
             return Ok(Look {
-                seen: Some(Seen::NoFace),
+                seen: Seen::NoFace,
                 quality: None,
-                record: None,
-                refuse: None,
                 crop: None,
             });
         };
@@ -418,35 +412,14 @@ impl Worker {
             .pipeline
             .describe(img, det)
             .map_err(|e| e.to_string())?;
-        let Ok(embedding) = &face.embedding else {
-            return Ok(Look {
-                seen: None,
-                quality: Some(face.quality),
-                record: None,
-                refuse: None,
-                crop: None,
-            });
-        };
-        let ident = self
-            .rt
-            .block_on(self.gallery.identify(&embedding.0, self.top_k))
-            .map_err(|e| e.to_string())?;
-        let best = ident.candidates.first();
-        let record = match best {
-            Some(m) if m.score >= self.accept => self
-                .rt
-                .block_on(self.gallery.person(&m.person))
-                .map_err(|e| e.to_string())?,
-            _ => None,
+        let seen = match face.embedding {
+            Ok(e) => Seen::Face(e.0),
+            // A face too turned or too small to judge.
+            Err(_) => Seen::Unusable,
         };
         Ok(Look {
-            seen: Some(Seen::Face {
-                person: best.map(|m| m.person.clone()),
-                score: best.map_or(-1.0, |m| m.score),
-            }),
+            seen,
             quality: Some(face.quality),
-            record,
-            refuse: ident.refuse,
             crop: self.save_crops.then_some(face.crop),
         })
     }
@@ -466,8 +439,12 @@ struct Decider {
     last_seq: u64,
     /// The camera reports it is lost (set by the loop before each frame).
     camera_lost: bool,
-    /// Asked (without a network call) whether the central store is reachable.
+    /// Searched with the fused face of a visit; also asked (without a network call) whether
+    /// the central store is reachable.
     gallery: Arc<dyn Gallery>,
+    rt: tokio::runtime::Handle,
+    top_k: usize,
+    operating: Arc<OperatingPoint>,
 }
 
 impl Decider {
@@ -518,8 +495,6 @@ impl Decider {
         let Look {
             seen,
             quality,
-            record,
-            refuse,
             crop,
         } = match look {
             Ok(v) => v,
@@ -528,18 +503,16 @@ impl Decider {
                 return;
             }
         };
-        let Some(seen) = seen else {
-            // A face too turned or too small to judge: keep looking.
-            self.show(Screen::Looking, false);
-            return;
+        let (verdict, record) = match self.policy.observe(&seen) {
+            Step::Verdict(v) => (v, None),
+            Step::Decide(fused) => match self.decide_visit(&fused, now) {
+                Ok((decision, record)) => (self.policy.conclude(decision, now), record),
+                Err(e) => {
+                    tracing::warn!(error = %e, frame = seq, "gallery: visit not decided");
+                    return;
+                }
+            },
         };
-        let verdict = self.policy.observe(
-            &seen,
-            record.as_ref(),
-            refuse.as_deref(),
-            now,
-            LocalTime::at(now),
-        );
         match &verdict {
             Verdict::Idle => self.idle(),
             Verdict::Looking | Verdict::Cooldown { .. } => self.show(Screen::Looking, false),
@@ -566,7 +539,7 @@ impl Decider {
             Verdict::Denied { reason, .. } => {
                 self.show(
                     Screen::Denied {
-                        reason: reason.clone(),
+                        reason: reason.to_string(),
                     },
                     true,
                 );
@@ -586,7 +559,10 @@ impl Decider {
                 Verdict::Denied { person, reason, .. } => {
                     tracing::info!(person = ?person, reason = %reason, "denied")
                 }
-                _ => tracing::info!("unknown face"),
+                Verdict::Unknown { reason, .. } => {
+                    tracing::info!(reason = reason.code(), "unknown face")
+                }
+                _ => {}
             }
             let _ = records.send(Record::Decision {
                 at_ms: now,
@@ -597,6 +573,32 @@ impl Decider {
                 face: crop,
             });
         }
+    }
+}
+
+impl Decider {
+    /// The decision core on the fused face of one visit: search the gallery, look up the best
+    /// person's record when recognised, decide.
+    fn decide_visit(
+        &self,
+        fused: &[f32],
+        now: i64,
+    ) -> Result<(Decision, Option<crate::gallery::Person>), crate::gallery::GalleryError> {
+        let ident = self
+            .rt
+            .block_on(self.gallery.identify(fused, self.top_k.max(2)))?;
+        let rule = self.operating.rule();
+        let record = match decision::recognise(&ident.candidates, &rule) {
+            Ok(m) => self.rt.block_on(self.gallery.person(&m.person))?,
+            Err(_) => None,
+        };
+        let ctx = decision::Context {
+            record: record.as_ref(),
+            offline: ident.refuse.as_deref(),
+            now_ms: now,
+            local: LocalTime::at(now),
+        };
+        Ok((decision::decide(&ident.candidates, &rule, &ctx), record))
     }
 }
 

@@ -6,10 +6,13 @@
 pub mod audit;
 pub mod audit_migrate;
 pub mod audit_seal;
+pub mod calibration;
 pub mod config;
 pub mod daemon;
+pub mod decision;
 pub mod door;
 pub mod policy;
+pub mod recognition;
 pub mod rules;
 pub mod when;
 

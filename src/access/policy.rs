@@ -1,42 +1,41 @@
-//! The decision policy: from what each frame shows to grant, deny, unknown or keep looking.
+//! The door's multi-frame policy: from the faces of consecutive frames to one decision per visit.
 //!
-//! A decision needs `frames` consecutive frames that agree: the same person at or above the
-//! accept threshold, or a face under the reject threshold ("unknown"). A frame in between, a
-//! frame without a face or a frame with another person breaks the run. One visit is one event:
-//! after a decision about a person (or about an unknown face) the same decision is not repeated
-//! for `cooldown_ms`. Optional anti-passback: a person granted once is refused for
-//! `anti_passback_ms` unless an exit was recorded for them.
+//! A visit is a track: consecutive frames with a usable face of the same person (a frame
+//! without a face ends it; a face that does not match the track's so far, by the embedder's
+//! 1:1 threshold, starts a new one). After `frames` usable frames the track's embeddings are
+//! fused (mean of the normalised embeddings) and the fused face is decided on once, by the
+//! decision core ([`super::decision`]): the same rule the HTTP API applies to one photo,
+//! calibrated for a visit. One visit is one event: after a decision about a person (or about an
+//! unknown face) the same decision is not repeated for `cooldown_ms`. Optional anti-passback:
+//! a person granted once is refused for `anti_passback_ms` unless an exit was recorded.
 
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::rules::{self, LocalTime};
-use crate::gallery::Person;
+use super::decision::{Decision, Refusal};
 
 /// The `[access]` settings the policy uses.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PolicyConfig {
-    /// Cosine similarity at or above which a face is taken to be the person.
-    pub accept: f32,
-    /// Under this, a face is nobody enrolled.
-    pub reject: f32,
-    /// Consecutive agreeing frames needed for a decision.
+    /// Usable frames fused into one decision.
     pub frames: u32,
+    /// Cosine at or above which a frame's face is the same person as the track's (the
+    /// embedder's 1:1 threshold); under it a new track starts.
+    pub same_face: f32,
     pub cooldown_ms: u64,
     /// 0 = off.
     pub anti_passback_ms: u64,
 }
 
-/// What the best face of one frame looks like to the gallery.
+/// What one frame shows.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Seen {
     NoFace,
-    /// The best candidate (if any) and its score.
-    Face {
-        person: Option<String>,
-        score: f32,
-    },
+    /// A face too small or turned to judge: neither ends nor extends the track.
+    Unusable,
+    /// A usable face's normalised embedding.
+    Face(Vec<f32>),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -49,15 +48,16 @@ pub enum Verdict {
         person: String,
         score: f32,
     },
-    /// Recognised (or cut off from the central gallery) but refused; `reason` says why.
+    /// Recognised but refused; `reason` says why.
     Denied {
         person: Option<String>,
         score: f32,
-        reason: String,
+        reason: Refusal,
     },
-    /// A face that is nobody enrolled.
+    /// A face that is nobody enrolled (or too ambiguous to name).
     Unknown {
         score: f32,
+        reason: Refusal,
     },
     /// Already decided for this person (or unknown face) within the cooldown: no new event.
     Cooldown {
@@ -75,24 +75,34 @@ impl Verdict {
     }
 }
 
+/// What the policy wants after a frame.
 #[derive(Debug, Clone, PartialEq)]
-enum Who {
-    Person(String),
-    Unknown,
+pub enum Step {
+    /// The verdict for this frame (no decision needed).
+    Verdict(Verdict),
+    /// The track has enough frames: decide on this fused, normalised embedding, then call
+    /// [`Policy::conclude`].
+    Decide(Vec<f32>),
 }
 
 pub struct Policy {
     config: PolicyConfig,
-    run: Option<(Who, u32, f32)>,
+    /// Sum of the track's normalised embeddings, and its frame count.
+    track: Option<(Vec<f32>, u32)>,
     last_event: HashMap<Option<String>, i64>,
     entered: HashMap<String, i64>,
+}
+
+fn unit(v: &[f32]) -> Vec<f32> {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    v.iter().map(|x| x / n).collect()
 }
 
 impl Policy {
     pub fn new(config: PolicyConfig) -> Policy {
         Policy {
             config,
-            run: None,
+            track: None,
             last_event: HashMap::new(),
             entered: HashMap::new(),
         }
@@ -107,49 +117,44 @@ impl Policy {
         self.entered.remove(person);
     }
 
-    /// Feed one frame. `record` is the gallery's record of the candidate person (if any);
-    /// `refuse` is set when the gallery says nobody may be admitted (offline too long).
-    pub fn observe(
-        &mut self,
-        seen: &Seen,
-        record: Option<&Person>,
-        refuse: Option<&str>,
-        now_ms: i64,
-        local: LocalTime,
-    ) -> Verdict {
-        let (person, score) = match seen {
+    /// Feed one frame.
+    pub fn observe(&mut self, seen: &Seen) -> Step {
+        let e = match seen {
             Seen::NoFace => {
-                self.run = None;
-                return Verdict::Idle;
+                self.track = None;
+                return Step::Verdict(Verdict::Idle);
             }
-            Seen::Face { person, score } => (person, *score),
+            Seen::Unusable => return Step::Verdict(Verdict::Looking),
+            Seen::Face(e) => unit(e),
         };
-        let who = match person {
-            Some(p) if score >= self.config.accept => Who::Person(p.clone()),
-            _ if score < self.config.reject => Who::Unknown,
-            _ => {
-                self.run = None;
-                return Verdict::Looking;
-            }
-        };
-        let count = match &mut self.run {
-            Some((w, n, best)) if *w == who => {
+        let same = self.track.as_ref().is_some_and(|(sum, _)| {
+            let mean = unit(sum);
+            mean.iter().zip(&e).map(|(a, b)| a * b).sum::<f32>() >= self.config.same_face
+        });
+        match &mut self.track {
+            Some((sum, n)) if same => {
+                sum.iter_mut().zip(&e).for_each(|(a, b)| *a += b);
                 *n += 1;
-                *best = best.max(score);
-                *n
             }
-            _ => {
-                self.run = Some((who.clone(), 1, score));
-                1
-            }
-        };
-        if count < self.config.frames.max(1) {
-            return Verdict::Looking;
+            _ => self.track = Some((e, 1)),
         }
-        let best = self.run.take().map_or(score, |r| r.2);
-        let key = match &who {
-            Who::Person(p) => Some(p.clone()),
-            Who::Unknown => None,
+        match &self.track {
+            Some((sum, n)) if *n >= self.config.frames.max(1) => {
+                let fused = unit(sum);
+                self.track = None;
+                Step::Decide(fused)
+            }
+            _ => Step::Verdict(Verdict::Looking),
+        }
+    }
+
+    /// The verdict for the decision core's `decision` on a fused track at `now_ms`: one event
+    /// per visit (cooldown), then anti-passback.
+    pub fn conclude(&mut self, decision: Decision, now_ms: i64) -> Verdict {
+        let key = match &decision {
+            Decision::Granted { person, .. } => Some(person.clone()),
+            Decision::Refused { person, reason, .. } if reason.recognised() => person.clone(),
+            Decision::Refused { .. } => None,
         };
         if let Some(&t) = self.last_event.get(&key)
             && now_ms - t < self.config.cooldown_ms as i64
@@ -157,34 +162,37 @@ impl Policy {
             return Verdict::Cooldown { person: key };
         }
         self.last_event.insert(key, now_ms);
-        let person = match who {
-            Who::Unknown => return Verdict::Unknown { score: best },
-            Who::Person(p) => p,
-        };
-        let deny = |reason: String| Verdict::Denied {
-            person: Some(person.clone()),
-            score: best,
-            reason,
-        };
-        if let Some(r) = refuse {
-            return deny(r.to_owned());
-        }
-        let Some(record) = record else {
-            return deny("no record of this person on this door".into());
-        };
-        if let Err(r) = rules::check(record, now_ms, local) {
-            return deny(r.to_string());
-        }
-        if self.config.anti_passback_ms > 0
-            && let Some(&t) = self.entered.get(&person)
-            && now_ms - t < self.config.anti_passback_ms as i64
-        {
-            return deny("anti-passback: entered already, no exit recorded".into());
-        }
-        self.entered.insert(person.clone(), now_ms);
-        Verdict::Granted {
-            person,
-            score: best,
+        match decision {
+            Decision::Refused {
+                person,
+                score,
+                reason,
+            } => {
+                let score = score.unwrap_or(-1.0);
+                if reason.recognised() {
+                    Verdict::Denied {
+                        person,
+                        score,
+                        reason,
+                    }
+                } else {
+                    Verdict::Unknown { score, reason }
+                }
+            }
+            Decision::Granted { person, score } => {
+                if self.config.anti_passback_ms > 0
+                    && let Some(&t) = self.entered.get(&person)
+                    && now_ms - t < self.config.anti_passback_ms as i64
+                {
+                    return Verdict::Denied {
+                        person: Some(person),
+                        score,
+                        reason: Refusal::AntiPassback,
+                    };
+                }
+                self.entered.insert(person.clone(), now_ms);
+                Verdict::Granted { person, score }
+            }
         }
     }
 }
@@ -192,130 +200,130 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gallery::NewPerson;
-
-    const T: LocalTime = LocalTime {
-        weekday: 0,
-        minute: 600,
-    };
 
     fn policy(frames: u32, anti_passback_ms: u64) -> Policy {
         Policy::new(PolicyConfig {
-            accept: 0.41,
-            reject: 0.30,
             frames,
+            same_face: 0.41,
             cooldown_ms: 5000,
             anti_passback_ms,
         })
     }
 
-    fn alice() -> Person {
-        Person::from_new(
-            "alice".into(),
-            NewPerson {
-                name: "Alice".into(),
-                ..NewPerson::default()
-            },
-            0,
-        )
-        .unwrap()
+    fn face(a: f32, b: f32) -> Seen {
+        Seen::Face(vec![a, b, 0.0])
     }
 
-    fn face(p: &str, s: f32) -> Seen {
-        Seen::Face {
-            person: Some(p.into()),
-            score: s,
+    fn granted(p: &str) -> Decision {
+        Decision::Granted {
+            person: p.into(),
+            score: 0.9,
         }
     }
 
     #[test]
-    fn needs_consecutive_agreeing_frames() {
+    fn fuses_a_track_of_frames_into_one_decision() {
         let mut pol = policy(3, 0);
-        let a = alice();
-        let r = Some(&a);
         assert_eq!(
-            pol.observe(&face("alice", 0.8), r, None, 0, T),
-            Verdict::Looking
+            pol.observe(&face(1.0, 0.1)),
+            Step::Verdict(Verdict::Looking)
+        );
+        // An unusable frame neither ends nor extends the track.
+        assert_eq!(
+            pol.observe(&Seen::Unusable),
+            Step::Verdict(Verdict::Looking)
         );
         assert_eq!(
-            pol.observe(&face("alice", 0.8), r, None, 1, T),
-            Verdict::Looking
+            pol.observe(&face(1.0, -0.1)),
+            Step::Verdict(Verdict::Looking)
         );
-        // A frame between the thresholds breaks the run.
+        let Step::Decide(fused) = pol.observe(&face(2.0, 0.0)) else {
+            panic!("no decision after three frames")
+        };
+        // Mean of the normalised embeddings: along the first axis, unit length.
+        assert!(
+            (fused[0] - 1.0).abs() < 1e-4 && fused[1].abs() < 1e-4,
+            "{fused:?}"
+        );
+        // No face ends the track: two more frames are not enough.
         assert_eq!(
-            pol.observe(&face("alice", 0.35), r, None, 2, T),
-            Verdict::Looking
+            pol.observe(&face(1.0, 0.0)),
+            Step::Verdict(Verdict::Looking)
+        );
+        assert_eq!(pol.observe(&Seen::NoFace), Step::Verdict(Verdict::Idle));
+        assert_eq!(
+            pol.observe(&face(1.0, 0.0)),
+            Step::Verdict(Verdict::Looking)
         );
         assert_eq!(
-            pol.observe(&face("alice", 0.7), r, None, 3, T),
-            Verdict::Looking
+            pol.observe(&face(1.0, 0.0)),
+            Step::Verdict(Verdict::Looking)
+        );
+        // A different face starts a new track.
+        assert_eq!(
+            pol.observe(&face(0.0, 1.0)),
+            Step::Verdict(Verdict::Looking)
         );
         assert_eq!(
-            pol.observe(&face("alice", 0.9), r, None, 4, T),
-            Verdict::Looking
+            pol.observe(&face(0.0, 1.0)),
+            Step::Verdict(Verdict::Looking)
         );
-        assert_eq!(
-            pol.observe(&face("alice", 0.8), r, None, 5, T),
-            Verdict::Granted {
-                person: "alice".into(),
-                score: 0.9
-            }
-        );
-        // One visit, one event.
-        for t in 6..20 {
-            let v = pol.observe(&face("alice", 0.8), r, None, t, T);
+        assert!(matches!(pol.observe(&face(0.0, 1.0)), Step::Decide(_)));
+    }
+
+    #[test]
+    fn one_event_per_visit_and_unknown_faces() {
+        let mut pol = policy(1, 0);
+        let v = pol.conclude(granted("alice"), 0);
+        assert!(matches!(v, Verdict::Granted { .. }));
+        for t in 1..5 {
+            let v = pol.conclude(granted("alice"), t * 1000);
             assert!(!v.is_event(), "{v:?}");
         }
+        let stranger = || Decision::Refused {
+            person: None,
+            score: Some(0.3),
+            reason: Refusal::BelowThreshold {
+                score: 0.3,
+                threshold: 0.6,
+            },
+        };
+        assert!(matches!(
+            pol.conclude(stranger(), 0),
+            Verdict::Unknown { score, .. } if score == 0.3
+        ));
+        assert!(!pol.conclude(stranger(), 100).is_event());
     }
 
     #[test]
-    fn unknown_faces_and_no_face() {
-        let mut pol = policy(2, 0);
-        assert_eq!(
-            pol.observe(&face("bob", 0.1), None, None, 0, T),
-            Verdict::Looking
-        );
-        assert_eq!(pol.observe(&Seen::NoFace, None, None, 1, T), Verdict::Idle);
-        assert_eq!(
-            pol.observe(&face("bob", 0.1), None, None, 2, T),
-            Verdict::Looking
-        );
-        assert_eq!(
-            pol.observe(&face("bob", 0.2), None, None, 3, T),
-            Verdict::Unknown { score: 0.2 }
-        );
-    }
-
-    #[test]
-    fn rules_offline_refusal_and_anti_passback() {
+    fn refusals_keep_their_reason_and_anti_passback() {
         let mut pol = policy(1, 60_000);
-        let mut a = alice();
-        a.enabled = false;
-        let v = pol.observe(&face("alice", 0.9), Some(&a), None, 0, T);
+        let v = pol.conclude(
+            Decision::Refused {
+                person: Some("alice".into()),
+                score: Some(0.9),
+                reason: Refusal::Offline("offline too long".into()),
+            },
+            0,
+        );
         assert!(
-            matches!(v, Verdict::Denied { ref reason, .. } if reason == "person is disabled"),
+            matches!(v, Verdict::Denied { reason: Refusal::Offline(ref w), .. } if w == "offline too long")
+        );
+        let v = pol.conclude(granted("alice"), 10_000);
+        assert!(matches!(v, Verdict::Granted { .. }));
+        let v = pol.conclude(granted("alice"), 20_000);
+        assert!(
+            matches!(
+                v,
+                Verdict::Denied {
+                    reason: Refusal::AntiPassback,
+                    ..
+                }
+            ),
             "{v:?}"
         );
-        a.enabled = true;
-        let v = pol.observe(
-            &face("alice", 0.9),
-            Some(&a),
-            Some("offline too long"),
-            10_000,
-            T,
-        );
-        assert!(matches!(v, Verdict::Denied { ref reason, .. } if reason == "offline too long"));
-        let v = pol.observe(&face("alice", 0.9), Some(&a), None, 20_000, T);
-        assert!(matches!(v, Verdict::Granted { .. }));
-        let v = pol.observe(&face("alice", 0.9), Some(&a), None, 30_000, T);
-        assert!(
-            matches!(v, Verdict::Denied { ref reason, .. } if reason.contains("anti-passback"))
-        );
         pol.note_exit("alice");
-        let v = pol.observe(&face("alice", 0.9), Some(&a), None, 40_000, T);
+        let v = pol.conclude(granted("alice"), 30_000);
         assert!(matches!(v, Verdict::Granted { .. }));
-        // A recognised face whose record is missing is refused, not admitted.
-        let v = pol.observe(&face("ghost", 0.9), None, None, 50_000, T);
-        assert!(matches!(v, Verdict::Denied { .. }));
     }
 }

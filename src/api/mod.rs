@@ -52,8 +52,11 @@ pub struct Api {
     pub tokens: Tokens,
     pub metrics: Metrics,
     pub door: Option<Arc<dyn DoorControl>>,
-    /// Same-person threshold (cosine).
+    /// Same-person threshold (cosine) of 1:1 verification and duplicate checks.
     pub threshold: f32,
+    /// The 1:N decision rule of `/v1/identify` (threshold for the target FPIR at the gallery's
+    /// size, margin): the door's decision core, for one photo.
+    pub operating: Arc<crate::access::decision::OperatingPoint>,
     /// Candidates per identification.
     pub top_k: usize,
     pub max_image_pixels: u64,
@@ -75,6 +78,7 @@ pub struct ApiParts {
     pub models: Arc<Models>,
     pub vision: VisionParams,
     pub threshold: f32,
+    pub operating: Arc<crate::access::decision::OperatingPoint>,
     pub top_k: usize,
     pub max_image_pixels: u64,
     pub door: Option<Arc<dyn DoorControl>>,
@@ -97,6 +101,7 @@ impl Api {
             metrics: Metrics::default(),
             door: parts.door,
             threshold: parts.threshold,
+            operating: parts.operating,
             top_k: parts.top_k,
             max_image_pixels: parts.max_image_pixels,
             max_body_bytes: config.max_body_bytes,

@@ -84,6 +84,7 @@ impl DoorApp {
             Some(camera_status),
             DaemonConfig {
                 policy: config.access.policy(app.threshold),
+                operating: Arc::clone(&app.visit_rule),
                 door: config.access.door(unlock_ms),
                 top_k: config.gallery.top_k,
                 display_hold_ms: 2000,

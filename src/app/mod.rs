@@ -18,6 +18,8 @@ use std::sync::Arc;
 
 use crate::access::AuditLog;
 use crate::access::audit::AuditError;
+use crate::access::calibration::ProbeKind;
+use crate::access::decision::OperatingPoint;
 use crate::config::Config;
 use crate::gallery::{self, GalleryError, ModelTag};
 use crate::vision::{Models, VisionError};
@@ -41,6 +43,8 @@ pub enum AppError {
     Gallery { path: PathBuf, source: GalleryError },
     #[error("opening the audit log at {path}: {source}")]
     Audit { path: PathBuf, source: AuditError },
+    #[error(transparent)]
+    Recognition(#[from] crate::access::recognition::RecognitionError),
 }
 
 /// Load the configured models (`embedder` overrides the configured embedder by card name).
@@ -83,7 +87,27 @@ pub struct App {
     pub gallery: gallery::Opened,
     pub gallery_path: PathBuf,
     pub audit: Arc<AuditLog>,
+    /// The decision rule for a visit at the door (fused frames), following the gallery's size.
+    pub visit_rule: Arc<OperatingPoint>,
+    /// The decision rule for one photo at the API, following the gallery's size.
+    pub image_rule: Arc<OperatingPoint>,
     pub shutdown: Shutdown,
+}
+
+/// The decision rule for `probe` (photos at the API, visits at the door): the threshold for the
+/// configured target FPIR, re-derived as the local gallery `cache` grows.
+pub fn operating_point(
+    config: &Config,
+    models: &Models,
+    probe: ProbeKind,
+    cache: &Arc<gallery::Cache>,
+) -> Result<Arc<OperatingPoint>, AppError> {
+    let op = config
+        .recognition
+        .operating_point(&models.embedder, probe)?;
+    let cache = Arc::clone(cache);
+    op.follow(Box::new(move || cache.template_count()));
+    Ok(Arc::new(op))
 }
 
 impl App {
@@ -100,12 +124,16 @@ impl App {
             },
         )?;
         let audit = Arc::new(open_audit(config, &opened.device_key)?);
+        let visit_rule = operating_point(config, &models, ProbeKind::Visit, &opened.cache)?;
+        let image_rule = operating_point(config, &models, ProbeKind::Image, &opened.cache)?;
         Ok(App {
             models: Arc::new(models),
             threshold,
             gallery: opened,
             gallery_path,
             audit,
+            visit_rule,
+            image_rule,
             shutdown: Shutdown::new(),
         })
     }
@@ -130,6 +158,7 @@ impl App {
             models: Arc::clone(&self.models),
             vision: config.vision.params(),
             threshold: self.threshold,
+            operating: Arc::clone(&self.image_rule),
             top_k: config.gallery.top_k,
             max_image_pixels: config.vision.max_image_pixels,
             door,

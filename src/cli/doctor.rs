@@ -176,6 +176,7 @@ pub fn run(config_arg: Option<&Path>, args: DoctorArgs) -> Result<ExitCode> {
     let (c, local_templates) = check_gallery(&config, &gallery_path, recorded, model.as_ref());
     report.add(c)?;
     report.add(check_milvus(&config, model.as_ref(), local_templates)?)?;
+    report.add(check_recognition(&config, local_templates))?;
     report.add(check_audit(&config, &gallery_path))?;
     report.add(check_disk(&gallery_path))?;
     report.add(check_clock(facegate::gallery::now_ms()))?;
@@ -359,6 +360,58 @@ fn check_models(config: &Config, recorded: Option<&ModelTag>) -> (Check, Option<
         ),
         Some(tag),
     )
+}
+
+/// The operating point: target FPIR, gallery size, the threshold derived for a door visit.
+fn check_recognition(config: &Config, templates: Option<usize>) -> Check {
+    const NAME: &str = "recognition";
+    let Some(dir) = config.vision.models_dir() else {
+        return Check::skipped(NAME, "not checked: no models folder (see models)");
+    };
+    let card = match config.vision.embedder_name() {
+        Some(name) => model::find_card(&dir, name, ModelKind::Embedder),
+        None => model::default_embedder(&dir),
+    };
+    let Ok(card) = card else {
+        return Check::skipped(NAME, "not checked: the embedder is unknown (see models)");
+    };
+    let op = match config
+        .recognition
+        .operating_point(&card, facegate::access::calibration::ProbeKind::Visit)
+    {
+        Ok(op) => op,
+        Err(e) => {
+            return Check::problem(
+                NAME,
+                e.to_string(),
+                "set recognition.threshold, or use the default embedder",
+            );
+        }
+    };
+    let n = templates.unwrap_or(0);
+    let s = op.state_for(n);
+    let text = match (s.target_fpir, s.expected_fpir) {
+        (Some(target), Some(expected)) => format!(
+            "target FPIR {target:e} per visit; gallery of {n} template{}: threshold {:.4}              (expected FPIR {expected:.1e}), margin {:.2}; rises with the gallery (1,000              templates: {:.4})",
+            if n == 1 { "" } else { "s" },
+            s.threshold,
+            s.margin,
+            op.state_for(1000).threshold
+        ),
+        _ => format!(
+            "fixed threshold {:.4} (recognition.threshold), margin {:.2}, gallery of {n}              templates: no FPIR is promised",
+            s.threshold, s.margin
+        ),
+    };
+    if s.target_fpir.is_none() {
+        Check::warning(
+            NAME,
+            text,
+            "remove recognition.threshold and choose recognition.security instead, so the              threshold follows the gallery's size",
+        )
+    } else {
+        Check::ok(NAME, text)
+    }
 }
 
 /// Longest wait for a camera's first frame (a V4L2 camera gives up after 5 s without one).

@@ -4,6 +4,7 @@ pub mod doctor;
 pub mod events;
 pub mod gallery;
 pub mod key;
+pub mod open_set;
 pub mod run;
 pub mod serve;
 

@@ -56,6 +56,15 @@ pub fn run(config: &Config, args: RunArgs) -> Result<ExitCode> {
     let camera_status = camera.status();
 
     let app = super::open_app(config)?;
+    let op = app.visit_rule.state();
+    eprintln!(
+        "facegate: recognition threshold {:.4} for a visit ({} templates{})",
+        op.threshold,
+        op.templates,
+        op.target_fpir
+            .map(|f| format!(", target FPIR {f:e}"))
+            .unwrap_or_else(|| ", fixed by recognition.threshold".into())
+    );
     let shutdown = app.shutdown.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

@@ -7,10 +7,16 @@
 //! - A single file alone: the threshold is chosen on the same pairs (reported as optimistic).
 //!
 //! A pair whose image file is missing is skipped and listed. A pair where no face is found
-//! (or the image cannot be read) is kept and counted as an error at every threshold.
+//! (or the image cannot be read) is kept and counted as a non-match at every threshold, as a
+//! door would: a false reject for a same-person pair, a correct reject for a different-person
+//! pair (never a false accept).
 
 pub mod lfw;
 pub mod metrics;
+pub mod open_calibrate;
+pub mod open_metrics;
+pub mod open_report;
+pub mod openset;
 pub mod plot;
 
 use std::collections::HashMap;
@@ -48,8 +54,10 @@ pub enum ImageOutcome {
     Embedded(Embedding),
     /// The file does not exist: pairs naming it are skipped.
     Missing,
-    /// Unreadable, not an image, or no usable face: pairs naming it count as errors.
+    /// Unreadable, not an image, or no face found: pairs naming it count as non-matches.
     Failed(String),
+    /// A face, but refused by the quality limits (too small, turned): a non-match too.
+    Refused(String),
 }
 
 /// Embed the face nearest the centre of each image (LFW centres the named person), with
@@ -118,7 +126,7 @@ fn embed_centre_face(pipeline: &mut Pipeline, path: &Path, max_pixels: u64) -> I
     match pipeline.describe(&img, det) {
         Ok(face) => match face.embedding {
             Ok(e) => ImageOutcome::Embedded(e),
-            Err(r) => ImageOutcome::Failed(format!("{}: {r}", path.display())),
+            Err(r) => ImageOutcome::Refused(format!("{}: {r}", path.display())),
         },
         Err(e) => ImageOutcome::Failed(format!("{}: {e}", path.display())),
     }
@@ -143,7 +151,7 @@ pub struct Report {
     pub evaluated: usize,
     /// Pairs left out, with the reason (missing image files).
     pub skipped: Vec<String>,
-    /// Pairs counted as errors because a face could not be embedded, with the reason.
+    /// Pairs counted as non-matches because a face could not be embedded, with the reason.
     pub failures: Vec<String>,
     pub accuracy: f64,
     /// Standard deviation over folds (10-fold only).
@@ -162,7 +170,10 @@ pub struct Report {
     pub seconds: f64,
 }
 
-/// Score every pair: cosine of the two embeddings, or a failure scored as an error.
+/// The score of a pair in which a face could not be embedded: under every threshold.
+pub const NO_MATCH: f32 = -2.0;
+
+/// Score every pair: cosine of the two embeddings, or a failure scored as a non-match.
 fn score_pairs(
     pairs: &[Pair],
     root: &Path,
@@ -190,12 +201,13 @@ fn score_pairs(
                     fold: p.fold,
                 });
             }
-            (ImageOutcome::Failed(r), _) | (_, ImageOutcome::Failed(r)) => {
+            (ImageOutcome::Failed(r) | ImageOutcome::Refused(r), _)
+            | (_, ImageOutcome::Failed(r) | ImageOutcome::Refused(r)) => {
                 failures.push(format!("{}: {r}", describe()));
-                // Wrong at every threshold in [-1, 1].
-                let score = if p.same { -2.0 } else { 2.0 };
+                // A non-match at every threshold in [-1, 1]: nothing to compare is never an
+                // accept (a false reject if the pair is the same person).
                 scored.push(Scored {
-                    score,
+                    score: NO_MATCH,
                     same: p.same,
                     fold: p.fold,
                 });
@@ -305,7 +317,7 @@ impl fmt::Display for Report {
         writeln!(f, "protocol        {protocol}")?;
         writeln!(
             f,
-            "pairs           {} in file, {} evaluated, {} skipped, {} counted as errors (no usable face)",
+            "pairs           {} in file, {} evaluated, {} skipped, {} counted as non-matches (no usable face)",
             self.pairs,
             self.evaluated,
             self.skipped.len(),
@@ -350,5 +362,65 @@ impl fmt::Display for Report {
             writeln!(f, "error           {s}")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(a: &str, b: &str, same: bool) -> Pair {
+        Pair {
+            a: PathBuf::from(a),
+            b: PathBuf::from(b),
+            same,
+            fold: 0,
+            line: 1,
+        }
+    }
+
+    #[test]
+    fn a_pair_without_a_face_is_a_non_match_at_every_threshold() {
+        let root = Path::new("/lfw");
+        let e = |v: [f32; 2]| ImageOutcome::Embedded(Embedding(v.to_vec()));
+        let images: HashMap<PathBuf, ImageOutcome> = [
+            ("/lfw/a1", e([1.0, 0.0])),
+            ("/lfw/a2", e([0.9, 0.1])),
+            ("/lfw/b1", e([0.0, 1.0])),
+            ("/lfw/c1", e([0.5, 0.5])),
+            ("/lfw/x", ImageOutcome::Failed("no face found".into())),
+        ]
+        .into_iter()
+        .map(|(k, v)| (PathBuf::from(k), v))
+        .collect();
+        let pairs = [
+            pair("a1", "a2", true),
+            pair("a1", "x", true),
+            pair("a1", "b1", false),
+            pair("b1", "c1", false),
+            pair("x", "c1", false),
+        ];
+        let (scored, skipped, failures) = score_pairs(&pairs, root, &images);
+        assert!(skipped.is_empty());
+        assert_eq!(failures.len(), 2);
+        // At every threshold a failed pair is rejected: a false reject when same, a correct
+        // reject when different, never an accept.
+        for t in [-1.0f32, -0.5, 0.0, 0.4, 0.99, 1.0] {
+            for s in scored.iter().filter(|s| s.score == NO_MATCH) {
+                assert!(s.score < t);
+            }
+        }
+        let failed_diff = scored.iter().find(|s| !s.same && s.score == NO_MATCH);
+        assert!(failed_diff.is_some());
+        // TAR at FAR 0 is not pushed to an impossible threshold by the failed impostor pair.
+        let (tar, threshold) = metrics::tar_at_far(&scored, 0.0);
+        assert!(threshold <= 1.0, "{threshold}");
+        assert!((tar - 0.5).abs() < 1e-9, "{tar}");
+        // The ROC has no floor: at the strictest threshold FAR is 0.
+        let roc = metrics::roc(&scored);
+        assert!(
+            roc.iter().any(|&(far, tar)| far == 0.0 && tar > 0.0),
+            "{roc:?}"
+        );
     }
 }

@@ -46,11 +46,13 @@ const LEFT: i32 = 70;
 const RIGHT: i32 = 24;
 const TOP: i32 = 44;
 const BOTTOM: i32 = 64;
-const COLOURS: [Rgb888; 4] = [
+const COLOURS: [Rgb888; 6] = [
     Rgb888::new(31, 119, 180),
     Rgb888::new(214, 39, 40),
     Rgb888::new(44, 160, 44),
     Rgb888::new(148, 103, 189),
+    Rgb888::new(255, 127, 14),
+    Rgb888::new(23, 190, 207),
 ];
 
 /// One curve: a label and `(FAR, TAR)` points.
@@ -148,6 +150,92 @@ pub fn roc_png(path: &Path, title: &str, curves: &[Curve]) -> Result<(), image::
             .into_styled(style)
             .draw(&mut c);
         let _ = Text::new(&curve.label, Point::new(x1 - 198, ly + 4), small).draw(&mut c);
+    }
+    c.0.save(path)
+}
+
+/// Draw DET curves for open-set identification: FPIR (x) and FNIR (y), both on log axes
+/// (1e-4..1 and 1e-3..1; rates of 0 are drawn at the axis minimum), and save as PNG.
+/// `points` of each curve are `(FPIR, FNIR)`.
+pub fn det_png(path: &Path, title: &str, curves: &[Curve]) -> Result<(), image::ImageError> {
+    let mut c = Canvas(RgbImage::from_pixel(
+        W as u32,
+        H as u32,
+        image::Rgb([255, 255, 255]),
+    ));
+    let (x_lo, x_hi, y_lo, y_hi) = (-4.0f64, 0.0f64, -3.0f64, 0.0f64);
+    let (x0, x1, y0, y1) = (LEFT, W - RIGHT, TOP, H - BOTTOM);
+    let px = |v: f64| {
+        x0 as f64
+            + (v.max(1e-4).log10().clamp(x_lo, x_hi) - x_lo) / (x_hi - x_lo) * (x1 - x0) as f64
+    };
+    let py = |v: f64| {
+        y1 as f64
+            - (v.max(1e-3).log10().clamp(y_lo, y_hi) - y_lo) / (y_hi - y_lo) * (y1 - y0) as f64
+    };
+    let grid = PrimitiveStyle::with_stroke(Rgb888::new(225, 225, 225), 1);
+    let axis = PrimitiveStyle::with_stroke(Rgb888::BLACK, 1);
+    let small = MonoTextStyle::new(&FONT_6X10, Rgb888::BLACK);
+    let big = MonoTextStyle::new(&FONT_8X13, Rgb888::BLACK);
+    let label = |d: i32| {
+        if d == 0 {
+            "1".to_string()
+        } else {
+            format!("1e{d}")
+        }
+    };
+    for d in -4..=0 {
+        let x = px(10f64.powi(d)) as i32;
+        let _ = Line::new(Point::new(x, y0), Point::new(x, y1))
+            .into_styled(grid)
+            .draw(&mut c);
+        let _ = Text::with_alignment(&label(d), Point::new(x, y1 + 14), small, Alignment::Center)
+            .draw(&mut c);
+    }
+    for d in -3..=0 {
+        let y = py(10f64.powi(d)) as i32;
+        let _ = Line::new(Point::new(x0, y), Point::new(x1, y))
+            .into_styled(grid)
+            .draw(&mut c);
+        let _ = Text::with_alignment(
+            &label(d),
+            Point::new(x0 - 6, y + 3),
+            small,
+            Alignment::Right,
+        )
+        .draw(&mut c);
+    }
+    let _ = Rectangle::with_corners(Point::new(x0, y0), Point::new(x1, y1))
+        .into_styled(axis)
+        .draw(&mut c);
+    let _ = Text::with_alignment(title, Point::new(W / 2, 24), big, Alignment::Center).draw(&mut c);
+    let _ = Text::with_alignment(
+        "false positive identification rate (FPIR, log)",
+        Point::new((x0 + x1) / 2, H - 30),
+        big,
+        Alignment::Center,
+    )
+    .draw(&mut c);
+    let _ = Text::new("FNIR (log)", Point::new(8, y0 - 8), big).draw(&mut c);
+    for (i, curve) in curves.iter().enumerate() {
+        let colour = COLOURS[i % COLOURS.len()];
+        let style = PrimitiveStyle::with_stroke(colour, 2);
+        let mut pts: Vec<(f64, f64)> = curve.points.to_vec();
+        pts.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.total_cmp(&a.1)));
+        let pts: Vec<Point> = pts
+            .iter()
+            .map(|&(x, y)| Point::new(px(x) as i32, py(y) as i32))
+            .collect();
+        for w in pts.windows(2) {
+            let corner = Point::new(w[1].x, w[0].y);
+            let _ = Line::new(w[0], corner).into_styled(style).draw(&mut c);
+            let _ = Line::new(corner, w[1]).into_styled(style).draw(&mut c);
+        }
+        let ly = y0 + 14 + 16 * i as i32;
+        let _ = Line::new(Point::new(x1 - 330, ly), Point::new(x1 - 305, ly))
+            .into_styled(style)
+            .draw(&mut c);
+        let _ = Text::new(&curve.label, Point::new(x1 - 298, ly + 4), small).draw(&mut c);
     }
     c.0.save(path)
 }

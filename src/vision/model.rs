@@ -110,6 +110,10 @@ pub struct ModelCard {
     pub detector: Option<DetectorSpec>,
     #[serde(default)]
     pub embedder: Option<EmbedderSpec>,
+    /// An embedder's measured impostor score tail, from which thresholds for a target FPIR
+    /// are derived (`facegate eval --open-set ... --calibration-out`).
+    #[serde(default)]
+    pub calibration: Option<crate::access::calibration::Calibration>,
     /// Where the card was read from (set at load time).
     #[serde(skip)]
     pub path: PathBuf,
@@ -149,6 +153,9 @@ impl ModelCard {
         }
         if card.input.std.contains(&0.0) {
             return Err(bad("input std must not be zero".into()));
+        }
+        if let Some(c) = &card.calibration {
+            c.check().map_err(|e| bad(e.to_string()))?;
         }
         Ok(card)
     }

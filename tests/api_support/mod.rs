@@ -1,6 +1,7 @@
 //! An API server started in-process on a free loopback port, called over real HTTP.
 #![allow(dead_code)]
 
+use facegate::access::decision::OperatingPoint;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -84,6 +85,7 @@ impl Server {
                     models: Arc::new(common::models().clone()),
                     vision: VisionParams::default(),
                     threshold: THRESHOLD,
+                    operating: Arc::new(OperatingPoint::fixed(THRESHOLD, 0.0)),
                     top_k: 5,
                     max_image_pixels: o.max_image_pixels,
                     door: o.door,

@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::access::audit::FaceQuality;
+use crate::access::decision::{self, Decision};
+use crate::access::rules::LocalTime;
 use crate::access::{self, Action, EventSource, NewEvent, Outcome};
 use crate::api::AppState;
 use crate::api::error::{ApiError, ApiResult};
@@ -77,17 +79,22 @@ pub struct VerifyQuery {
     face: Option<usize>,
 }
 
+/// The API's view of a decision: the audit outcome and its reason in words.
 #[derive(Serialize)]
-struct Decision {
+struct ApiDecision {
     decision: Outcome,
     reason: Option<String>,
 }
 
 /// The decision for a recognised person at `score`: granted, or denied with the reason.
-async fn decide(api: &AppState, person: &str, score: f32) -> ApiResult<(Decision, Option<String>)> {
+async fn decide(
+    api: &AppState,
+    person: &str,
+    score: f32,
+) -> ApiResult<(ApiDecision, Option<String>)> {
     if score < api.threshold {
         return Ok((
-            Decision {
+            ApiDecision {
                 decision: Outcome::Denied,
                 reason: Some(format!(
                     "the face does not match (score {score:.3} below the threshold {:.3})",
@@ -104,7 +111,7 @@ async fn decide(api: &AppState, person: &str, score: f32) -> ApiResult<(Decision
         .map_err(|e| gallery_error(api, e))?;
     let Some(record) = record else {
         return Ok((
-            Decision {
+            ApiDecision {
                 decision: Outcome::Denied,
                 reason: Some("the matching person's record is missing".into()),
             },
@@ -112,11 +119,11 @@ async fn decide(api: &AppState, person: &str, score: f32) -> ApiResult<(Decision
         ));
     };
     let decision = match access::refusal(&record, now_ms()) {
-        Some(why) => Decision {
+        Some(why) => ApiDecision {
             decision: Outcome::Denied,
             reason: Some(why),
         },
-        None => Decision {
+        None => ApiDecision {
             decision: Outcome::Granted,
             reason: None,
         },
@@ -124,7 +131,7 @@ async fn decide(api: &AppState, person: &str, score: f32) -> ApiResult<(Decision
     Ok((decision, Some(record.name)))
 }
 
-fn record(api: &AppState, action: Action, event: NewEvent) -> ApiResult<()> {
+fn record_event(api: &AppState, action: Action, event: NewEvent) -> ApiResult<()> {
     api.metrics
         .decision(action == Action::Identify, event.outcome);
     api.audit.append(event)?;
@@ -147,7 +154,7 @@ fn unusable(
     if let Some(q) = quality {
         event = event.quality(FaceQuality::from(q));
     }
-    match record(api, action, event) {
+    match record_event(api, action, event) {
         Ok(()) => ApiError::rejected(&why),
         Err(e) => e,
     }
@@ -206,7 +213,7 @@ pub async fn verify(
     let found = found.map_err(|e| gallery_error(&api, e))?;
     let (decision, template, score, name) = match &found {
         None => (
-            Decision {
+            ApiDecision {
                 decision: Outcome::Denied,
                 reason: Some("the person has no enrolled face".into()),
             },
@@ -231,7 +238,7 @@ pub async fn verify(
     if let Some(r) = &decision.reason {
         event = event.reason(r.clone());
     }
-    record(&api, Action::Verify, event)?;
+    record_event(&api, Action::Verify, event)?;
     tracing::info!(person = %person, decision = decision.decision.as_str(), "verify");
     Ok(Json(json!({
         "person": person,
@@ -251,14 +258,14 @@ pub async fn identify(State(api): State<AppState>, upload: Upload) -> ApiResult<
     let image = upload.single()?;
     let faces = analyse(&api, image).await?;
     if faces.is_empty() {
-        record(
+        record_event(
             &api,
             Action::Identify,
             NewEvent::new(Action::Identify, Outcome::NoFace, EventSource::Api)
                 .reason("no face found"),
         )?;
         return Ok(Json(json!({
-            "threshold": api.threshold,
+            "threshold": api.operating.rule().threshold,
             "decision": Outcome::NoFace,
             "faces": [],
         })));
@@ -270,7 +277,7 @@ pub async fn identify(State(api): State<AppState>, upload: Upload) -> ApiResult<
             Ok(e) => e,
             Err(r) => {
                 let why = EnrollRejection::from(r);
-                record(
+                record_event(
                     &api,
                     Action::Identify,
                     NewEvent::new(Action::Identify, Outcome::NoFace, EventSource::Api)
@@ -290,42 +297,68 @@ pub async fn identify(State(api): State<AppState>, upload: Upload) -> ApiResult<
             }
         };
         let t = Instant::now();
-        let found = api.gallery.identify(&embedding, api.top_k).await;
+        let found = api.gallery.identify(&embedding, api.top_k.max(2)).await;
         api.metrics.stage(Stage::Gallery, t.elapsed());
         let found = found.map_err(|e| gallery_error(&api, e))?;
-        let best = found
-            .candidates
-            .first()
-            .filter(|m| m.score >= api.threshold)
-            .cloned();
-        let (decision, person, name) = match &best {
-            None => (
-                Decision {
-                    decision: Outcome::Unknown,
-                    reason: Some(format!(
-                        "nobody in the gallery matches at the threshold {:.3}",
-                        api.threshold
-                    )),
+        // The decision core, the same as the door's (for one photo instead of a visit).
+        let rule = api.operating.rule();
+        let record = match decision::recognise(&found.candidates, &rule) {
+            Ok(m) => api
+                .gallery
+                .person(&m.person)
+                .await
+                .map_err(|e| gallery_error(&api, e))?,
+            Err(_) => None,
+        };
+        let now = now_ms();
+        let core = decision::decide(
+            &found.candidates,
+            &rule,
+            &decision::Context {
+                record: record.as_ref(),
+                offline: found.refuse.as_deref(),
+                now_ms: now,
+                local: LocalTime::at(now),
+            },
+        );
+        let (decision, person, score, refusal) = match &core {
+            Decision::Granted { person, score } => (
+                ApiDecision {
+                    decision: Outcome::Granted,
+                    reason: None,
                 },
-                None,
+                Some(person.clone()),
+                Some(*score),
                 None,
             ),
-            Some(m) => {
-                let (mut d, name) = decide(&api, &m.person, m.score).await?;
-                if let Some(why) = &found.refuse
-                    && d.decision == Outcome::Granted
-                {
-                    d = Decision {
-                        decision: Outcome::Denied,
-                        reason: Some(why.clone()),
-                    };
-                }
-                (d, Some(m.person.clone()), name)
-            }
+            Decision::Refused {
+                person,
+                score,
+                reason,
+            } => (
+                ApiDecision {
+                    decision: if reason.recognised() {
+                        Outcome::Denied
+                    } else {
+                        Outcome::Unknown
+                    },
+                    reason: Some(reason.to_string()),
+                },
+                person.clone(),
+                *score,
+                Some(reason),
+            ),
         };
+        let name = record
+            .as_ref()
+            .filter(|r| person.as_deref() == Some(r.id.as_str()))
+            .map(|r| r.name.clone());
+        let best = person
+            .as_ref()
+            .and_then(|p| found.candidates.iter().find(|m| &m.person == p));
         let mut event =
             NewEvent::new(Action::Identify, decision.decision, EventSource::Api).quality(quality);
-        if let Some(m) = &best {
+        if let Some(m) = best {
             event = event.person(&m.person).template(m.template).score(m.score);
         } else if let Some(top) = found.candidates.first() {
             event = event.score(top.score);
@@ -333,12 +366,13 @@ pub async fn identify(State(api): State<AppState>, upload: Upload) -> ApiResult<
         if let Some(r) = &decision.reason {
             event = event.reason(r.clone());
         }
-        record(&api, Action::Identify, event)?;
+        record_event(&api, Action::Identify, event)?;
         tracing::info!(
             person = person.as_deref().unwrap_or("-"),
             decision = decision.decision.as_str(),
             "identify"
         );
+        let _ = score;
         results.push(json!({
             "index": index,
             "box": face.bbox,
@@ -346,9 +380,10 @@ pub async fn identify(State(api): State<AppState>, upload: Upload) -> ApiResult<
             "usable": true,
             "decision": decision.decision,
             "reason": decision.reason,
+            "refusal": refusal,
             "person": person,
             "name": name,
-            "score": best.as_ref().map(|m| m.score),
+            "score": best.map(|m| m.score),
             "candidates": found.candidates,
             "source": found.source,
         }));
@@ -360,8 +395,10 @@ pub async fn identify(State(api): State<AppState>, upload: Upload) -> ApiResult<
         .or(results.first())
         .map(|r| r["decision"].clone())
         .unwrap_or(Value::Null);
+    let op = api.operating.state();
     Ok(Json(json!({
-        "threshold": api.threshold,
+        "threshold": op.threshold,
+        "operating_point": op,
         "decision": overall,
         "faces": results,
     })))

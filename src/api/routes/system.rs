@@ -29,6 +29,7 @@ pub async fn readyz(State(api): State<AppState>) -> Response {
                 "gallery": {"open": true, "persons": s.persons, "templates": s.templates, "outbox_depth": s.outbox_depth},
                 "milvus": s.remote,
                 "last_sync_ms": s.last_sync_ms,
+                "recognition": api.operating.state(),
             });
             (StatusCode::OK, Json(body)).into_response()
         }
