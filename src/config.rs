@@ -11,6 +11,7 @@ use crate::api::config::ApiConfig;
 use crate::camera::config::CameraConfig;
 use crate::gallery::config::{GalleryConfig, MilvusConfig};
 use crate::hw::config::HwConfig;
+use crate::vision::liveness::LivenessConfig;
 use crate::vision::{AlignLimits, DetectParams, VisionParams};
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +74,7 @@ pub fn default_toml() -> String {
         VISION_TOML,
         crate::gallery::config::DEFAULT_TOML,
         crate::access::config::DEFAULT_TOML,
+        crate::vision::liveness::config::DEFAULT_TOML,
         "\n",
         crate::camera::config::DEFAULT_TOML,
         "\n",
@@ -91,6 +93,7 @@ pub struct Config {
     pub gallery: GalleryConfig,
     pub milvus: MilvusConfig,
     pub access: AccessConfig,
+    pub liveness: LivenessConfig,
     pub camera: CameraConfig,
     pub hw: HwConfig,
     pub api: ApiConfig,
@@ -249,6 +252,7 @@ impl Config {
         self.gallery.check()?;
         self.milvus.check()?;
         self.access.check()?;
+        self.liveness.check()?;
         self.camera.check()?;
         self.hw.check()?;
         self.api.check()?;

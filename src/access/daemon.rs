@@ -20,6 +20,7 @@ use super::rules::LocalTime;
 use crate::camera::{CameraError, FrameSource, StatusWatch, spawn_capture};
 use crate::gallery::{Gallery, now_ms};
 use crate::hw::{CardOutput, DoorRelay, DoorSensors, Hardware, InputEvent, Screen, StatusDisplay};
+use crate::vision::liveness::{self, FrameEvidence, Mode, Visit, VisitScore};
 use crate::vision::{Models, Pipeline, Quality, VisionParams};
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +44,8 @@ pub enum Record {
         /// From the frame's capture to the decision.
         latency_ms: f64,
         frame: u64,
+        /// The visit's liveness at the decision (when liveness is on at the door).
+        liveness: Option<VisitScore>,
         /// The aligned face crop of the deciding frame, when `save_face_crops` is on (kept out
         /// of the JSON line; the audit log stores it as JPEG).
         #[serde(skip)]
@@ -73,6 +76,7 @@ impl Record {
                 verdict,
                 quality,
                 face,
+                liveness,
                 ..
             } => {
                 let (outcome, person, score, reason) = match verdict {
@@ -93,6 +97,9 @@ impl Record {
                 }
                 if let Some(r) = reason {
                     e = e.reason(r.clone());
+                } else if let Some(v) = liveness.filter(|v| !v.live) {
+                    // liveness = "warn": admitted, but the log says what was seen.
+                    e = e.reason(format!("liveness warning: not live (score {:.2})", v.score));
                 }
                 if let Some(q) = quality {
                     e = e.quality(q.into());
@@ -318,7 +325,14 @@ pub fn start<S: FrameSource + 'static>(
     let decide = {
         let stop = Arc::clone(&stop);
         let tx = tx.clone();
+        let liveness = models
+            .liveness
+            .as_ref()
+            .filter(|l| l.config.door != Mode::Off)
+            .map(|l| (l.config.door, Visit::new(&l.config)));
         let mut d = Decider {
+            liveness,
+            visit_of: None,
             policy: Policy::new(config.policy),
             display,
             wiegand,
@@ -390,6 +404,8 @@ struct Look {
     refuse: Option<String>,
     /// The aligned crop, kept only when crops are saved.
     crop: Option<image::RgbImage>,
+    /// The face's liveness evidence (when a liveness model is loaded).
+    liveness: Option<FrameEvidence>,
 }
 
 /// A recognition worker: vision and gallery on one frame at a time.
@@ -412,6 +428,7 @@ impl Worker {
                 record: None,
                 refuse: None,
                 crop: None,
+                liveness: None,
             });
         };
         let face = self
@@ -425,7 +442,16 @@ impl Worker {
                 record: None,
                 refuse: None,
                 crop: None,
+                liveness: None,
             });
+        };
+        let liveness = match self.pipeline.liveness(img, det) {
+            None => None,
+            Some(Ok(e)) => Some(e),
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "liveness not measured");
+                None
+            }
         };
         let ident = self
             .rt
@@ -448,6 +474,7 @@ impl Worker {
             record,
             refuse: ident.refuse,
             crop: self.save_crops.then_some(face.crop),
+            liveness,
         })
     }
 }
@@ -455,6 +482,10 @@ impl Worker {
 /// The decision thread: the policy over the workers' looks, in frame order, then the door,
 /// the display, Wiegand and the audit records.
 struct Decider {
+    /// The door's liveness mode and the current visit's frames (`None`: liveness off).
+    liveness: Option<(Mode, Visit)>,
+    /// Whom the visit's frames show (a new candidate starts a new visit).
+    visit_of: Option<Option<String>>,
     policy: Policy,
     display: Box<dyn StatusDisplay>,
     wiegand: Option<Box<dyn CardOutput>>,
@@ -521,6 +552,7 @@ impl Decider {
             record,
             refuse,
             crop,
+            liveness: evidence,
         } = match look {
             Ok(v) => v,
             Err(e) => {
@@ -533,10 +565,11 @@ impl Decider {
             self.show(Screen::Looking, false);
             return;
         };
+        let (live_score, live_refuse) = self.liveness_of_visit(&seen, evidence);
         let verdict = self.policy.observe(
             &seen,
             record.as_ref(),
-            refuse.as_deref(),
+            refuse.as_deref().or(live_refuse.as_deref()),
             now,
             LocalTime::at(now),
         );
@@ -594,9 +627,44 @@ impl Decider {
                 quality,
                 latency_ms: captured.elapsed().as_secs_f64() * 1000.0,
                 frame: seq,
+                liveness: live_score,
                 face: crop,
             });
         }
+    }
+}
+
+impl Decider {
+    /// Add this frame's liveness evidence to the visit; the visit's score and, when the door
+    /// enforces liveness and the visit is not live, the refusal reason.
+    fn liveness_of_visit(
+        &mut self,
+        seen: &Seen,
+        evidence: Option<FrameEvidence>,
+    ) -> (Option<VisitScore>, Option<String>) {
+        let Some((mode, visit)) = self.liveness.as_mut() else {
+            return (None, None);
+        };
+        let who = match seen {
+            Seen::NoFace => {
+                visit.reset();
+                self.visit_of = None;
+                return (None, None);
+            }
+            Seen::Face { person, .. } => person.clone(),
+        };
+        if self.visit_of.as_ref() != Some(&who) {
+            visit.reset();
+            self.visit_of = Some(who);
+        }
+        if let Some(e) = evidence {
+            visit.push(e);
+        }
+        let score = visit.score();
+        if let Some(s) = score.filter(|s| !s.live) {
+            tracing::debug!(score = s.score, frames = s.frames, "visit not live so far");
+        }
+        (score, liveness::refusal(*mode, score.as_ref()))
     }
 }
 
@@ -703,6 +771,7 @@ mod tests {
             quality: None,
             latency_ms: 1.0,
             frame: 7,
+            liveness: None,
             face: Some(crop.clone()),
         };
         // The crop stays out of the JSON line.

@@ -9,7 +9,10 @@
 //! A pair whose image file is missing is skipped and listed. A pair where no face is found
 //! (or the image cannot be read) is kept and counted as an error at every threshold.
 
+pub mod attacks;
 pub mod lfw;
+pub mod liveness;
+pub mod liveness_report;
 pub mod metrics;
 pub mod plot;
 

@@ -151,3 +151,73 @@ pub fn roc_png(path: &Path, title: &str, curves: &[Curve]) -> Result<(), image::
     }
     c.0.save(path)
 }
+
+/// Draw DET curves (ISO/IEC 30107-3: BPCER on x, APCER on y, both on log axes from 1e-3 to 1;
+/// a rate of 0 is drawn at 1e-3) and save as PNG. `curves` hold `(BPCER, APCER)` points.
+pub fn det_png(path: &Path, title: &str, curves: &[Curve]) -> Result<(), image::ImageError> {
+    let mut c = Canvas(RgbImage::from_pixel(
+        W as u32,
+        H as u32,
+        image::Rgb([255, 255, 255]),
+    ));
+    let (lo, hi) = (-3.0f64, 0.0f64);
+    let (x0, x1, y0, y1) = (LEFT, W - RIGHT, TOP, H - BOTTOM);
+    let px = |v: f64| x0 as f64 + (v.max(1e-3).log10() - lo) / (hi - lo) * (x1 - x0) as f64;
+    let py = |v: f64| y1 as f64 - (v.max(1e-3).log10() - lo) / (hi - lo) * (y1 - y0) as f64;
+    let grid = PrimitiveStyle::with_stroke(Rgb888::new(225, 225, 225), 1);
+    let axis = PrimitiveStyle::with_stroke(Rgb888::BLACK, 1);
+    let small = MonoTextStyle::new(&FONT_6X10, Rgb888::BLACK);
+    let big = MonoTextStyle::new(&FONT_8X13, Rgb888::BLACK);
+    for decade in -3..=0 {
+        let v = 10f64.powi(decade);
+        let label = if decade == 0 {
+            "1".to_string()
+        } else {
+            format!("1e{decade}")
+        };
+        let x = px(v) as i32;
+        let y = py(v) as i32;
+        let _ = Line::new(Point::new(x, y0), Point::new(x, y1))
+            .into_styled(grid)
+            .draw(&mut c);
+        let _ = Line::new(Point::new(x0, y), Point::new(x1, y))
+            .into_styled(grid)
+            .draw(&mut c);
+        let _ = Text::with_alignment(&label, Point::new(x, y1 + 14), small, Alignment::Center)
+            .draw(&mut c);
+        let _ = Text::with_alignment(&label, Point::new(x0 - 6, y + 3), small, Alignment::Right)
+            .draw(&mut c);
+    }
+    let _ = Rectangle::with_corners(Point::new(x0, y0), Point::new(x1, y1))
+        .into_styled(axis)
+        .draw(&mut c);
+    let _ = Text::with_alignment(title, Point::new(W / 2, 24), big, Alignment::Center).draw(&mut c);
+    let _ = Text::with_alignment(
+        "BPCER: live visits refused (log scale)",
+        Point::new((x0 + x1) / 2, H - 30),
+        big,
+        Alignment::Center,
+    )
+    .draw(&mut c);
+    let _ = Text::new("APCER", Point::new(8, y0 - 8), big).draw(&mut c);
+    for (i, curve) in curves.iter().enumerate() {
+        let colour = COLOURS[i % COLOURS.len()];
+        let style = PrimitiveStyle::with_stroke(colour, 2);
+        let pts: Vec<Point> = curve
+            .points
+            .iter()
+            .map(|&(b, a)| Point::new(px(b) as i32, py(a) as i32))
+            .collect();
+        for w in pts.windows(2) {
+            let corner = Point::new(w[1].x, w[0].y);
+            let _ = Line::new(w[0], corner).into_styled(style).draw(&mut c);
+            let _ = Line::new(corner, w[1]).into_styled(style).draw(&mut c);
+        }
+        let ly = y0 + 16 + 16 * i as i32;
+        let _ = Line::new(Point::new(x1 - 250, ly), Point::new(x1 - 225, ly))
+            .into_styled(style)
+            .draw(&mut c);
+        let _ = Text::new(&curve.label, Point::new(x1 - 218, ly + 4), small).draw(&mut c);
+    }
+    c.0.save(path)
+}

@@ -15,6 +15,7 @@ use crate::api::extract::{ApiQuery, Image, Upload};
 use crate::api::metrics::Stage;
 use crate::gallery::enroll::EnrollRejection;
 use crate::gallery::{GalleryError, now_ms};
+use crate::vision::liveness::{Mode, StillLiveness};
 use crate::vision::{BBox, Quality, Rejection, VisionError, frame};
 
 /// One face found in a probe image.
@@ -22,12 +23,21 @@ pub struct ProbeFace {
     pub bbox: BBox,
     pub quality: Quality,
     pub embedding: Result<Vec<f32>, Rejection>,
+    /// `None` when liveness is off in the API (`liveness.api = "off"`).
+    pub liveness: Option<StillLiveness>,
 }
 
 /// Decode the image and find, align and embed every face, on an inference slot.
 pub async fn analyse(api: &AppState, image: Image) -> ApiResult<Vec<ProbeFace>> {
     let admission = admit(api)?;
     let max_pixels = api.max_image_pixels;
+    let live_mode = api
+        .inference
+        .models()
+        .liveness
+        .as_ref()
+        .map(|l| (l.config.api, l.config.threshold))
+        .filter(|(m, _)| *m != Mode::Off);
     let (faces, decode, vision) = api
         .inference
         .run(admission, move |pipeline| {
@@ -35,15 +45,18 @@ pub async fn analyse(api: &AppState, image: Image) -> ApiResult<Vec<ProbeFace>> 
             let img = frame::decode_image(&image.bytes, max_pixels)?;
             let decode = t0.elapsed();
             let t1 = Instant::now();
-            let faces = pipeline
-                .analyse(&img)?
-                .into_iter()
-                .map(|f| ProbeFace {
+            let mut faces = Vec::new();
+            for f in pipeline.analyse(&img)? {
+                let liveness = live_mode.map(|(mode, threshold)| {
+                    StillLiveness::judge(mode, threshold, pipeline.liveness(&img, &f.detection))
+                });
+                faces.push(ProbeFace {
                     bbox: f.detection.bbox,
                     quality: f.quality,
                     embedding: f.embedding.map(|e| e.0),
-                })
-                .collect::<Vec<_>>();
+                    liveness,
+                });
+            }
             Ok::<_, VisionError>((faces, decode, t1.elapsed()))
         })
         .await??;
@@ -122,6 +135,17 @@ async fn decide(api: &AppState, person: &str, score: f32) -> ApiResult<(Decision
         },
     };
     Ok((decision, Some(record.name)))
+}
+
+/// A grant becomes a refusal when the API enforces liveness and the face is not live.
+fn not_live(d: Decision, liveness: Option<&StillLiveness>) -> Decision {
+    match liveness.and_then(StillLiveness::refusal) {
+        Some(why) if d.decision == Outcome::Granted => Decision {
+            decision: Outcome::Denied,
+            reason: Some(why),
+        },
+        _ => d,
+    }
 }
 
 fn record(api: &AppState, action: Action, event: NewEvent) -> ApiResult<()> {
@@ -216,7 +240,12 @@ pub async fn verify(
         ),
         Some(m) => {
             let (d, name) = decide(&api, &person, m.score).await?;
-            (d, Some(m.template), Some(m.score), name)
+            (
+                not_live(d, face.liveness.as_ref()),
+                Some(m.template),
+                Some(m.score),
+                name,
+            )
         }
     };
     let mut event = NewEvent::new(Action::Verify, decision.decision, EventSource::Api)
@@ -244,6 +273,7 @@ pub async fn verify(
         "template": template,
         "faces_in_image": count,
         "face": {"box": face.bbox, "quality": face.quality},
+        "liveness": face.liveness,
     })))
 }
 
@@ -320,7 +350,11 @@ pub async fn identify(State(api): State<AppState>, upload: Upload) -> ApiResult<
                         reason: Some(why.clone()),
                     };
                 }
-                (d, Some(m.person.clone()), name)
+                (
+                    not_live(d, face.liveness.as_ref()),
+                    Some(m.person.clone()),
+                    name,
+                )
             }
         };
         let mut event =
@@ -349,6 +383,7 @@ pub async fn identify(State(api): State<AppState>, upload: Upload) -> ApiResult<
             "person": person,
             "name": name,
             "score": best.as_ref().map(|m| m.score),
+            "liveness": face.liveness,
             "candidates": found.candidates,
             "source": found.source,
         }));
