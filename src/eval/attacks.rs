@@ -2,7 +2,8 @@
 //! phone screen held in front of the camera, and the frames of a visit. A **regression test,
 //! not a benchmark**: real attacks have lighting, optics and materials no formula has.
 //!
-//! Every frame (live or attack) is `W×H` of the source photo, gets camera noise (Gaussian,
+//! Every photo is first scaled to a camera's size ([`camera_size`]: longer side 320..=480).
+//! Every frame (live or attack) is `W×H` of that photo, gets camera noise (Gaussian,
 //! σ = 2 levels), a shift of up to ±2 px between frames, and is JPEG-compressed at quality 85
 //! (like a camera's MJPEG), so that compression alone does not tell them apart.
 //!
@@ -97,29 +98,33 @@ fn to_u8(v: f32) -> u8 {
     v.round().clamp(0.0, 255.0) as u8
 }
 
-/// The scene behind the attack: the source blurred (a 9×9 box, twice) and darkened.
+/// The scene behind the attack: the source blurred (shrunk 8×, enlarged back) and darkened.
 fn background(src: &RgbImage, level: f32) -> RgbImage {
-    let blur = |img: &RgbImage| {
-        let (w, h) = img.dimensions();
-        RgbImage::from_fn(w, h, |x, y| {
-            let mut s = [0f32; 3];
-            let mut n = 0.0;
-            for dy in -4i32..=4 {
-                for dx in -4i32..=4 {
-                    let xx = (x as i32 + dx).clamp(0, w as i32 - 1) as u32;
-                    let yy = (y as i32 + dy).clamp(0, h as i32 - 1) as u32;
-                    let p = img.get_pixel(xx, yy).0;
-                    for c in 0..3 {
-                        s[c] += f32::from(p[c]);
-                    }
-                    n += 1.0;
-                }
-            }
-            Rgb(s.map(|v| to_u8(v / n * level)))
-        })
-    };
-    let once = blur(src);
-    blur(&once)
+    use image::imageops::{FilterType, resize};
+    let (w, h) = src.dimensions();
+    let small = resize(src, (w / 8).max(1), (h / 8).max(1), FilterType::Triangle);
+    let mut out = resize(&small, w, h, FilterType::Triangle);
+    for p in out.pixels_mut() {
+        p.0 = p.0.map(|c| to_u8(f32::from(c) * level));
+    }
+    out
+}
+
+/// Every photo is brought to a camera's size first: its longer side scaled into 320..=480
+/// pixels (bilinear), so that tiny and huge photos are treated alike.
+pub fn camera_size(img: RgbImage) -> RgbImage {
+    let m = img.width().max(img.height());
+    let target = m.clamp(320, 480);
+    if m == target {
+        return img;
+    }
+    let s = target as f32 / m as f32;
+    image::imageops::resize(
+        &img,
+        ((img.width() as f32 * s).round() as u32).max(1),
+        ((img.height() as f32 * s).round() as u32).max(1),
+        image::imageops::FilterType::Triangle,
+    )
 }
 
 /// Where the attack medium sits in the frame: (left, top, width, height).

@@ -132,7 +132,11 @@ fn jobs(faces: &Path, per_set: usize) -> Vec<Job> {
                 .unwrap_or(&p)
                 .to_string_lossy()
                 .into_owned();
-            let split = if seed_of(&format!("split:{rel}")) % 2 == 0 {
+            // att_faces/ is grey (1994 scans): the network is a colour model and the door
+            // camera is a colour camera, so the grey faces are reported (test part) but never
+            // used to choose weights or thresholds.
+            let split = if set != "att_faces" && (seed_of(&format!("split:{rel}")) >> 32) % 2 == 0
+            {
                 Split::Calibration
             } else {
                 Split::Test
@@ -158,7 +162,7 @@ fn run_job(
     settings: &Settings,
     live_config: &crate::vision::liveness::LivenessConfig,
 ) -> Result<VisitResult, VisionError> {
-    let src = frame::read_image(&job.photo, frame::DEFAULT_MAX_PIXELS)?;
+    let src = attacks::camera_size(frame::read_image(&job.photo, frame::DEFAULT_MAX_PIXELS)?);
     let mut rng = Rng::new(seed_of(&format!("{}:{:?}", job.rel, job.attack)));
     let scene: RgbImage = match job.attack {
         None => src,
@@ -257,47 +261,102 @@ pub fn collect(
     Ok(out)
 }
 
-/// A way of scoring a visit from its features (log-odds of live).
+/// A way of scoring a visit from its features (log-odds of live): linear
+/// (`bias + w·x`), or the shipped lower-of-two rule when `cnn_offset` is set:
+/// `min(x[0] − cnn_offset, bias + Σ_{i≥1} w_i·x_i)` (the second term only when a cue is
+/// weighted).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Scorer {
     pub bias: f32,
     pub w: [f32; FEATURES],
+    pub cnn_offset: Option<f32>,
 }
 
 impl Scorer {
     pub fn only(i: usize, sign: f32) -> Scorer {
         let mut w = [0f32; FEATURES];
         w[i] = sign;
-        Scorer { bias: 0.0, w }
+        Scorer {
+            bias: 0.0,
+            w,
+            cnn_offset: None,
+        }
     }
 
     pub fn from_fusion(f: &Fusion) -> Scorer {
         let mut w = [0f32; FEATURES];
-        w[0] = f.cnn;
-        let mut bias = f.bias;
+        let mut bias = f.cue_bias;
         for i in 0..CUES {
             w[1 + i] = f.cues[i];
             bias -= f.cues[i] * CUE_CENTRES[i];
         }
-        Scorer { bias, w }
+        Scorer {
+            bias,
+            w,
+            cnn_offset: Some(f.cnn_offset),
+        }
     }
 
-    /// As fusion weights (cue centres folded into the bias).
+    /// As the code's fusion (cue centres folded into the bias).
     pub fn to_fusion(&self, base: &Fusion) -> Fusion {
         let mut f = *base;
-        f.cnn = self.w[0];
+        f.cnn_offset = self.cnn_offset.unwrap_or(0.0);
         let mut bias = self.bias;
         for i in 0..CUES {
             f.cues[i] = self.w[1 + i];
             bias += self.w[1 + i] * CUE_CENTRES[i];
         }
-        f.bias = bias;
+        f.cue_bias = bias;
         f
     }
 
-    pub fn score(&self, x: &[f32; FEATURES]) -> f32 {
-        self.bias + self.w.iter().zip(x).map(|(w, v)| w * v).sum::<f32>()
+    fn cue_part(&self, x: &[f32; FEATURES]) -> Option<f32> {
+        self.w[1..].iter().any(|w| *w != 0.0).then(|| {
+            self.bias
+                + self.w[1..]
+                    .iter()
+                    .zip(&x[1..])
+                    .map(|(w, v)| w * v)
+                    .sum::<f32>()
+        })
     }
+
+    pub fn score(&self, x: &[f32; FEATURES]) -> f32 {
+        match self.cnn_offset {
+            None => self.bias + self.w.iter().zip(x).map(|(w, v)| w * v).sum::<f32>(),
+            Some(off) => {
+                let a = x[0] - off;
+                self.cue_part(x).map_or(a, |b| a.min(b))
+            }
+        }
+    }
+}
+
+/// The lower-of-two scorer for the cues in `mask` (index 0 ignored): a logistic model of those
+/// cues fitted on `cal`, and both scores shifted so that each alone refuses at most
+/// `per_part_bpcer` of the live calibration visits.
+pub fn veto(cal: &[&VisitResult], mask: [bool; FEATURES], per_part_bpcer: f64) -> Scorer {
+    let live: Vec<[f32; FEATURES]> = cal
+        .iter()
+        .filter(|v| v.attack.is_none())
+        .filter_map(|v| v.features)
+        .collect();
+    let cnn: Vec<f32> = live.iter().map(|f| f[0]).collect();
+    let cnn_offset = threshold_at_bpcer(&cnn, per_part_bpcer);
+    let mut m = mask;
+    m[0] = false;
+    let mut s = if m.iter().any(|b| *b) {
+        fit(cal, m)
+    } else {
+        Scorer::only(0, 0.0)
+    };
+    s.w[0] = 0.0;
+    if m.iter().any(|b| *b) {
+        let cue: Vec<f32> = live.iter().map(|f| s.score(f)).collect();
+        s.bias -= threshold_at_bpcer(&cue, per_part_bpcer);
+    }
+    s.cnn_offset = Some(cnn_offset);
+    s
 }
 
 /// Class-balanced L2-regularised logistic regression on the features in `mask` (live = 1).
@@ -355,6 +414,7 @@ pub fn fit(visits: &[&VisitResult], mask: [bool; FEATURES]) -> Scorer {
     let mut out = Scorer {
         bias: b,
         w: [0.0; FEATURES],
+        cnn_offset: None,
     };
     for i in 0..FEATURES {
         if mask[i] {
@@ -386,6 +446,8 @@ pub struct Rates {
     pub live_refused: usize,
     /// Attack type → (accepted, total).
     pub apcer: BTreeMap<String, (usize, usize)>,
+    /// Live set → (refused, total).
+    pub bpcer_per_set: BTreeMap<String, (usize, usize)>,
     /// Visits without a face in any frame (not scored): live, attacks.
     pub no_face_live: usize,
     pub no_face_attacks: usize,
@@ -398,6 +460,7 @@ pub fn rates(visits: &[&VisitResult], scorer: &dyn Fn(&VisitResult) -> Option<f3
         live: 0,
         live_refused: 0,
         apcer: BTreeMap::new(),
+        bpcer_per_set: BTreeMap::new(),
         no_face_live: 0,
         no_face_attacks: 0,
     };
@@ -408,8 +471,11 @@ pub fn rates(visits: &[&VisitResult], scorer: &dyn Fn(&VisitResult) -> Option<f3
             (Some(_), None) => r.no_face_attacks += 1,
             (None, Some(s)) => {
                 r.live += 1;
+                let e = r.bpcer_per_set.entry(v.set.clone()).or_insert((0, 0));
+                e.1 += 1;
                 if s < t {
                     r.live_refused += 1;
+                    e.0 += 1;
                 }
             }
             (Some(a), Some(s)) => {

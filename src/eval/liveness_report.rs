@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::liveness::{
     FEATURE_NAMES, FEATURES, Rates, Scorer, Split, VisitResult, auc, fit, rates,
-    threshold_at_bpcer,
+    threshold_at_bpcer, veto,
 };
 use crate::vision::liveness::fuse::{Fusion, logit, sigmoid};
 
@@ -109,10 +109,12 @@ pub fn report(visits: &[VisitResult], shipped: &Fusion, shipped_threshold: f32) 
     }
     candidates.push(candidate("all (fitted)", fit(&cal, [true; FEATURES]), visits));
 
-    // Greedy forward selection on the calibration part only.
+    // The shipped rule (network and cues must both say live), its cues chosen by greedy
+    // forward selection on the calibration part only: a cue joins when it lowers the
+    // calibration APCER (synthetic attacks) by MIN_GAIN at the calibration threshold.
+    let per_part = TARGET_BPCER / 2.0;
     let mut mask = [false; FEATURES];
-    mask[0] = true;
-    let mut best = candidate("cnn (fitted)", fit(&cal, mask), visits);
+    let mut best = candidate("network alone (offset)", veto(&cal, mask, TARGET_BPCER), visits);
     loop {
         let mut improved = None;
         for i in 1..FEATURES {
@@ -121,7 +123,7 @@ pub fn report(visits: &[VisitResult], shipped: &Fusion, shipped_threshold: f32) 
             }
             let mut m = mask;
             m[i] = true;
-            let c = candidate("", fit(&cal, m), visits);
+            let c = candidate("", veto(&cal, m, per_part), visits);
             let gain = overall_apcer(&best.calibration, true) - overall_apcer(&c.calibration, true);
             if gain >= MIN_GAIN && improved.as_ref().is_none_or(|(g, _, _)| gain > *g) {
                 improved = Some((gain, i, c));
@@ -135,11 +137,14 @@ pub fn report(visits: &[VisitResult], shipped: &Fusion, shipped_threshold: f32) 
             None => break,
         }
     }
-    let names: Vec<&str> = (0..FEATURES)
+    let names: Vec<&str> = (1..FEATURES)
         .filter(|&i| mask[i])
         .map(|i| FEATURE_NAMES[i])
         .collect();
-    best.name = format!("greedy: {}", names.join(" + "));
+    best.name = format!(
+        "network AND cues [{}] (lower of two, greedy on calibration)",
+        names.join(" + ")
+    );
     let chosen_fusion = best.scorer.to_fusion(shipped);
 
     let shipped_scorer = |v: &VisitResult| v.shipped;
@@ -167,6 +172,14 @@ fn pct(a: usize, n: usize) -> String {
 
 fn rates_line(r: &Rates) -> String {
     let mut s = format!("BPCER {}", pct(r.live_refused, r.live));
+    if r.bpcer_per_set.len() > 1 {
+        let sets: Vec<String> = r
+            .bpcer_per_set
+            .iter()
+            .map(|(k, (a, n))| format!("{k} {}", pct(*a, *n)))
+            .collect();
+        let _ = write!(s, " [{}]", sets.join(", "));
+    }
     for (k, (a, n)) in &r.apcer {
         let _ = write!(s, "; APCER {k} {}", pct(*a, *n));
     }
@@ -201,11 +214,11 @@ impl Report {
         let f = &self.chosen_fusion;
         let _ = writeln!(
             s,
-            "\nGreedy fusion as weights: bias {:.4}, cnn {:.4}, cues {:?}; its threshold {:.4} \
-             (log-odds) = {:.4} (probability)",
-            f.bias,
-            f.cnn,
-            f.cues.map(|w| (w * 1e4).round() / 1e4),
+            "\nChosen rule as the code's Fusion: cnn_offset: {:.4}, cue_bias: {:.4}, cues: {:?}; \
+             its calibration threshold {:.4} (log-odds) = {:.4} (probability)",
+            f.cnn_offset,
+            f.cue_bias,
+            f.cues,
             self.chosen.threshold,
             sigmoid(self.chosen.threshold)
         );

@@ -4,9 +4,9 @@
 //! Several independent signals, fused: the passive network of the `liveness` model card
 //! ([`cnn`]), model-free cues measured on the frame ([`cues`]: screen moiré, a straight bezel
 //! or paper edge, glare, colour), and, over the frames of a visit, motion ([`motion`]: a photo
-//! moves as one plane). Per frame the network's live probability and the cues are combined in
-//! log-odds with the weights of [`fuse::FUSION`]; a visit's score is the mean over its frames,
-//! pulled down when the face moved as a plane. [`Visit`] keeps the frames of one visit.
+//! moves as one plane). The network's score and the cues' score (log-odds, [`fuse::FUSION`])
+//! are each averaged over the frames of a visit and the lower one counts, pulled down when the
+//! face moved as a plane. [`Visit`] keeps the frames of one visit.
 
 pub mod cnn;
 pub mod config;
@@ -167,12 +167,12 @@ impl Visit {
         }
         let keypoints: Vec<Vec<Point>> = self.frames.iter().map(|f| f.keypoints.clone()).collect();
         let motion = motion::motion(&keypoints);
-        let logits: Vec<f32> = self
+        let parts: Vec<fuse::Parts> = self
             .frames
             .iter()
-            .map(|f| self.fusion.frame_logit(f.cnn, &f.cues))
+            .map(|f| self.fusion.parts(f.cnn, &f.cues))
             .collect();
-        let score = fuse::sigmoid(self.fusion.visit_logit(&logits, &motion));
+        let score = fuse::sigmoid(self.fusion.visit_logit(&parts, &motion));
         let mut cnn: Vec<f32> = self.frames.iter().map(|f| f.cnn).collect();
         let mid = cnn.len() / 2;
         let cnn_median = *cnn.select_nth_unstable_by(mid, f32::total_cmp).1;
