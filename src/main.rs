@@ -459,7 +459,6 @@ fn compare(
     Ok(ExitCode::SUCCESS)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn eval_liveness(
     config: &Config,
     faces: &Path,
@@ -487,10 +486,12 @@ fn eval_liveness(
     )?;
     bar.finish_and_clear();
     if visits.is_empty() {
-        bail!("no visits: is {} the shared face collection?", faces.display());
+        bail!(
+            "no visits: is {} the shared face collection?",
+            faces.display()
+        );
     }
-    let report =
-        eval::liveness_report::report(&visits, &fuse::FUSION, config.liveness.threshold);
+    let report = eval::liveness_report::report(&visits, &fuse::FUSION, config.liveness.threshold);
     if let Some(p) = &plot_path {
         use eval::liveness::{Split, det};
         let test: Vec<&eval::liveness::VisitResult> =
@@ -546,6 +547,7 @@ fn eval_liveness(
     Ok(ExitCode::SUCCESS)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn eval_lfw(
     config: &Config,
     pairs: &Path,

@@ -618,9 +618,9 @@ fn a_print_and_a_phone_screen_of_an_enrolled_person_are_refused_as_not_live() {
     let unlocks = mem.relay.edges().iter().filter(|e| e.high).count();
     assert_eq!(unlocks, 2, "the door opened for the real visits only");
     assert!(
-        mem.screens().iter().any(
-            |s| matches!(s, Screen::Denied { reason } if reason.starts_with("not live"))
-        ),
+        mem.screens()
+            .iter()
+            .any(|s| matches!(s, Screen::Denied { reason } if reason.starts_with("not live"))),
         "{:?}",
         mem.screens()
     );
@@ -636,7 +636,11 @@ fn a_print_and_a_phone_screen_of_an_enrolled_person_are_refused_as_not_live() {
     let refused = page
         .events
         .iter()
-        .filter(|e| e.reason.as_deref().is_some_and(|r| r.starts_with("not live")))
+        .filter(|e| {
+            e.reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("not live"))
+        })
         .count();
     assert_eq!(refused, 3, "{:#?}", page.events);
     drop(audit);

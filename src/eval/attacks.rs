@@ -81,7 +81,10 @@ fn sample(img: &RgbImage, x: f32, y: f32) -> [f32; 3] {
     let x = (x - 0.5).clamp(0.0, w - 1.0);
     let y = (y - 0.5).clamp(0.0, h - 1.0);
     let (x0, y0) = (x.floor() as u32, y.floor() as u32);
-    let (x1, y1) = ((x0 + 1).min(img.width() - 1), (y0 + 1).min(img.height() - 1));
+    let (x1, y1) = (
+        (x0 + 1).min(img.width() - 1),
+        (y0 + 1).min(img.height() - 1),
+    );
     let (fx, fy) = (x - x0 as f32, y - y0 as f32);
     let p = |xx, yy| img.get_pixel(xx, yy).0.map(f32::from);
     let (a, b, c, d) = (p(x0, y0), p(x1, y0), p(x0, y1), p(x1, y1));
@@ -200,7 +203,10 @@ pub fn screen(src: &RgbImage, rng: &mut Rng) -> RgbImage {
     let (l, t, mw, mh) = placement(w, h, rng.range(0.75, 0.9), rng);
     let bezel = 0.06;
     let pitch = rng.range(0.55, 0.9);
-    let (gx, gy) = (rng.range(0.0, 1.0) * w as f32, rng.range(0.0, 1.0) * h as f32);
+    let (gx, gy) = (
+        rng.range(0.0, 1.0) * w as f32,
+        rng.range(0.0, 1.0) * h as f32,
+    );
     let glare_amp = rng.range(20.0, 60.0);
     let glare_r = 0.25 * w.min(h) as f32;
     let white = [0.92f32, 0.97, 1.08];
@@ -251,8 +257,8 @@ pub fn camera_frame(scene: &RgbImage, dx: f32, dy: f32, rng: &mut Rng) -> RgbIma
         Rgb(s.map(|c| to_u8(c + 2.0 * rng.normal())))
     });
     let mut jpeg = Vec::new();
-    let encoded = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 85)
-        .encode_image(&shifted);
+    let encoded =
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 85).encode_image(&shifted);
     match encoded
         .ok()
         .and_then(|()| image::load_from_memory(&jpeg).ok())

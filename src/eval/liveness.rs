@@ -30,7 +30,8 @@ use crate::vision::{Models, Pipeline, VisionError, VisionParams, frame};
 /// Features of a visit: mean over its frames of [logit(cnn), moiré, hf share, bezel, glare,
 /// chroma].
 pub const FEATURES: usize = 1 + CUES;
-pub const FEATURE_NAMES: [&str; FEATURES] = ["cnn", "moire", "hf_share", "bezel", "glare", "chroma"];
+pub const FEATURE_NAMES: [&str; FEATURES] =
+    ["cnn", "moire", "hf_share", "bezel", "glare", "chroma"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
@@ -125,7 +126,8 @@ fn jobs(faces: &Path, per_set: usize) -> Vec<Job> {
     }
     for set in LIVE_SETS {
         let mut photos = images_under(&faces.join(set));
-        photos.sort_by_key(|p| seed_of(&p.to_string_lossy().replace(&*faces.to_string_lossy(), "")));
+        photos
+            .sort_by_key(|p| seed_of(&p.to_string_lossy().replace(&*faces.to_string_lossy(), "")));
         for p in photos.into_iter().take(per_set) {
             let rel = p
                 .strip_prefix(faces)
@@ -135,7 +137,8 @@ fn jobs(faces: &Path, per_set: usize) -> Vec<Job> {
             // att_faces/ is grey (1994 scans): the network is a colour model and the door
             // camera is a colour camera, so the grey faces are reported (test part) but never
             // used to choose weights or thresholds.
-            let split = if set != "att_faces" && (seed_of(&format!("split:{rel}")) >> 32) % 2 == 0
+            let split = if set != "att_faces"
+                && (seed_of(&format!("split:{rel}")) >> 32).is_multiple_of(2)
             {
                 Split::Calibration
             } else {
@@ -283,6 +286,7 @@ impl Scorer {
         }
     }
 
+    #[allow(clippy::needless_range_loop)] // parallel arrays indexed together
     pub fn from_fusion(f: &Fusion) -> Scorer {
         let mut w = [0f32; FEATURES];
         let mut bias = f.cue_bias;
@@ -298,6 +302,7 @@ impl Scorer {
     }
 
     /// As the code's fusion (cue centres folded into the bias).
+    #[allow(clippy::needless_range_loop)] // parallel arrays indexed together
     pub fn to_fusion(&self, base: &Fusion) -> Fusion {
         let mut f = *base;
         f.cnn_offset = self.cnn_offset.unwrap_or(0.0);
@@ -359,11 +364,15 @@ pub fn veto(cal: &[&VisitResult], mask: [bool; FEATURES], per_part_bpcer: f64) -
     s
 }
 
+#[allow(clippy::needless_range_loop)] // parallel arrays indexed together
 /// Class-balanced L2-regularised logistic regression on the features in `mask` (live = 1).
 pub fn fit(visits: &[&VisitResult], mask: [bool; FEATURES]) -> Scorer {
     let data: Vec<([f32; FEATURES], f32)> = visits
         .iter()
-        .filter_map(|v| v.features.map(|f| (f, if v.attack.is_none() { 1.0 } else { 0.0 })))
+        .filter_map(|v| {
+            v.features
+                .map(|f| (f, if v.attack.is_none() { 1.0 } else { 0.0 }))
+        })
         .collect();
     if data.is_empty() {
         return Scorer::only(0, 1.0);
@@ -453,7 +462,11 @@ pub struct Rates {
     pub no_face_attacks: usize,
 }
 
-pub fn rates(visits: &[&VisitResult], scorer: &dyn Fn(&VisitResult) -> Option<f32>, t: f32) -> Rates {
+pub fn rates(
+    visits: &[&VisitResult],
+    scorer: &dyn Fn(&VisitResult) -> Option<f32>,
+    t: f32,
+) -> Rates {
     let mut r = Rates {
         threshold: t,
         bpcer: 0.0,
@@ -527,4 +540,3 @@ pub fn det(live: &[f32], attack: &[f32]) -> Vec<(f64, f64)> {
     }
     out
 }
-

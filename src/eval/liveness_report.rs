@@ -61,7 +61,11 @@ fn overall_apcer(r: &Rates, synthetic_only: bool) -> f64 {
 fn candidate(name: &str, scorer: Scorer, visits: &[VisitResult]) -> Candidate {
     let cal = part(visits, Split::Calibration);
     let f = |v: &VisitResult| v.features.map(|x| scorer.score(&x));
-    let live: Vec<f32> = cal.iter().filter(|v| v.attack.is_none()).filter_map(|v| f(v)).collect();
+    let live: Vec<f32> = cal
+        .iter()
+        .filter(|v| v.attack.is_none())
+        .filter_map(|v| f(v))
+        .collect();
     let t = threshold_at_bpcer(&live, TARGET_BPCER);
     Candidate {
         name: name.into(),
@@ -107,14 +111,22 @@ pub fn report(visits: &[VisitResult], shipped: &Fusion, shipped_threshold: f32) 
             visits,
         ));
     }
-    candidates.push(candidate("all (fitted)", fit(&cal, [true; FEATURES]), visits));
+    candidates.push(candidate(
+        "all (fitted)",
+        fit(&cal, [true; FEATURES]),
+        visits,
+    ));
 
     // The shipped rule (network and cues must both say live), its cues chosen by greedy
     // forward selection on the calibration part only: a cue joins when it lowers the
     // calibration APCER (synthetic attacks) by MIN_GAIN at the calibration threshold.
     let per_part = TARGET_BPCER / 2.0;
     let mut mask = [false; FEATURES];
-    let mut best = candidate("network alone (offset)", veto(&cal, mask, TARGET_BPCER), visits);
+    let mut best = candidate(
+        "network alone (offset)",
+        veto(&cal, mask, TARGET_BPCER),
+        visits,
+    );
     loop {
         let mut improved = None;
         for i in 1..FEATURES {
@@ -228,7 +240,11 @@ impl Report {
             self.shipped_threshold,
             logit(self.shipped_threshold)
         );
-        let _ = writeln!(s, "  calibration: {}", rates_line(&self.shipped_calibration));
+        let _ = writeln!(
+            s,
+            "  calibration: {}",
+            rates_line(&self.shipped_calibration)
+        );
         let _ = writeln!(s, "  test:        {}", rates_line(&self.shipped_test));
         let _ = writeln!(s, "  demo:        {}", rates_line(&self.shipped_demo));
         s

@@ -247,7 +247,11 @@ impl ModelCard {
     pub fn output_names(&self) -> Vec<String> {
         match self.kind {
             ModelKind::Detector => self.detector.as_ref().map_or(Vec::new(), |d| {
-                d.scores.iter().chain(d.regressors.iter()).cloned().collect()
+                d.scores
+                    .iter()
+                    .chain(d.regressors.iter())
+                    .cloned()
+                    .collect()
             }),
             ModelKind::Embedder => self
                 .embedder

@@ -4,10 +4,10 @@
 use image::RgbImage;
 use tract_onnx::prelude::*;
 
+use crate::vision::VisionError;
 use crate::vision::detect::BBox;
 use crate::vision::model::{ModelCard, Plan, f32_values, input_tensor};
 use crate::vision::resample::{Affine, warp_into};
-use crate::vision::VisionError;
 
 /// The crop rectangle `(left, top, width, height)` in frame pixels: `bbox` enlarged `scale`
 /// times around its centre, the scale reduced so that it fits the frame, then shifted inside

@@ -14,9 +14,10 @@ door = "enforce"
 api = "warn"
 # Passive liveness model, by card name (models/<name>.toml, kind = "liveness").
 model = "fr-liveness-128"
-# Fused live score (0..1) under which a visit (door) or an image (API) is not live. Chosen on
-# the calibration part of `facegate eval --liveness` for at most 2% of live visits refused
-# (see the README); lower lets more attacks through, higher refuses more real people.
+# Fused live score (0..1) under which a visit (door) or an image (API) is not live. 0.5 is
+# the point chosen on the calibration part of `facegate eval --liveness` (the network's offset
+# there refuses at most 1% of live visits; see the README, "Liveness"); lower lets more
+# attacks through, higher refuses more real people.
 threshold = 0.5
 # Frames of a visit the door looks at (the newest ones), at most.
 window = 15
@@ -72,7 +73,10 @@ impl LivenessConfig {
             ));
         }
         if !(1..=300).contains(&self.window) {
-            return Err(format!("liveness.window = {} is outside 1..300", self.window));
+            return Err(format!(
+                "liveness.window = {} is outside 1..300",
+                self.window
+            ));
         }
         if self.model.trim().is_empty() && (self.door != Mode::Off || self.api != Mode::Off) {
             return Err(

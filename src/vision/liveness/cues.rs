@@ -91,6 +91,7 @@ impl CueMeter {
         }
     }
 
+    #[allow(clippy::needless_range_loop)] // 2-D indices into flat buffers
     /// (moiré, high-frequency share) of a square grey patch at the face's centre, at camera
     /// resolution. `None` for a face too small.
     fn spectrum(&mut self, frame: &RgbImage, bbox: &BBox) -> Option<(f32, f32)> {
@@ -118,7 +119,9 @@ impl CueMeter {
         let mut mean = 0.0f32;
         for y in 0..n {
             for x in 0..n {
-                let p = frame.get_pixel((x0 + x as i64) as u32, (y0 + y as i64) as u32).0;
+                let p = frame
+                    .get_pixel((x0 + x as i64) as u32, (y0 + y as i64) as u32)
+                    .0;
                 let g = 0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32;
                 mean += g;
                 self.buf.push(Complex32::new(g, 0.0));
@@ -182,6 +185,7 @@ impl CueMeter {
     }
 }
 
+#[allow(clippy::needless_range_loop)] // 2-D indices into flat buffers
 /// Strongest straight row/column of gradient energy outside the face over the median row or
 /// column, in the enlarged crop (face in the middle `1/scale` of it).
 pub fn bezel(crop: &RgbImage, scale: f32) -> f32 {

@@ -41,7 +41,13 @@ pub const LOGIT_CLAMP: f32 = 9.0;
 impl Cues {
     /// moiré, high-frequency share, bezel, glare, chroma.
     pub fn vector(&self) -> [f32; CUES] {
-        [self.moire, self.hf_share, self.bezel, self.glare, self.chroma]
+        [
+            self.moire,
+            self.hf_share,
+            self.bezel,
+            self.glare,
+            self.chroma,
+        ]
     }
 
     pub const NAMES: [&'static str; CUES] = ["moire", "hf_share", "bezel", "glare", "chroma"];

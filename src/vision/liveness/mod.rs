@@ -87,7 +87,11 @@ impl Checker {
     }
 
     /// Look at the face `det` of `frame`.
-    pub fn frame(&mut self, frame: &RgbImage, det: &Detection) -> Result<FrameEvidence, VisionError> {
+    pub fn frame(
+        &mut self,
+        frame: &RgbImage,
+        det: &Detection,
+    ) -> Result<FrameEvidence, VisionError> {
         let cnn = self.cnn.live_score(frame, &det.bbox)?;
         let cues = self
             .cues

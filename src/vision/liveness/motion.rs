@@ -107,7 +107,11 @@ pub fn homography_residual(a: &[Point], b: &[Point]) -> Option<f32> {
             .map(|q| ((f64::from(q.x) - mx).powi(2) + (f64::from(q.y) - my).powi(2)).sqrt())
             .sum::<f64>()
             / p.len() as f64;
-        let s = if d > 0.0 { std::f64::consts::SQRT_2 / d } else { 1.0 };
+        let s = if d > 0.0 {
+            std::f64::consts::SQRT_2 / d
+        } else {
+            1.0
+        };
         let pts: Vec<(f64, f64)> = p
             .iter()
             .map(|q| ((f64::from(q.x) - mx) * s, (f64::from(q.y) - my) * s))
@@ -147,6 +151,7 @@ pub fn homography_residual(a: &[Point], b: &[Point]) -> Option<f32> {
     Some(((err / pa.len() as f64).sqrt() / sb) as f32)
 }
 
+#[allow(clippy::needless_range_loop)] // row operations on a small matrix
 /// Gaussian elimination with partial pivoting on an 8x9 augmented matrix.
 fn solve8(mut m: [[f64; 9]; 8]) -> Option<[f64; 8]> {
     for c in 0..8 {
