@@ -1,5 +1,6 @@
-//! Vision benchmarks, single-threaded: detect, align, embed (f32 and int8) and the whole
-//! pipeline on a 640×480 frame with one face. `cargo bench --bench vision`.
+//! Vision benchmarks, single-threaded: detect, align, embed (f32 and int8), liveness (the
+//! network, the model-free cues, both) and the whole pipeline on a 640×480 frame with one
+//! face. `cargo bench --bench vision`.
 
 use std::path::PathBuf;
 
@@ -82,6 +83,27 @@ fn bench(c: &mut Criterion) {
     let mut full = Pipeline::new(&f32_models, VisionParams::default()).expect("pipeline");
     g.bench_function("pipeline 640x480 default (closer look + mirror)", |b| {
         b.iter(|| full.analyse(&frame).expect("analyse"))
+    });
+    let live_models = facegate::vision::liveness::LivenessModels::load(
+        &dir,
+        &facegate::vision::liveness::LivenessConfig::default(),
+    )
+    .expect("liveness model");
+    let mut checker = facegate::vision::liveness::Checker::new(&live_models).expect("checker");
+    g.bench_function("liveness per frame (network + cues)", |b| {
+        b.iter(|| checker.frame(&frame, &det).expect("liveness"))
+    });
+    let mut cnn = facegate::vision::liveness::cnn::Cnn::new(&live_models.card, &{
+        live_models.card.load_plan().expect("plan")
+    })
+    .expect("cnn");
+    g.bench_function("liveness network alone (crop x2.7 + 128x128)", |b| {
+        b.iter(|| cnn.live_score(&frame, &det.bbox).expect("cnn"))
+    });
+    let live_crop = cnn.crop().clone();
+    let mut meter = facegate::vision::liveness::cues::CueMeter::new();
+    g.bench_function("liveness cues alone (FFT, bezel, colour)", |b| {
+        b.iter(|| meter.measure(&frame, &det.bbox, &live_crop, 2.7))
     });
     g.bench_function("decode JPEG 640x480", |b| {
         let mut jpeg = Vec::new();

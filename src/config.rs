@@ -12,6 +12,7 @@ use crate::api::config::ApiConfig;
 use crate::camera::config::CameraConfig;
 use crate::gallery::config::{GalleryConfig, MilvusConfig};
 use crate::hw::config::HwConfig;
+use crate::vision::liveness::LivenessConfig;
 use crate::vision::{AlignLimits, DetectParams, VisionParams};
 
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +71,7 @@ pub fn default_toml() -> String {
         crate::access::recognition::DEFAULT_TOML,
         crate::gallery::config::DEFAULT_TOML,
         crate::access::config::DEFAULT_TOML,
+        crate::vision::liveness::config::DEFAULT_TOML,
         "\n",
         crate::camera::config::DEFAULT_TOML,
         "\n",
@@ -88,6 +90,7 @@ pub struct Config {
     pub gallery: GalleryConfig,
     pub milvus: MilvusConfig,
     pub access: AccessConfig,
+    pub liveness: LivenessConfig,
     pub camera: CameraConfig,
     pub hw: HwConfig,
     pub api: ApiConfig,
@@ -234,6 +237,7 @@ impl Config {
         self.gallery.check()?;
         self.milvus.check()?;
         self.access.check()?;
+        self.liveness.check()?;
         self.camera.check()?;
         self.hw.check()?;
         self.api.check()?;

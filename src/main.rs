@@ -67,14 +67,26 @@ enum Command {
         out: Output,
     },
     /// Measure verification accuracy with the LFW protocol (10-fold for a View 2 file; for
-    /// View 1, threshold from pairsDevTrain.txt, accuracy on pairsDevTest.txt), or open-set
-    /// identification (--open-set DIR: FPIR and FNIR, DET plots, calibration; see the README).
+    /// View 1, threshold from pairsDevTrain.txt, accuracy on pairsDevTest.txt), open-set
+    /// identification (--open-set DIR: FPIR and FNIR, DET plots, calibration; see the README),
+    /// or with --liveness the presentation-attack detection (APCER per attack type, BPCER).
     Eval {
         /// LFW pairs file (pairs.txt, pairsDevTest.txt or pairsDevTrain.txt).
-        #[arg(long, value_name = "FILE", required_unless_present = "open_set")]
+        #[arg(long, value_name = "FILE", required_unless_present_any = ["open_set", "liveness"])]
         lfw_pairs: Option<PathBuf>,
         #[command(flatten)]
         open: cli::open_set::OpenSetArgs,
+        /// Evaluate liveness instead, on the face collection DIR (antispoof/ demo images,
+        /// live photos of lfw-dev/, att_faces/, deepface/, face_recognition/ and a synthetic
+        /// print / screen-replay set made from them). --plot writes the DET curve.
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["lfw_pairs", "open_set"])]
+        liveness: Option<PathBuf>,
+        /// Liveness: camera frames per visit.
+        #[arg(long, default_value_t = 3)]
+        frames: usize,
+        /// Liveness: live photos taken from each set (a fixed hash order).
+        #[arg(long, default_value_t = 150)]
+        per_set: usize,
         /// Directory holding NAME/NAME_000i.jpg. Default: the pairs file's directory.
         #[arg(long, value_name = "DIR")]
         root: Option<PathBuf>,
@@ -254,7 +266,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             out.json,
         ),
         Command::Eval {
-            lfw_pairs: Some(lfw_pairs),
+            lfw_pairs,
+            liveness,
+            frames,
+            per_set,
             root,
             train_pairs,
             plot,
@@ -262,17 +277,30 @@ fn run(cli: Cli) -> Result<ExitCode> {
             threads,
             out,
             ..
-        } => eval_lfw(
-            &config,
-            &lfw_pairs,
-            root,
-            train_pairs,
-            plot,
-            embedders,
-            threads,
-            out.json,
-        ),
-        Command::Eval { .. } => Err(anyhow!("eval needs --lfw-pairs FILE or --open-set DIR")),
+        } => match (liveness, lfw_pairs) {
+            (Some(dir), _) => eval_liveness(
+                &config,
+                &dir,
+                eval::liveness::Settings {
+                    frames,
+                    per_set,
+                    threads,
+                },
+                plot,
+                out.json,
+            ),
+            (None, Some(pairs)) => eval_lfw(
+                &config,
+                &pairs,
+                root,
+                train_pairs,
+                plot,
+                embedders,
+                threads,
+                out.json,
+            ),
+            (None, None) => bail!("give --lfw-pairs FILE, --open-set DIR or --liveness DIR"),
+        },
         Command::Gallery(cmd) => cli::gallery::run(&config, cmd),
         Command::Run(args) => cli::run::run(&config, args),
         Command::Events(args) => cli::events::run(&config, args),
@@ -433,6 +461,95 @@ fn compare(
             } else {
                 "different people"
             }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn eval_liveness(
+    config: &Config,
+    faces: &Path,
+    settings: eval::liveness::Settings,
+    plot_path: Option<PathBuf>,
+    as_json: bool,
+) -> Result<ExitCode> {
+    use facegate::vision::liveness::{Mode, fuse};
+    let mut config = config.clone();
+    if !config.liveness.needed() {
+        config.liveness.door = Mode::Enforce;
+    }
+    let models = load_models(&config, None)?;
+    let bar = indicatif::ProgressBar::new(0);
+    let t0 = std::time::Instant::now();
+    let visits = eval::liveness::collect(
+        &models,
+        &config.vision.params(),
+        faces,
+        &settings,
+        &|done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        },
+    )?;
+    bar.finish_and_clear();
+    if visits.is_empty() {
+        bail!(
+            "no visits: is {} the shared face collection?",
+            faces.display()
+        );
+    }
+    let report = eval::liveness_report::report(&visits, &fuse::FUSION, config.liveness.threshold);
+    if let Some(p) = &plot_path {
+        use eval::liveness::{Split, det};
+        let test: Vec<&eval::liveness::VisitResult> =
+            visits.iter().filter(|v| v.split == Split::Test).collect();
+        let curve = |scorer: &eval::liveness::Scorer| {
+            let s = |live: bool| -> Vec<f32> {
+                test.iter()
+                    .filter(|v| v.attack.is_none() == live)
+                    .filter_map(|v| v.features.map(|f| scorer.score(&f)))
+                    .collect()
+            };
+            det(&s(true), &s(false))
+        };
+        let cnn = curve(&report.candidates[0].scorer);
+        let shipped = curve(&eval::liveness::Scorer::from_fusion(&fuse::FUSION));
+        let greedy = curve(&report.chosen.scorer);
+        plot::det_png(
+            p,
+            "Liveness DET, test part (synthetic attacks, per visit)",
+            &plot::LIVENESS_AXES,
+            &[
+                plot::Curve {
+                    label: "network alone".into(),
+                    points: &cnn,
+                },
+                plot::Curve {
+                    label: "shipped fusion".into(),
+                    points: &shipped,
+                },
+                plot::Curve {
+                    label: report.chosen.name.clone(),
+                    points: &greedy,
+                },
+            ],
+        )
+        .with_context(|| format!("writing {}", p.display()))?;
+    }
+    if as_json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"report": report, "visits": visits}))?
+        );
+    } else {
+        print!("{}", report.text());
+        println!(
+            "
+{} visits of {} frames in {:.0} s ({} threads)",
+            visits.len(),
+            settings.frames,
+            t0.elapsed().as_secs_f64(),
+            settings.threads
         );
     }
     Ok(ExitCode::SUCCESS)

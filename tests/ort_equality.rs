@@ -30,11 +30,7 @@ fn compare(stem: &str) -> Vec<(String, f32, f32, f32)> {
         .unwrap()
         .into();
     let outputs = plan.run(tvec!(tensor.into())).unwrap();
-    let names: Vec<String> = card
-        .detector
-        .as_ref()
-        .map(|d| d.scores.iter().chain(&d.regressors).cloned().collect())
-        .unwrap_or_else(|| vec![card.embedder.as_ref().unwrap().output.clone()]);
+    let names: Vec<String> = card.output_names();
     let mut out = Vec::new();
     for (name, got) in names.iter().zip(outputs.iter()) {
         let entry = meta["outputs"]
@@ -65,7 +61,13 @@ fn compare(stem: &str) -> Vec<(String, f32, f32, f32)> {
 
 #[test]
 fn float_models_match_onnxruntime_to_float_rounding() {
-    for stem in ["blazeface-front-128", "blazeface-back-256", "mobilefacenet"] {
+    for stem in [
+        "blazeface-front-128",
+        "blazeface-back-256",
+        "mobilefacenet",
+        "fr-liveness-128",
+        "fr-landmark-68",
+    ] {
         for (name, diff, max_ref, _) in compare(stem) {
             // Relative to the output's own scale (detector logits reach ~3e4 on padding).
             assert!(
@@ -86,4 +88,24 @@ fn int8_embedder_matches_onnxruntime_by_cosine() {
             "mobilefacenet-int8 {name}: cosine {cos}, max abs diff {diff}"
         );
     }
+}
+
+#[test]
+fn liveness_model_live_score_matches_onnxruntime() {
+    // The live probability (softmax of the logits) is what the code uses: compare that too.
+    let fixtures = repo().join("tests/fixtures/ort");
+    let card = ModelCard::read(&repo().join("models/fr-liveness-128.toml")).unwrap();
+    let spec = card.liveness.clone().expect("a liveness card");
+    let plan = card.load_plan().unwrap();
+    let input = read_f32(&fixtures.join("fr-liveness-128.input.f32"));
+    let want = read_f32(&fixtures.join("fr-liveness-128.output.f32"));
+    let tensor: Tensor = tract_ndarray::ArrayD::from_shape_vec(card.input_shape().to_vec(), input)
+        .unwrap()
+        .into();
+    let out = plan.run(tvec!(tensor.into())).unwrap();
+    let got = f32_values(&out[0]).unwrap().to_vec();
+    let p_got = facegate::vision::liveness::cnn::softmax(&got)[spec.live_class];
+    let p_want = facegate::vision::liveness::cnn::softmax(&want)[spec.live_class];
+    println!("fr-liveness-128 live score: tract {p_got:.7}, onnxruntime {p_want:.7}");
+    assert!((p_got - p_want).abs() < 1e-5, "{p_got} vs {p_want}");
 }

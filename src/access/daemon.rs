@@ -21,6 +21,7 @@ use super::rules::LocalTime;
 use crate::camera::{CameraError, FrameSource, StatusWatch, spawn_capture};
 use crate::gallery::{Gallery, now_ms};
 use crate::hw::{CardOutput, DoorRelay, DoorSensors, Hardware, InputEvent, Screen, StatusDisplay};
+use crate::vision::liveness::{self, FrameEvidence, Mode, Visit, VisitScore};
 use crate::vision::{Models, Pipeline, Quality, VisionParams};
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +45,8 @@ pub enum Record {
         /// From the frame's capture to the decision.
         latency_ms: f64,
         frame: u64,
+        /// The visit's liveness at the decision (when liveness is on at the door).
+        liveness: Option<VisitScore>,
         /// The aligned face crop of the deciding frame, when `save_face_crops` is on (kept out
         /// of the JSON line; the audit log stores it as JPEG).
         #[serde(skip)]
@@ -74,6 +77,7 @@ impl Record {
                 verdict,
                 quality,
                 face,
+                liveness,
                 ..
             } => {
                 let (outcome, person, score, reason) = match verdict {
@@ -96,6 +100,9 @@ impl Record {
                 }
                 if let Some(r) = reason {
                     e = e.reason(r.to_string());
+                } else if let Some(v) = liveness.filter(|v| !v.live) {
+                    // liveness = "warn": admitted, but the log says what was seen.
+                    e = e.reason(format!("liveness warning: not live (score {:.2})", v.score));
                 }
                 if let Some(q) = quality {
                     e = e.quality(q.into());
@@ -320,7 +327,13 @@ pub fn start<S: FrameSource + 'static>(
     let decide = {
         let stop = Arc::clone(&stop);
         let tx = tx.clone();
+        let liveness = models
+            .liveness
+            .as_ref()
+            .filter(|l| l.config.door != Mode::Off)
+            .map(|l| (l.config.door, Visit::new(&l.config)));
         let mut d = Decider {
+            liveness,
             policy: Policy::new(config.policy),
             display,
             wiegand,
@@ -390,6 +403,8 @@ struct Look {
     quality: Option<Quality>,
     /// The aligned crop, kept only when crops are saved.
     crop: Option<image::RgbImage>,
+    /// The face's liveness evidence (when a liveness model is loaded).
+    liveness: Option<FrameEvidence>,
 }
 
 /// A recognition worker: vision on one frame at a time.
@@ -406,6 +421,7 @@ impl Worker {
                 seen: Seen::NoFace,
                 quality: None,
                 crop: None,
+                liveness: None,
             });
         };
         let face = self
@@ -417,10 +433,22 @@ impl Worker {
             // A face too turned or too small to judge.
             Err(_) => Seen::Unusable,
         };
+        let liveness = match &seen {
+            Seen::Face(_) => match self.pipeline.liveness(img, det) {
+                None => None,
+                Some(Ok(e)) => Some(e),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "liveness not measured");
+                    None
+                }
+            },
+            _ => None,
+        };
         Ok(Look {
             seen,
             quality: Some(face.quality),
             crop: self.save_crops.then_some(face.crop),
+            liveness,
         })
     }
 }
@@ -428,6 +456,8 @@ impl Worker {
 /// The decision thread: the policy over the workers' looks, in frame order, then the door,
 /// the display, Wiegand and the audit records.
 struct Decider {
+    /// The door's liveness mode and the current visit's frames (`None`: liveness off).
+    liveness: Option<(Mode, Visit)>,
     policy: Policy,
     display: Box<dyn StatusDisplay>,
     wiegand: Option<Box<dyn CardOutput>>,
@@ -496,6 +526,7 @@ impl Decider {
             seen,
             quality,
             crop,
+            liveness: evidence,
         } = match look {
             Ok(v) => v,
             Err(e) => {
@@ -503,10 +534,14 @@ impl Decider {
                 return;
             }
         };
+        let (live_score, live_refuse) = self.liveness_of_visit(&seen, evidence);
         let (verdict, record) = match self.policy.observe(&seen) {
             Step::Verdict(v) => (v, None),
             Step::Decide(fused) => match self.decide_visit(&fused, now) {
-                Ok((decision, record)) => (self.policy.conclude(decision, now), record),
+                Ok((decision, record)) => {
+                    let decision = decision::unless_live(decision, live_refuse);
+                    (self.policy.conclude(decision, now), record)
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, frame = seq, "gallery: visit not decided");
                     return;
@@ -570,8 +605,13 @@ impl Decider {
                 quality,
                 latency_ms: captured.elapsed().as_secs_f64() * 1000.0,
                 frame: seq,
+                liveness: live_score,
                 face: crop,
             });
+            // The next decision is about a new visit: its liveness evidence starts afresh.
+            if let Some((_, visit)) = self.liveness.as_mut() {
+                visit.reset();
+            }
         }
     }
 }
@@ -599,6 +639,31 @@ impl Decider {
             local: LocalTime::at(now),
         };
         Ok((decision::decide(&ident.candidates, &rule, &ctx), record))
+    }
+
+    /// Add this frame's liveness evidence to the visit; the visit's score and, when the door
+    /// enforces liveness and the visit is not live, the refusal reason.
+    fn liveness_of_visit(
+        &mut self,
+        seen: &Seen,
+        evidence: Option<FrameEvidence>,
+    ) -> (Option<VisitScore>, Option<String>) {
+        let Some((mode, visit)) = self.liveness.as_mut() else {
+            return (None, None);
+        };
+        // A visit's evidence runs from the first face to the decision (or until no face).
+        if matches!(seen, Seen::NoFace) {
+            visit.reset();
+            return (None, None);
+        }
+        if let Some(e) = evidence {
+            visit.push(e);
+        }
+        let score = visit.score();
+        if let Some(s) = score.filter(|s| !s.live) {
+            tracing::debug!(score = s.score, frames = s.frames, "visit not live so far");
+        }
+        (score, liveness::refusal(*mode, score.as_ref()))
     }
 }
 
@@ -705,6 +770,7 @@ mod tests {
             quality: None,
             latency_ms: 1.0,
             frame: 7,
+            liveness: None,
             face: Some(crop.clone()),
         };
         // The crop stays out of the JSON line.

@@ -44,8 +44,8 @@ pub enum Refusal {
     /// Recognised, but entered already with no exit recorded.
     #[error("anti-passback: entered already, no exit recorded")]
     AntiPassback,
-    /// The face is not live (a photo or a screen): reserved for the liveness check.
-    #[error("not a live face{}", detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    /// The face is not live (a photo or a screen): the liveness check refuses it.
+    #[error("not live{}", detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
     NotLive { detail: Option<String> },
 }
 
@@ -89,6 +89,21 @@ pub enum Decision {
         score: Option<f32>,
         reason: Refusal,
     },
+}
+
+/// A grant turned into a "not live" refusal when the liveness check refuses the face
+/// (`not_live` is the refusal's detail); any other decision is kept as it is.
+pub fn unless_live(decision: Decision, not_live: Option<String>) -> Decision {
+    match (decision, not_live) {
+        (Decision::Granted { person, score }, Some(detail)) => Decision::Refused {
+            person: Some(person),
+            score: Some(score),
+            reason: Refusal::NotLive {
+                detail: Some(detail),
+            },
+        },
+        (decision, _) => decision,
+    }
 }
 
 /// The thresholds of one decision.

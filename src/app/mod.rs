@@ -52,6 +52,7 @@ pub fn load_models(config: &Config, embedder: Option<&str>) -> Result<Models, Ap
     let dir = config.vision.models_dir().ok_or(AppError::NoModels)?;
     let embedder = embedder.or(config.vision.embedder_name());
     Models::load(&dir, &config.vision.detector, embedder)
+        .and_then(|m| m.with_liveness(&dir, &config.liveness))
         .map_err(|source| AppError::Models { dir, source })
 }
 

@@ -215,6 +215,7 @@ mod tests {
             quality: None,
             latency_ms: 1.0,
             frame: 1,
+            liveness: None,
             face: None,
         }
     }

@@ -121,7 +121,7 @@ pub fn run(
                 .collect();
             let path = PathBuf::from(format!("{}-{g}.png", prefix.display()));
             let title = format!("DET, open set, {} enrolled ({})", g, models.embedder.name);
-            plot::det_png(&path, &title, &curves)
+            plot::det_png(&path, &title, &plot::OPEN_SET_AXES, &curves)
                 .with_context(|| format!("writing {}", path.display()))?;
             if !as_json {
                 println!("DET plot written to {}", path.display());

@@ -11,7 +11,10 @@
 //! door would: a false reject for a same-person pair, a correct reject for a different-person
 //! pair (never a false accept).
 
+pub mod attacks;
 pub mod lfw;
+pub mod liveness;
+pub mod liveness_report;
 pub mod metrics;
 pub mod open_calibrate;
 pub mod open_metrics;

@@ -154,10 +154,32 @@ pub fn roc_png(path: &Path, title: &str, curves: &[Curve]) -> Result<(), image::
     c.0.save(path)
 }
 
-/// Draw DET curves for open-set identification: FPIR (x) and FNIR (y), both on log axes
-/// (1e-4..1 and 1e-3..1; rates of 0 are drawn at the axis minimum), and save as PNG.
-/// `points` of each curve are `(FPIR, FNIR)`.
-pub fn det_png(path: &Path, title: &str, curves: &[Curve]) -> Result<(), image::ImageError> {
+/// The axis names of a DET plot: the false-accept kind of error on x, the false-reject kind on y.
+pub struct DetAxes<'a> {
+    pub x: &'a str,
+    pub y: &'a str,
+}
+
+/// Open-set identification: FPIR (x) and FNIR (y).
+pub const OPEN_SET_AXES: DetAxes<'static> = DetAxes {
+    x: "false positive identification rate (FPIR, log)",
+    y: "FNIR (log)",
+};
+
+/// Presentation-attack detection (ISO/IEC 30107-3): BPCER (x) and APCER (y).
+pub const LIVENESS_AXES: DetAxes<'static> = DetAxes {
+    x: "BPCER: live visits refused (log scale)",
+    y: "APCER",
+};
+
+/// Draw DET curves, both axes on log scales (x 1e-4..1, y 1e-3..1; rates of 0 are drawn at the
+/// axis minimum), and save as PNG. `points` of each curve are `(x, y)` as `axes` names them.
+pub fn det_png(
+    path: &Path,
+    title: &str,
+    axes: &DetAxes,
+    curves: &[Curve],
+) -> Result<(), image::ImageError> {
     let mut c = Canvas(RgbImage::from_pixel(
         W as u32,
         H as u32,
@@ -210,13 +232,13 @@ pub fn det_png(path: &Path, title: &str, curves: &[Curve]) -> Result<(), image::
         .draw(&mut c);
     let _ = Text::with_alignment(title, Point::new(W / 2, 24), big, Alignment::Center).draw(&mut c);
     let _ = Text::with_alignment(
-        "false positive identification rate (FPIR, log)",
+        axes.x,
         Point::new((x0 + x1) / 2, H - 30),
         big,
         Alignment::Center,
     )
     .draw(&mut c);
-    let _ = Text::new("FNIR (log)", Point::new(8, y0 - 8), big).draw(&mut c);
+    let _ = Text::new(axes.y, Point::new(8, y0 - 8), big).draw(&mut c);
     for (i, curve) in curves.iter().enumerate() {
         let colour = COLOURS[i % COLOURS.len()];
         let style = PrimitiveStyle::with_stroke(colour, 2);

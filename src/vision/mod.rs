@@ -7,6 +7,7 @@ pub mod align;
 pub mod detect;
 pub mod embed;
 pub mod frame;
+pub mod liveness;
 pub mod model;
 pub mod resample;
 pub mod selftest;
@@ -104,6 +105,8 @@ pub struct Models {
     detector_plan: Plan,
     pub embedder: ModelCard,
     embedder_plan: Plan,
+    /// The liveness network and settings, when loaded ([`Models::with_liveness`]).
+    pub liveness: Option<liveness::LivenessModels>,
 }
 
 impl Models {
@@ -123,7 +126,23 @@ impl Models {
             detector_plan,
             embedder: emb,
             embedder_plan,
+            liveness: None,
         })
+    }
+
+    /// Also load the liveness model named in `config` from `dir` (unless liveness is off
+    /// everywhere). Every [`Pipeline`] made from these models then has a liveness checker.
+    pub fn with_liveness(
+        mut self,
+        dir: &Path,
+        config: &liveness::LivenessConfig,
+    ) -> Result<Models, VisionError> {
+        self.liveness = if config.needed() {
+            Some(liveness::LivenessModels::load(dir, config)?)
+        } else {
+            None
+        };
+        Ok(self)
     }
 
     /// Embedding dimension.
@@ -163,6 +182,7 @@ pub struct Face {
 pub struct Pipeline {
     detector: Detector,
     embedder: Embedder,
+    liveness: Option<liveness::Checker>,
     pub params: VisionParams,
 }
 
@@ -171,6 +191,11 @@ impl Pipeline {
         Ok(Pipeline {
             detector: Detector::new(&models.detector, &models.detector_plan, params.detect)?,
             embedder: Embedder::new(&models.embedder, &models.embedder_plan)?,
+            liveness: models
+                .liveness
+                .as_ref()
+                .map(liveness::Checker::new)
+                .transpose()?,
             params,
         })
     }
@@ -228,6 +253,15 @@ impl Pipeline {
     pub fn analyse(&mut self, frame: &RgbImage) -> Result<Vec<Face>, VisionError> {
         let dets = self.detect(frame)?;
         dets.iter().map(|d| self.describe(frame, d)).collect()
+    }
+
+    /// The liveness evidence of one detected face; `None` when no liveness model is loaded.
+    pub fn liveness(
+        &mut self,
+        frame: &RgbImage,
+        det: &Detection,
+    ) -> Option<Result<liveness::FrameEvidence, VisionError>> {
+        self.liveness.as_mut().map(|c| c.frame(frame, det))
     }
 
     /// Embed an already aligned 112×112 crop.

@@ -23,6 +23,10 @@ pub type Plan = Arc<TypedRunnableModel>;
 pub enum ModelKind {
     Detector,
     Embedder,
+    /// Presentation-attack detection: live score of a face crop.
+    Liveness,
+    /// Facial landmarks (68 points) of a face crop.
+    Landmarks,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -45,6 +49,18 @@ pub enum Layout {
 pub enum Colour {
     Rgb,
     Bgr,
+    /// One channel: BT.601 luma of the RGB pixel (`mean[0]`, `std[0]` apply).
+    Grey,
+}
+
+impl Colour {
+    /// Channels of the model input.
+    pub fn channels(self) -> usize {
+        match self {
+            Colour::Grey => 1,
+            Colour::Rgb | Colour::Bgr => 3,
+        }
+    }
 }
 
 /// The `[input]` table of a card: how to turn an RGB crop into the model's input tensor.
@@ -94,6 +110,33 @@ pub struct EmbedderSpec {
     pub preferred_on: Vec<String>,
 }
 
+/// The `[liveness]` table of a liveness card.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LivenessSpec {
+    /// Graph output name, shape `[1, classes]` (logits).
+    pub output: String,
+    pub classes: usize,
+    /// Index of the live class: live score = softmax(output)[live_class].
+    pub live_class: usize,
+    /// The detector's face box is enlarged this much around its centre for the crop.
+    pub crop_scale: f32,
+    /// Per-frame live score under which a frame counts as an attack (the configuration may
+    /// override it).
+    pub threshold: f32,
+}
+
+/// The `[landmarks]` table of a landmark card.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LandmarkSpec {
+    /// Graph output name, shape `[1, 2 * points]`: x, y in [0, 1] of the crop.
+    pub output: String,
+    pub points: usize,
+    /// The detector's face box is enlarged this much around its centre for the crop.
+    pub crop_scale: f32,
+}
+
 /// A model card: the TOML file next to each ONNX file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -114,6 +157,10 @@ pub struct ModelCard {
     /// are derived (`facegate eval --open-set ... --calibration-out`).
     #[serde(default)]
     pub calibration: Option<crate::access::calibration::Calibration>,
+    #[serde(default)]
+    pub liveness: Option<LivenessSpec>,
+    #[serde(default)]
+    pub landmarks: Option<LandmarkSpec>,
     /// Where the card was read from (set at load time).
     #[serde(skip)]
     pub path: PathBuf,
@@ -146,6 +193,31 @@ impl ModelCard {
                     "kind is \"embedder\" but the [embedder] table is missing".into(),
                 ));
             }
+            ModelKind::Liveness => match &card.liveness {
+                None => {
+                    return Err(bad(
+                        "kind is \"liveness\" but the [liveness] table is missing".into(),
+                    ));
+                }
+                Some(l) if l.live_class >= l.classes => {
+                    return Err(bad(format!(
+                        "liveness.live_class = {} but there are {} classes",
+                        l.live_class, l.classes
+                    )));
+                }
+                Some(l) if !(l.crop_scale >= 1.0 && l.crop_scale <= 8.0) => {
+                    return Err(bad(format!(
+                        "liveness.crop_scale = {} is outside 1..8",
+                        l.crop_scale
+                    )));
+                }
+                Some(_) => {}
+            },
+            ModelKind::Landmarks if card.landmarks.is_none() => {
+                return Err(bad(
+                    "kind is \"landmarks\" but the [landmarks] table is missing".into(),
+                ));
+            }
             _ => {}
         }
         if card.input.width == 0 || card.input.height == 0 {
@@ -171,23 +243,35 @@ impl ModelCard {
     /// Input tensor shape `[1, …]` in the card's layout.
     pub fn input_shape(&self) -> [usize; 4] {
         let i = &self.input;
+        let c = i.colour.channels();
         match i.layout {
-            Layout::Nhwc => [1, i.height, i.width, 3],
-            Layout::Nchw => [1, 3, i.height, i.width],
+            Layout::Nhwc => [1, i.height, i.width, c],
+            Layout::Nchw => [1, c, i.height, i.width],
         }
     }
 
     /// Names of the outputs the code reads, in the order it reads them.
-    fn output_names(&self) -> Vec<String> {
-        match (&self.detector, &self.embedder) {
-            (Some(d), _) if self.kind == ModelKind::Detector => d
-                .scores
-                .iter()
-                .chain(d.regressors.iter())
-                .cloned()
-                .collect(),
-            (_, Some(e)) => vec![e.output.clone()],
-            _ => Vec::new(),
+    pub fn output_names(&self) -> Vec<String> {
+        match self.kind {
+            ModelKind::Detector => self.detector.as_ref().map_or(Vec::new(), |d| {
+                d.scores
+                    .iter()
+                    .chain(d.regressors.iter())
+                    .cloned()
+                    .collect()
+            }),
+            ModelKind::Embedder => self
+                .embedder
+                .as_ref()
+                .map_or(Vec::new(), |e| vec![e.output.clone()]),
+            ModelKind::Liveness => self
+                .liveness
+                .as_ref()
+                .map_or(Vec::new(), |l| vec![l.output.clone()]),
+            ModelKind::Landmarks => self
+                .landmarks
+                .as_ref()
+                .map_or(Vec::new(), |l| vec![l.output.clone()]),
         }
     }
 
@@ -351,6 +435,19 @@ pub fn input_tensor(card: &ModelCard, pixels: &[u8]) -> Result<Tensor, VisionErr
     let order: [usize; 3] = match input.colour {
         Colour::Rgb => [0, 1, 2],
         Colour::Bgr => [2, 1, 0],
+        Colour::Grey => {
+            let (mean, scale) = (input.mean[0], 1.0 / input.std[0]);
+            let data: Vec<f32> = pixels
+                .chunks_exact(3)
+                .map(|p| {
+                    let y = 0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32;
+                    (y.round() - mean) * scale
+                })
+                .collect();
+            return tract_ndarray::ArrayD::from_shape_vec(card.input_shape().to_vec(), data)
+                .map(Tensor::from)
+                .map_err(|e| VisionError::Internal(e.to_string()));
+        }
     };
     let mean = order.map(|s| input.mean[s]);
     let scale = order.map(|s| 1.0 / input.std[s]);

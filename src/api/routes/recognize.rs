@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::access::audit::FaceQuality;
-use crate::access::decision::{self, Decision};
+use crate::access::decision::{self, Decision, Refusal};
 use crate::access::rules::LocalTime;
 use crate::access::{self, Action, EventSource, NewEvent, Outcome};
 use crate::api::AppState;
@@ -17,6 +17,7 @@ use crate::api::extract::{ApiQuery, Image, Upload};
 use crate::api::metrics::Stage;
 use crate::gallery::enroll::EnrollRejection;
 use crate::gallery::{GalleryError, now_ms};
+use crate::vision::liveness::{Mode, StillLiveness};
 use crate::vision::{BBox, Quality, Rejection, VisionError, frame};
 
 /// One face found in a probe image.
@@ -24,12 +25,21 @@ pub struct ProbeFace {
     pub bbox: BBox,
     pub quality: Quality,
     pub embedding: Result<Vec<f32>, Rejection>,
+    /// `None` when liveness is off in the API (`liveness.api = "off"`).
+    pub liveness: Option<StillLiveness>,
 }
 
 /// Decode the image and find, align and embed every face, on an inference slot.
 pub async fn analyse(api: &AppState, image: Image) -> ApiResult<Vec<ProbeFace>> {
     let admission = admit(api)?;
     let max_pixels = api.max_image_pixels;
+    let live_mode = api
+        .inference
+        .models()
+        .liveness
+        .as_ref()
+        .map(|l| (l.config.api, l.config.threshold))
+        .filter(|(m, _)| *m != Mode::Off);
     let (faces, decode, vision) = api
         .inference
         .run(admission, move |pipeline| {
@@ -37,15 +47,18 @@ pub async fn analyse(api: &AppState, image: Image) -> ApiResult<Vec<ProbeFace>> 
             let img = frame::decode_image(&image.bytes, max_pixels)?;
             let decode = t0.elapsed();
             let t1 = Instant::now();
-            let faces = pipeline
-                .analyse(&img)?
-                .into_iter()
-                .map(|f| ProbeFace {
+            let mut faces = Vec::new();
+            for f in pipeline.analyse(&img)? {
+                let liveness = live_mode.map(|(mode, threshold)| {
+                    StillLiveness::judge(mode, threshold, pipeline.liveness(&img, &f.detection))
+                });
+                faces.push(ProbeFace {
                     bbox: f.detection.bbox,
                     quality: f.quality,
                     embedding: f.embedding.map(|e| e.0),
-                })
-                .collect::<Vec<_>>();
+                    liveness,
+                });
+            }
             Ok::<_, VisionError>((faces, decode, t1.elapsed()))
         })
         .await??;
@@ -129,6 +142,22 @@ async fn decide(
         },
     };
     Ok((decision, Some(record.name)))
+}
+
+/// A grant becomes a "not live" refusal when the API enforces liveness and the face is not live.
+fn not_live(d: ApiDecision, liveness: Option<&StillLiveness>) -> ApiDecision {
+    match liveness.and_then(StillLiveness::refusal) {
+        Some(detail) if d.decision == Outcome::Granted => ApiDecision {
+            decision: Outcome::Denied,
+            reason: Some(
+                Refusal::NotLive {
+                    detail: Some(detail),
+                }
+                .to_string(),
+            ),
+        },
+        _ => d,
+    }
 }
 
 fn record_event(api: &AppState, action: Action, event: NewEvent) -> ApiResult<()> {
@@ -223,7 +252,12 @@ pub async fn verify(
         ),
         Some(m) => {
             let (d, name) = decide(&api, &person, m.score).await?;
-            (d, Some(m.template), Some(m.score), name)
+            (
+                not_live(d, face.liveness.as_ref()),
+                Some(m.template),
+                Some(m.score),
+                name,
+            )
         }
     };
     let mut event = NewEvent::new(Action::Verify, decision.decision, EventSource::Api)
@@ -251,6 +285,7 @@ pub async fn verify(
         "template": template,
         "faces_in_image": count,
         "face": {"box": face.bbox, "quality": face.quality},
+        "liveness": face.liveness,
     })))
 }
 
@@ -321,6 +356,10 @@ pub async fn identify(State(api): State<AppState>, upload: Upload) -> ApiResult<
                 local: LocalTime::at(now),
             },
         );
+        let core = decision::unless_live(
+            core,
+            face.liveness.as_ref().and_then(StillLiveness::refusal),
+        );
         let (decision, person, score, refusal) = match &core {
             Decision::Granted { person, score } => (
                 ApiDecision {
@@ -384,6 +423,7 @@ pub async fn identify(State(api): State<AppState>, upload: Upload) -> ApiResult<
             "person": person,
             "name": name,
             "score": best.map(|m| m.score),
+            "liveness": face.liveness,
             "candidates": found.candidates,
             "source": found.source,
         }));

@@ -1,0 +1,117 @@
+//! The `[liveness]` configuration section.
+
+use serde::{Deserialize, Serialize};
+
+pub const DEFAULT_TOML: &str = r#"
+[liveness]
+# Presentation-attack detection (a photo, a print or a phone screen held up to the camera).
+# Each mode is "off" (not looked at), "warn" (measured, logged and reported, never refuses)
+# or "enforce" (a face that is not live is refused: "not live" on the display and in the audit
+# log). At the door a decision is about a whole visit (every frame of the face so far).
+door = "enforce"
+# The HTTP API's /v1/verify and /v1/identify judge one still image: the score and the decision
+# are in every answer; "enforce" refuses a face that is not live.
+api = "warn"
+# Passive liveness model, by card name (models/<name>.toml, kind = "liveness").
+model = "fr-liveness-128"
+# Fused live score (0..1) under which a visit (door) or an image (API) is not live. 0.5 is
+# the point chosen on the calibration part of `facegate eval --liveness` (the network's offset
+# there refuses at most 1% of live visits; see the README, "Liveness"); lower lets more
+# attacks through, higher refuses more real people.
+threshold = 0.5
+# Frames of a visit the door looks at (the newest ones), at most.
+window = 15
+"#;
+
+/// What a liveness check does with its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Off,
+    Warn,
+    Enforce,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Off => "off",
+            Mode::Warn => "warn",
+            Mode::Enforce => "enforce",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LivenessConfig {
+    pub door: Mode,
+    pub api: Mode,
+    pub model: String,
+    pub threshold: f32,
+    pub window: usize,
+}
+
+impl Default for LivenessConfig {
+    fn default() -> Self {
+        LivenessConfig {
+            door: Mode::Enforce,
+            api: Mode::Warn,
+            model: "fr-liveness-128".into(),
+            threshold: 0.5,
+            window: 15,
+        }
+    }
+}
+
+impl LivenessConfig {
+    pub fn check(&self) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&self.threshold) {
+            return Err(format!(
+                "liveness.threshold = {} is outside 0..1",
+                self.threshold
+            ));
+        }
+        if !(1..=300).contains(&self.window) {
+            return Err(format!(
+                "liveness.window = {} is outside 1..300",
+                self.window
+            ));
+        }
+        if self.model.trim().is_empty() && (self.door != Mode::Off || self.api != Mode::Off) {
+            return Err(
+                "liveness.model is empty but liveness is on (set door and api to \"off\")".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Whether any user of the vision path needs the liveness models loaded.
+    pub fn needed(&self) -> bool {
+        self.door != Mode::Off || self.api != Mode::Off
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_text_is_the_default_and_bad_values_are_refused() {
+        #[derive(Deserialize)]
+        struct Wrap {
+            liveness: LivenessConfig,
+        }
+        let w: Wrap = toml::from_str(DEFAULT_TOML).unwrap();
+        assert_eq!(w.liveness, LivenessConfig::default());
+        assert_eq!(w.liveness.door, Mode::Enforce);
+        assert_eq!(w.liveness.api, Mode::Warn);
+        let bad = LivenessConfig {
+            threshold: 1.5,
+            ..LivenessConfig::default()
+        };
+        assert!(bad.check().unwrap_err().contains("threshold"));
+        let e = toml::from_str::<Wrap>("[liveness]\ndoor = \"maybe\"\n").err();
+        assert!(e.is_some());
+    }
+}
