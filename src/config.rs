@@ -184,6 +184,9 @@ impl Config {
         };
         let config: Config = toml::from_str(text).map_err(|e| invalid(explain_toml_error(&e)))?;
         config.check().map_err(invalid)?;
+        for warning in config.access.deprecated() {
+            tracing::warn!(config = %path.display(), "{warning}");
+        }
         Ok(config)
     }
 
@@ -300,6 +303,15 @@ mod tests {
     fn default_text_parses_to_default_config() {
         let c = Config::parse(&default_toml(), Path::new("default")).unwrap();
         assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn a_removed_key_still_loads_and_is_reported() {
+        let c = Config::parse("[access]\nreject_threshold = 0.3\n", Path::new("c.toml")).unwrap();
+        let w = c.access.deprecated();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("reject_threshold") && w[0].contains("[recognition]"));
+        assert!(Config::default().access.deprecated().is_empty());
     }
 
     #[test]

@@ -35,6 +35,9 @@ save_face_crops = false
 face_crop_retention_days = 30
 # At most this many crops are kept; beyond it the oldest are deleted first.
 face_crop_max = 10000
+# (reject_threshold, the "unknown face" cosine of earlier versions, is gone: the decision rule
+# of [recognition] says who is unknown. An old configuration that sets it still loads, with a
+# warning that it is ignored.)
 "#;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -48,6 +51,9 @@ pub struct AccessConfig {
     pub save_face_crops: bool,
     pub face_crop_retention_days: u32,
     pub face_crop_max: usize,
+    /// Removed (the [recognition] rule decides who is unknown): accepted so that an existing
+    /// configuration still loads, ignored with a warning ([`AccessConfig::deprecated`]).
+    pub reject_threshold: Option<f32>,
 }
 
 impl Default for AccessConfig {
@@ -61,11 +67,24 @@ impl Default for AccessConfig {
             save_face_crops: false,
             face_crop_retention_days: 30,
             face_crop_max: 10_000,
+            reject_threshold: None,
         }
     }
 }
 
 impl AccessConfig {
+    /// Keys of this section that are accepted but no longer do anything, with what replaced them.
+    pub fn deprecated(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(t) = self.reject_threshold {
+            out.push(format!(
+                "access.reject_threshold = {t} is ignored: who is unknown is now decided by the \
+                 [recognition] rule (security / target_fpir); remove the line"
+            ));
+        }
+        out
+    }
+
     pub fn check(&self) -> Result<(), String> {
         if !(1..=100).contains(&self.frames) {
             return Err(format!("access.frames = {} is outside 1..100", self.frames));
