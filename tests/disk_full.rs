@@ -116,7 +116,8 @@ async fn a_full_disk_refuses_writes_clearly_and_the_door_keeps_deciding() {
             "[gallery]\npath = {:?}\n{}\n[access]\ncooldown_s = 1\n\n[camera]\nrecorded_fps = 8.0\n\n\
              [api]\nlisten = \"127.0.0.1:{port}\"\nadmin_token_sha256 = \"{}\"\n",
             data.join("gallery").display().to_string(),
-            common::key_line(&dir),
+            // The key the gallery was made with (common::cache_with_obama: beside it).
+            common::key_line(&data),
             hash_token(&token)
         ),
     )

@@ -45,8 +45,16 @@ pub enum AuditError {
     Invalid(String),
     #[error("audit log tampered with: {0}")]
     Tampered(String),
+    /// Not marked as the error's source: the message carries it already (a source would be
+    /// printed twice in an error chain).
     #[error("audit log keys: {0}")]
-    Crypto(#[from] crate::crypto::CryptoError),
+    Crypto(crate::crypto::CryptoError),
+}
+
+impl From<crate::crypto::CryptoError> for AuditError {
+    fn from(e: crate::crypto::CryptoError) -> Self {
+        AuditError::Crypto(e)
+    }
 }
 
 pub type Result<T, E = AuditError> = std::result::Result<T, E>;

@@ -70,8 +70,16 @@ pub enum GalleryError {
     Remote(String),
     #[error("central gallery (Milvus) is unavailable: {0}")]
     RemoteUnavailable(String),
+    /// Not marked as the error's source: the message carries it already (a source would be
+    /// printed twice in an error chain).
     #[error("gallery keys: {0}")]
-    Crypto(#[from] crate::crypto::CryptoError),
+    Crypto(crate::crypto::CryptoError),
+}
+
+impl From<crate::crypto::CryptoError> for GalleryError {
+    fn from(e: crate::crypto::CryptoError) -> Self {
+        GalleryError::Crypto(e)
+    }
 }
 
 pub type Result<T, E = GalleryError> = std::result::Result<T, E>;
