@@ -66,7 +66,18 @@ impl SpaceGuard {
     /// not exist (yet) is checked at its nearest existing parent.
     pub fn check(&self) -> Result<(), SpaceError> {
         for p in &self.paths {
-            let existing = p.ancestors().find(|a| a.exists()).unwrap_or(p);
+            // A relative path's last ancestor is "": the working directory.
+            let existing = p
+                .ancestors()
+                .map(|a| {
+                    if a.as_os_str().is_empty() {
+                        Path::new(".")
+                    } else {
+                        a
+                    }
+                })
+                .find(|a| a.exists())
+                .unwrap_or(p);
             let free = free_bytes(existing)?;
             if free <= self.reserve {
                 return Err(SpaceError::Full {
@@ -102,6 +113,13 @@ mod tests {
         assert!(
             e.to_string().contains("full") && e.to_string().contains("not/yet/there"),
             "{e}"
+        );
+        // A relative path not made yet (the first `gallery add` in a fresh checkout) is checked
+        // at the working directory.
+        assert!(
+            SpaceGuard::new(vec![PathBuf::from("no-such-dir-yet/gallery")], 0)
+                .check()
+                .is_ok()
         );
     }
 }
