@@ -91,7 +91,6 @@ fn enrolled_people_are_admitted_and_nobody_else() {
     let camera = RecordedSource::open(&frames, 4.0, false).unwrap();
 
     let (hw, mem) = Hardware::memory(&HwConfig::default()).unwrap();
-    let (tx, rx) = mpsc::channel();
     let config = DaemonConfig {
         policy: PolicyConfig {
             same_face: THRESHOLD,
@@ -111,23 +110,7 @@ fn enrolled_people_are_admitted_and_nobody_else() {
         workers: 2,
         save_face_crops: false,
     };
-    let gallery: Arc<dyn Gallery> = cache.clone();
-    let mut running = daemon::start(
-        common::models(),
-        VisionParams::default(),
-        gallery,
-        rt.handle().clone(),
-        hw,
-        camera,
-        None,
-        config,
-        tx,
-    )
-    .unwrap();
-    running.wait_camera_end();
-    std::thread::sleep(Duration::from_millis(600));
-    running.stop();
-    let records: Vec<Record> = rx.try_iter().collect();
+    let records = common::replay_door(common::models(), cache.clone(), &rt, hw, camera, config);
 
     let granted: Vec<String> = records
         .iter()
@@ -588,27 +571,10 @@ fn a_print_and_a_phone_screen_of_an_enrolled_person_are_refused_as_not_live() {
     }
     let camera = RecordedSource::open(&frames, 4.0, false).unwrap();
     let (hw, mem) = Hardware::memory(&HwConfig::default()).unwrap();
-    let (tx, rx) = mpsc::channel();
     let mut config = door_config(false);
     // Each visit is one decision (the same person comes back 2.5 s later).
     config.policy.cooldown_ms = 1500;
-    let gallery: Arc<dyn Gallery> = cache.clone();
-    let mut running = daemon::start(
-        &models,
-        VisionParams::default(),
-        gallery,
-        rt.handle().clone(),
-        hw,
-        camera,
-        None,
-        config,
-        tx,
-    )
-    .unwrap();
-    running.wait_camera_end();
-    std::thread::sleep(Duration::from_millis(600));
-    running.stop();
-    let records: Vec<Record> = rx.try_iter().collect();
+    let records = common::replay_door(&models, cache.clone(), &rt, hw, camera, config);
 
     let decisions: Vec<&Verdict> = records
         .iter()

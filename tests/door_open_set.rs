@@ -10,11 +10,9 @@ mod common;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::mpsc;
-use std::time::Duration;
 
 use facegate::access::calibration::ProbeKind;
-use facegate::access::daemon::{self, DaemonConfig, Record};
+use facegate::access::daemon::{DaemonConfig, Record};
 use facegate::access::door::DoorConfig;
 use facegate::access::policy::{PolicyConfig, Verdict};
 use facegate::access::recognition::RecognitionConfig;
@@ -155,7 +153,6 @@ fn with_500_enrolled_strangers_are_never_admitted_and_the_enrolled_are() {
     }
     let camera = RecordedSource::open(&frames, 4.0, false).unwrap();
     let (hw, mem) = Hardware::memory(&HwConfig::default()).unwrap();
-    let (tx, rx) = mpsc::channel();
     let config = DaemonConfig {
         policy: PolicyConfig {
             same_face: models.recommended_threshold().unwrap(),
@@ -173,23 +170,7 @@ fn with_500_enrolled_strangers_are_never_admitted_and_the_enrolled_are() {
         workers: 2,
         save_face_crops: false,
     };
-    let gallery: Arc<dyn Gallery> = cache.clone();
-    let mut running = daemon::start(
-        models,
-        VisionParams::default(),
-        gallery,
-        rt.handle().clone(),
-        hw,
-        camera,
-        None,
-        config,
-        tx,
-    )
-    .unwrap();
-    running.wait_camera_end();
-    std::thread::sleep(Duration::from_millis(600));
-    running.stop();
-    let records: Vec<Record> = rx.try_iter().collect();
+    let records = common::replay_door(models, cache.clone(), &rt, hw, camera, config);
 
     let granted: Vec<String> = records
         .iter()

@@ -204,3 +204,32 @@ pub fn unique_prefix(name: &str) -> String {
         .unwrap_or(0);
     format!("t_{name}_{}_{t}", std::process::id())
 }
+
+/// Run the door daemon (default vision settings) over `camera` until its frames end, let the
+/// last decisions settle, stop it; every record it sent, in order.
+pub fn replay_door<S: facegate::camera::FrameSource + 'static>(
+    models: &facegate::vision::Models,
+    gallery: std::sync::Arc<dyn facegate::gallery::Gallery>,
+    rt: &tokio::runtime::Runtime,
+    hw: facegate::hw::Hardware,
+    camera: S,
+    config: facegate::access::daemon::DaemonConfig,
+) -> Vec<facegate::access::daemon::Record> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut running = facegate::access::daemon::start(
+        models,
+        facegate::vision::VisionParams::default(),
+        gallery,
+        rt.handle().clone(),
+        hw,
+        camera,
+        None,
+        config,
+        tx,
+    )
+    .expect("start the door daemon");
+    running.wait_camera_end();
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    running.stop();
+    rx.try_iter().collect()
+}
