@@ -134,7 +134,7 @@ async fn a_full_disk_refuses_writes_clearly_and_the_door_keeps_deciding() {
         .stderr(std::fs::File::create(dir.join("run.err")).unwrap())
         .spawn()
         .expect("start facegate run");
-    let mut child = KillOnDrop(child);
+    let mut child = common::KillOnDrop(child);
     let pid = child.id();
     let decisions = Arc::new(AtomicUsize::new(0));
     let stdout = child.stdout.take().unwrap();
@@ -296,29 +296,4 @@ async fn a_full_disk_refuses_writes_clearly_and_the_door_keeps_deciding() {
     );
     drop(_tmpfs);
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// The child, killed if the test ends early (a failed assertion).
-struct KillOnDrop(std::process::Child);
-
-impl std::ops::Deref for KillOnDrop {
-    type Target = std::process::Child;
-    fn deref(&self) -> &std::process::Child {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for KillOnDrop {
-    fn deref_mut(&mut self) -> &mut std::process::Child {
-        &mut self.0
-    }
-}
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
 }

@@ -78,7 +78,7 @@ fn stop_the_door_with(sig: i32, name: &str, api: bool) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start facegate run");
-    let mut child = KillOnDrop(child);
+    let mut child = common::KillOnDrop(child);
     let pid = child.id();
     let (tx, rx) = mpsc::channel::<Value>();
     let stdout = child.stdout.take().unwrap();
@@ -207,29 +207,4 @@ fn sigterm_stops_the_door_cleanly() {
 #[test]
 fn sigint_stops_the_door_the_same_way() {
     stop_the_door_with(libc::SIGINT, "shutdown-int", false);
-}
-
-/// The child, killed if the test ends early (a failed assertion).
-struct KillOnDrop(std::process::Child);
-
-impl std::ops::Deref for KillOnDrop {
-    type Target = std::process::Child;
-    fn deref(&self) -> &std::process::Child {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for KillOnDrop {
-    fn deref_mut(&mut self) -> &mut std::process::Child {
-        &mut self.0
-    }
-}
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
 }
