@@ -164,19 +164,21 @@ impl KeySlots {
         self.key(STORE_SLOT)
     }
 
+    /// The lowest free data slot, reserved now so that a concurrent create takes another.
+    fn reserve(&self) -> u32 {
+        let mut inner = self.lock();
+        let index = (1..inner.len)
+            .find(|i| !inner.used.contains(i))
+            .unwrap_or(inner.len.max(1));
+        inner.used.insert(index);
+        inner.len = inner.len.max(index + 1);
+        index
+    }
+
     /// A new data key in a free slot, written and synced before this returns.
     pub fn create(&self) -> Result<(u32, DataKey)> {
         let key = DataKey::generate()?;
-        let index = {
-            let mut inner = self.lock();
-            let index = (1..inner.len)
-                .find(|i| !inner.used.contains(i))
-                .unwrap_or(inner.len.max(1));
-            // Reserved now so that a concurrent create takes another.
-            inner.used.insert(index);
-            inner.len = inner.len.max(index + 1);
-            index
-        };
+        let index = self.reserve();
         if let Err(e) = self.write_slot(index, &key) {
             self.lock().used.remove(&index);
             return Err(e);
@@ -189,15 +191,7 @@ impl KeySlots {
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
             let key = DataKey::generate()?;
-            let index = {
-                let mut inner = self.lock();
-                let index = (1..inner.len)
-                    .find(|i| !inner.used.contains(i))
-                    .unwrap_or(inner.len.max(1));
-                inner.used.insert(index);
-                inner.len = inner.len.max(index + 1);
-                index
-            };
+            let index = self.reserve();
             if let Err(e) = self.write_slot_sync(index, &key, false) {
                 let mut inner = self.lock();
                 inner.used.remove(&index);
