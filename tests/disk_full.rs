@@ -147,7 +147,10 @@ async fn a_full_disk_refuses_writes_clearly_and_the_door_keeps_deciding() {
             }
         }
     });
+    // A new connection for every request: a pooled connection the server has just closed (a
+    // refused write closes it) fails the next request with IncompleteMessage, a client race.
     let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
