@@ -161,7 +161,8 @@ fn nothing_personal_in_clear_and_a_deleted_person_is_shredded() {
     let doomed: Vec<String> = (0..PERSONS / 2).map(|i| format!("p{i}")).collect();
     let mut captured = Vec::new();
     {
-        let db = sled::open(root.join("gallery")).unwrap();
+        let db =
+            facegate::gallery::sled_db::open(&root.join("gallery"), sled::Mode::LowSpace).unwrap();
         let persons = db.open_tree("persons").unwrap();
         let templates = db.open_tree("templates").unwrap();
         for id in &doomed {

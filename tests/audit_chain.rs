@@ -47,7 +47,7 @@ fn log_of(name: &str, n: usize) -> (std::path::PathBuf, std::path::PathBuf) {
 
 /// The `(key, value)` of events and chain entries, by raw sled.
 fn raw(dir: &Path) -> sled::Db {
-    sled::open(dir.join("audit")).unwrap()
+    facegate::gallery::sled_db::open(&dir.join("audit"), sled::Mode::LowSpace).unwrap()
 }
 
 #[test]

@@ -165,7 +165,7 @@ const PLAIN_PERSONS: usize = 3000;
 /// A gallery as facegate wrote it before sealing: plaintext records (format 1), written with
 /// sled directly.
 fn write_plaintext_gallery(dir: &std::path::Path) {
-    let db = sled::open(dir).unwrap();
+    let db = facegate::gallery::sled_db::open(dir, sled::Mode::LowSpace).unwrap();
     let meta = db.open_tree("meta").unwrap();
     meta.insert(
         "model",

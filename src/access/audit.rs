@@ -390,11 +390,7 @@ impl AuditLog {
         };
         crate::crypto::fsmode::private_umask();
         crate::crypto::fsmode::create_dir_all(path)?;
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(crate::gallery::cache::SLED_CACHE_BYTES)
-            .open()
-            .map_err(storage)?;
+        let db = crate::gallery::sled_db::open(path, sled::Mode::LowSpace).map_err(storage)?;
         crate::crypto::fsmode::restrict_tree(path)?;
         let events = db.open_tree("events").map_err(storage)?;
         let crops = db.open_tree("face_crops").map_err(storage)?;
@@ -984,22 +980,10 @@ mod tests {
         d
     }
 
-    /// Open the log again after dropping it in this process: sled's background flusher may
-    /// hold the file lock for a moment after the drop (seen once on a loaded machine).
+    /// Open the log again after dropping it in this process (the open waits out the lock
+    /// sled's background flusher may hold for a moment after the drop).
     fn reopen(dir: &Path, max_events: usize) -> AuditLog {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        loop {
-            match AuditLog::open(dir, max_events, &key()) {
-                Ok(log) => return log,
-                Err(e)
-                    if e.to_string().contains("could not acquire lock")
-                        && std::time::Instant::now() < deadline =>
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                Err(e) => panic!("reopen: {e}"),
-            }
-        }
+        AuditLog::open(dir, max_events, &key()).unwrap()
     }
 
     fn ev(outcome: Outcome, person: &str) -> NewEvent {

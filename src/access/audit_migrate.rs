@@ -31,11 +31,7 @@ fn io(path: &Path, e: std::io::Error) -> AuditError {
 }
 
 fn open_raw(path: &Path) -> Result<sled::Db> {
-    sled::Config::new()
-        .path(path)
-        .cache_capacity(crate::gallery::cache::SLED_CACHE_BYTES)
-        .open()
-        .map_err(storage(path))
+    crate::gallery::sled_db::open(path, sled::Mode::LowSpace).map_err(storage(path))
 }
 
 fn meta_has(path: &Path, key: &str) -> Result<Option<bool>> {

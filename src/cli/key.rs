@@ -93,9 +93,7 @@ fn rotate(config: &Config, to: Option<PathBuf>) -> Result<ExitCode> {
     for dir in [&gallery, &audit] {
         if dir.join("db").is_file() {
             held.push(
-                sled::Config::new()
-                    .path(dir)
-                    .open()
+                facegate::gallery::sled_db::open(dir, sled::Mode::LowSpace)
                     .with_context(|| format!("{} is in use: stop facegate first", dir.display()))?,
             );
         }

@@ -76,33 +76,24 @@ impl Index {
     }
 }
 
-/// sled's page cache for each database facegate opens (sled's default is 1 GiB, more than a
-/// small board has; the gallery's templates are searched from their own in-memory matrix).
-pub const SLED_CACHE_BYTES: u64 = 64 * 1024 * 1024;
-
 /// Open the sled database at `path`. sled locks it for one process: when another holds it
 /// (a running door), the error says which process.
 pub(crate) fn open_db(path: &Path) -> Result<sled::Db> {
-    sled::Config::new()
-        .path(path)
-        .cache_capacity(SLED_CACHE_BYTES)
-        .mode(sled::Mode::HighThroughput)
-        .open()
-        .map_err(|source| {
-            if source.to_string().contains("could not acquire lock") {
-                GalleryError::InUse {
-                    path: path.display().to_string(),
-                    holders: crate::hw::host::describe_holders(&crate::hw::host::holders(
-                        &path.join("db"),
-                    )),
-                }
-            } else {
-                GalleryError::Storage {
-                    path: path.display().to_string(),
-                    source,
-                }
+    super::sled_db::open(path, sled::Mode::HighThroughput).map_err(|source| {
+        if super::sled_db::is_lock_conflict(&source) {
+            GalleryError::InUse {
+                path: path.display().to_string(),
+                holders: crate::hw::host::describe_holders(&crate::hw::host::holders(
+                    &path.join("db"),
+                )),
             }
-        })
+        } else {
+            GalleryError::Storage {
+                path: path.display().to_string(),
+                source,
+            }
+        }
+    })
 }
 
 thread_local! {
@@ -812,11 +803,7 @@ pub fn read_person_names(
         path: path.display().to_string(),
         source,
     };
-    let db = sled::Config::new()
-        .path(path)
-        .cache_capacity(SLED_CACHE_BYTES)
-        .open()
-        .map_err(storage)?;
+    let db = super::sled_db::open(path, sled::Mode::LowSpace).map_err(storage)?;
     let persons = db.open_tree("persons").map_err(storage)?;
     let meta = db.open_tree("meta").map_err(storage)?;
     let plain = meta

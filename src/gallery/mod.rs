@@ -20,6 +20,7 @@ pub mod outbox;
 pub mod record;
 pub mod remote;
 pub mod sealed;
+pub mod sled_db;
 pub mod synth;
 pub mod tiered;
 
