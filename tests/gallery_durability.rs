@@ -68,6 +68,11 @@ fn acknowledged_enrollments_survive_kill_9() {
     let dir = common::tmpdir("durability").join("gallery");
     common::device_key(dir.parent().unwrap());
     let exe = std::env::current_exe().expect("test binary");
+    // The child's stderr goes to a file, shown when an assertion fails (a panic in the child
+    // would otherwise be invisible).
+    let stderr_path = dir.parent().unwrap().join("child-stderr.txt");
+    let stderr_file = std::fs::File::create(&stderr_path).expect("stderr file");
+    let child_said = || std::fs::read_to_string(&stderr_path).unwrap_or_default();
     let mut child = Command::new(exe)
         .args([
             "--exact",
@@ -77,7 +82,7 @@ fn acknowledged_enrollments_survive_kill_9() {
         ])
         .env(CHILD_ENV, &dir)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr_file)
         .spawn()
         .expect("spawn child");
     let stdout = child.stdout.take().expect("stdout");
@@ -108,9 +113,18 @@ fn acknowledged_enrollments_survive_kill_9() {
         }
     }
     let status = child.wait().expect("wait");
-    assert!(!status.success(), "the child was killed, not finished");
-    assert!(person_acked);
-    assert!(killed && acked.len() >= 150, "{} acknowledged", acked.len());
+    assert!(
+        !status.success(),
+        "the child was killed, not finished; it said: {}",
+        child_said()
+    );
+    assert!(person_acked, "the child said: {}", child_said());
+    assert!(
+        killed && acked.len() >= 150,
+        "{} acknowledged; the child said: {}",
+        acked.len(),
+        child_said()
+    );
     eprintln!(
         "{} enrollments acknowledged before the kill took effect",
         acked.len()
