@@ -113,7 +113,7 @@ impl Reader {
         }
         match self {
             Reader::Local { gallery, key, .. } => {
-                match facegate::gallery::cache::read_person_names(gallery, ids, key) {
+                match facegate::gallery::names::read_person_names(gallery, ids, key) {
                     Ok(names) => names.unwrap_or_default(),
                     Err(e) => {
                         tracing::debug!(error = %e, "names not read from the gallery");

@@ -14,22 +14,18 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
-use async_trait::async_trait;
 use sled::Transactional;
 use sled::transaction::TransactionError;
 
 use super::matrix::{Matrix, Scratch};
 use super::outbox::Op;
-use super::record::{ModelTag, NewPerson, Person, PersonPatch, Template};
+use super::record::{ModelTag, Person, Template};
 use super::sealed::PersonKeys;
-use super::{
-    Gallery, GalleryError, Identification, Match, RemoteState, Removed, Result, Source, Stats,
-    SyncReport, Written, new_person_id, new_template_id, normalised, now_ms,
-};
+use super::{GalleryError, Match, Result};
 use crate::crypto::DeviceKey;
 
 const META_MODEL: &str = "model";
-const META_FORMAT: &str = "format";
+pub(super) const META_FORMAT: &str = "format";
 /// Plaintext records (before issue 16); converted by [`super::migrate`] on open.
 pub const FORMAT_PLAIN: &str = "facegate-gallery-1";
 /// Sealed records, keys in the key-slot file.
@@ -37,7 +33,7 @@ pub const FORMAT: &str = "facegate-gallery-2";
 pub const META_WATERMARK: &str = "sync_watermark_ms";
 pub const META_LAST_SYNC: &str = "last_sync_ms";
 
-struct Index {
+pub(super) struct Index {
     matrix: Matrix,
     /// Dense person keys used inside the matrix.
     keys: HashMap<String, u32>,
@@ -65,7 +61,7 @@ impl Index {
             .insert(t.id);
     }
 
-    fn remove(&mut self, id: u64, person: &str) {
+    pub(super) fn remove(&mut self, id: u64, person: &str) {
         self.matrix.remove(id);
         if let Some(set) = self.by_person.get_mut(person) {
             set.remove(&id);
@@ -104,13 +100,17 @@ thread_local! {
 pub struct Cache {
     path: PathBuf,
     db: sled::Db,
-    persons: sled::Tree,
-    templates: sled::Tree,
-    outbox: sled::Tree,
+    pub(super) persons: sled::Tree,
+    pub(super) templates: sled::Tree,
+    pub(super) outbox: sled::Tree,
     meta: sled::Tree,
-    model: ModelTag,
+    pub(super) model: ModelTag,
     index: RwLock<Index>,
-    keys: PersonKeys,
+    pub(super) keys: PersonKeys,
+    /// Held shared by everything that seals or opens a person's records, exclusively while a
+    /// person's records move to a new key ([`super::removal`]), so that nothing is sealed
+    /// under, or opened with, a key being replaced. Shared holds nest (`read_recursive`).
+    pub(super) sealing: parking_lot::RwLock<()>,
 }
 
 type TxError = TransactionError<GalleryError>;
@@ -226,6 +226,7 @@ impl Cache {
             model: model.clone(),
             index: RwLock::new(index),
             keys,
+            sealing: parking_lot::RwLock::new(()),
         })
     }
 
@@ -253,21 +254,21 @@ impl Cache {
         &self.path
     }
 
-    fn storage(&self, source: sled::Error) -> GalleryError {
+    pub(super) fn storage(&self, source: sled::Error) -> GalleryError {
         GalleryError::Storage {
             path: self.path.display().to_string(),
             source,
         }
     }
 
-    fn tx_error(&self, e: TxError) -> GalleryError {
+    pub(super) fn tx_error(&self, e: TxError) -> GalleryError {
         match e {
             TransactionError::Abort(e) => e,
             TransactionError::Storage(e) => self.storage(e),
         }
     }
 
-    fn flush(&self) -> Result<()> {
+    pub(super) fn flush(&self) -> Result<()> {
         self.db.flush().map(|_| ()).map_err(|e| self.storage(e))
     }
 
@@ -275,12 +276,12 @@ impl Cache {
         self.index.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write_index(&self) -> std::sync::RwLockWriteGuard<'_, Index> {
+    pub(super) fn write_index(&self) -> std::sync::RwLockWriteGuard<'_, Index> {
         self.index.write().unwrap_or_else(|p| p.into_inner())
     }
 
     /// An outbox entry (its sequence number and encoded op) to write in a change's transaction.
-    fn outbox_entry(&self, op: Option<&Op>) -> Result<Option<(u64, Vec<u8>)>> {
+    pub(super) fn outbox_entry(&self, op: Option<&Op>) -> Result<Option<(u64, Vec<u8>)>> {
         let Some(op) = op else { return Ok(None) };
         let seq = self.db.generate_id().map_err(|e| self.storage(e))?;
         Ok(Some((seq, self.keys.seal_op(op)?)))
@@ -289,6 +290,12 @@ impl Cache {
     // ---- persons ----
 
     pub fn get_person(&self, id: &str) -> Result<Option<Person>> {
+        let _sealing = self.sealing.read_recursive();
+        self.person_record(id)
+    }
+
+    /// [`Cache::get_person`] for a caller that holds `sealing`.
+    pub(super) fn person_record(&self, id: &str) -> Result<Option<Person>> {
         match self.persons.get(id).map_err(|e| self.storage(e))? {
             Some(b) => Ok(Some(self.keys.open_person(id, &b)?)),
             None => Ok(None),
@@ -296,6 +303,7 @@ impl Cache {
     }
 
     pub fn list_persons(&self, after: Option<&str>, limit: usize) -> Result<Vec<Person>> {
+        let _sealing = self.sealing.read_recursive();
         let iter = match after {
             Some(a) => self.persons.range::<&[u8], _>((
                 std::ops::Bound::Excluded(a.as_bytes()),
@@ -318,6 +326,7 @@ impl Cache {
     /// Store a person (insert or replace), with an optional outbox entry, durably.
     pub fn put_person(&self, person: &Person, op: Option<&Op>) -> Result<()> {
         person.check()?;
+        let _sealing = self.sealing.read_recursive();
         let (_, _, created) = self.keys.get_or_create(&person.id)?;
         let written = self.put_person_sealed(person, op);
         if written.is_err() && created {
@@ -334,6 +343,7 @@ impl Cache {
         for p in persons {
             p.check()?;
         }
+        let _sealing = self.sealing.read_recursive();
         let ids: Vec<&str> = persons.iter().map(|p| p.id.as_str()).collect();
         let created = self.keys.get_or_create_many(&ids)?;
         let written = (|| {
@@ -369,54 +379,6 @@ impl Cache {
         self.flush()
     }
 
-    /// Remove a person, their templates and their pending outbox entries; queue `op` (the
-    /// remote tombstone) in the same transaction.
-    pub fn remove_person(&self, id: &str, op: Option<&Op>) -> Result<Removed> {
-        let ids = self.template_ids(id);
-        let entry = self.outbox_entry(op)?;
-        let stale = self.outbox_entries_for(id)?;
-        let existed = (&self.persons, &self.templates, &self.outbox)
-            .transaction(|(p, t, o)| {
-                let existed = p.remove(id.as_bytes())?.is_some();
-                for tid in &ids {
-                    t.remove(&tid.to_be_bytes())?;
-                }
-                for s in &stale {
-                    o.remove(&s.to_be_bytes())?;
-                }
-                if let Some((seq, e)) = &entry {
-                    o.insert(&seq.to_be_bytes(), e.as_slice())?;
-                }
-                Ok(existed)
-            })
-            .map_err(|e| self.tx_error(e))?;
-        self.flush()?;
-        // Crypto-shredding: the stale copies sled keeps of the person's records, templates
-        // and outbox entries can no longer be opened.
-        self.keys.destroy(id)?;
-        let mut index = self.write_index();
-        for tid in &ids {
-            index.remove(*tid, id);
-        }
-        Ok(Removed {
-            persons: usize::from(existed),
-            templates: ids.len(),
-            outbox_entries: stale.len(),
-            remote_confirmed: false,
-        })
-    }
-
-    /// Sequence numbers of outbox entries that would (re)create this person remotely.
-    fn outbox_entries_for(&self, person: &str) -> Result<Vec<u64>> {
-        let mut out = Vec::new();
-        for (seq, op) in self.outbox_peek(usize::MAX)? {
-            if op.creates_for() == Some(person) {
-                out.push(seq);
-            }
-        }
-        Ok(out)
-    }
-
     // ---- templates ----
 
     pub fn template_ids(&self, person: &str) -> Vec<u64> {
@@ -428,6 +390,12 @@ impl Cache {
     }
 
     pub fn template(&self, id: u64) -> Result<Option<Template>> {
+        let _sealing = self.sealing.read_recursive();
+        self.template_record(id)
+    }
+
+    /// [`Cache::template`] for a caller that holds `sealing`.
+    pub(super) fn template_record(&self, id: u64) -> Result<Option<Template>> {
         match self
             .templates
             .get(id.to_be_bytes())
@@ -453,6 +421,7 @@ impl Cache {
                 });
             }
         }
+        let _sealing = self.sealing.read_recursive();
         let mut batch = sled::Batch::default();
         for t in templates {
             batch.insert(&t.id.to_be_bytes(), self.keys.seal_template(t)?);
@@ -473,35 +442,6 @@ impl Cache {
             index.insert(t);
         }
         Ok(())
-    }
-
-    /// Remove templates (those present), with an optional outbox entry. Returns how many
-    /// were present.
-    pub fn remove_templates(&self, ids: &[u64], op: Option<&Op>) -> Result<usize> {
-        let mut owners: Vec<(u64, String)> = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(t) = self.template(*id)? {
-                owners.push((t.id, t.person));
-            }
-        }
-        let entry = self.outbox_entry(op)?;
-        (&self.templates, &self.outbox)
-            .transaction(|(t, o)| {
-                for (id, _) in &owners {
-                    t.remove(&id.to_be_bytes())?;
-                }
-                if let Some((seq, e)) = &entry {
-                    o.insert(&seq.to_be_bytes(), e.as_slice())?;
-                }
-                Ok(())
-            })
-            .map_err(|e| self.tx_error(e))?;
-        self.flush()?;
-        let mut index = self.write_index();
-        for (id, person) in &owners {
-            index.remove(*id, person);
-        }
-        Ok(owners.len())
     }
 
     // ---- search ----
@@ -548,6 +488,12 @@ impl Cache {
 
     /// The oldest `n` outbox entries, in order.
     pub fn outbox_peek(&self, n: usize) -> Result<Vec<(u64, Op)>> {
+        let _sealing = self.sealing.read_recursive();
+        self.outbox_records(n)
+    }
+
+    /// [`Cache::outbox_peek`] for a caller that holds `sealing`.
+    pub(super) fn outbox_records(&self, n: usize) -> Result<Vec<(u64, Op)>> {
         let mut out = Vec::new();
         for kv in self.outbox.iter().take(n) {
             let (k, v) = kv.map_err(|e| self.storage(e))?;
@@ -571,6 +517,7 @@ impl Cache {
 
     /// Queue an entry on its own (a write that changed nothing locally).
     pub fn outbox_push(&self, op: &Op) -> Result<()> {
+        let _sealing = self.sealing.read_recursive();
         let seq = self.db.generate_id().map_err(|e| self.storage(e))?;
         self.outbox
             .insert(seq.to_be_bytes(), self.keys.seal_op(op)?)
@@ -599,111 +546,6 @@ impl Cache {
     pub fn model_tag(&self) -> &ModelTag {
         &self.model
     }
-
-    // ---- operations shared by the local-only and tiered galleries ----
-
-    /// Create a person locally; `queue` adds the outbox entry for the central store.
-    pub fn create_person_local(&self, new: NewPerson, queue: bool) -> Result<Person> {
-        let id = match &new.id {
-            Some(id) => id.clone(),
-            None => new_person_id()?,
-        };
-        if self.get_person(&id)?.is_some() {
-            return Err(GalleryError::PersonExists(id));
-        }
-        let person = Person::from_new(id, new, now_ms())?;
-        let op = Op::UpsertPerson {
-            person: person.clone(),
-        };
-        self.put_person(&person, queue.then_some(&op))?;
-        tracing::info!(person = %person.id, "person created");
-        Ok(person)
-    }
-
-    pub fn update_person_local(&self, id: &str, patch: PersonPatch, queue: bool) -> Result<Person> {
-        let mut person = self
-            .get_person(id)?
-            .ok_or_else(|| GalleryError::UnknownPerson(id.to_owned()))?;
-        person.apply(patch, now_ms())?;
-        let op = Op::UpsertPerson {
-            person: person.clone(),
-        };
-        self.put_person(&person, queue.then_some(&op))?;
-        tracing::info!(person = %person.id, enabled = person.enabled, "person updated");
-        Ok(person)
-    }
-
-    pub fn delete_person_local(&self, id: &str, queue: bool) -> Result<Removed> {
-        if self.get_person(id)?.is_none() {
-            return Err(GalleryError::UnknownPerson(id.to_owned()));
-        }
-        let op = Op::DeletePerson {
-            id: id.to_owned(),
-            templates: self.template_ids(id),
-            at_ms: now_ms(),
-        };
-        let removed = self.remove_person(id, queue.then_some(&op))?;
-        tracing::info!(person = %id, templates = removed.templates, "person deleted");
-        Ok(removed)
-    }
-
-    pub fn add_templates_local(
-        &self,
-        person: &str,
-        embeddings: Vec<Vec<f32>>,
-        queue: bool,
-    ) -> Result<Vec<u64>> {
-        if self.get_person(person)?.is_none() {
-            return Err(GalleryError::UnknownPerson(person.to_owned()));
-        }
-        if embeddings.is_empty() {
-            return Err(GalleryError::Invalid("no embeddings given".into()));
-        }
-        let now = now_ms();
-        let templates = embeddings
-            .iter()
-            .map(|e| {
-                Ok(Template {
-                    id: new_template_id()?,
-                    person: person.to_owned(),
-                    embedding: normalised(e, self.model.dim)?,
-                    updated_ms: now,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let ids: Vec<u64> = templates.iter().map(|t| t.id).collect();
-        let op = Op::UpsertTemplates {
-            person: person.to_owned(),
-            ids: ids.clone(),
-        };
-        self.put_templates(&templates, queue.then_some(&op))?;
-        tracing::info!(person = %person, templates = ids.len(), "templates enrolled");
-        Ok(ids)
-    }
-
-    pub fn delete_template_local(&self, id: u64, queue: bool) -> Result<Removed> {
-        if self.template(id)?.is_none() {
-            return Err(GalleryError::UnknownTemplate(id));
-        }
-        let op = Op::DeleteTemplates {
-            ids: vec![id],
-            at_ms: now_ms(),
-        };
-        let n = self.remove_templates(&[id], queue.then_some(&op))?;
-        tracing::info!(template = id, "template deleted");
-        Ok(Removed {
-            templates: n,
-            ..Removed::default()
-        })
-    }
-
-    pub fn verify_local(&self, person: &str, probe: &[f32]) -> Result<Option<Match>> {
-        if self.get_person(person)?.is_none() {
-            return Err(GalleryError::UnknownPerson(person.to_owned()));
-        }
-        let probe = normalised(probe, self.model.dim)?;
-        Ok(self.best_of(person, &probe))
-    }
 }
 
 fn key_id(k: &[u8]) -> Result<u64> {
@@ -713,127 +555,11 @@ fn key_id(k: &[u8]) -> Result<u64> {
     Ok(u64::from_be_bytes(b))
 }
 
-/// A standalone door: the cache is the whole gallery (no central store, no outbox).
-#[async_trait]
-impl Gallery for Cache {
-    fn model(&self) -> &ModelTag {
-        &self.model
-    }
-
-    async fn create_person(&self, new: NewPerson) -> Result<Person> {
-        self.create_person_local(new, false)
-    }
-
-    async fn update_person(&self, id: &str, patch: PersonPatch) -> Result<Person> {
-        self.update_person_local(id, patch, false)
-    }
-
-    async fn person(&self, id: &str) -> Result<Option<Person>> {
-        self.get_person(id)
-    }
-
-    async fn persons(&self, after: Option<&str>, limit: usize) -> Result<Vec<Person>> {
-        self.list_persons(after, limit)
-    }
-
-    async fn templates_of(&self, id: &str) -> Result<Vec<u64>> {
-        Ok(self.template_ids(id))
-    }
-
-    async fn delete_person(&self, id: &str) -> Result<Removed> {
-        self.delete_person_local(id, false)
-    }
-
-    async fn add_templates(&self, person: &str, embeddings: Vec<Vec<f32>>) -> Result<Written> {
-        Ok(Written {
-            templates: self.add_templates_local(person, embeddings, false)?,
-            remote_confirmed: false,
-        })
-    }
-
-    async fn delete_template(&self, id: u64) -> Result<Removed> {
-        self.delete_template_local(id, false)
-    }
-
-    async fn identify(&self, probe: &[f32], k: usize) -> Result<Identification> {
-        let probe = normalised(probe, self.model.dim)?;
-        Ok(Identification {
-            candidates: self.search(&probe, k),
-            source: Source::Cache,
-            remote: RemoteState::None,
-            refuse: None,
-        })
-    }
-
-    async fn verify(&self, person: &str, probe: &[f32]) -> Result<Option<Match>> {
-        self.verify_local(person, probe)
-    }
-
-    async fn sync(&self) -> Result<SyncReport> {
-        Ok(SyncReport::default())
-    }
-
-    async fn stats(&self) -> Result<Stats> {
-        Ok(Stats {
-            model: self.model.clone(),
-            persons: self.person_count(),
-            templates: self.template_count(),
-            outbox_depth: self.outbox_len(),
-            bytes_per_template: self.bytes_per_template(),
-            remote: RemoteState::None,
-            last_sync_ms: 0,
-            remote_templates: None,
-        })
-    }
-}
-
-/// The names of some persons, read from the gallery at `path` without loading its templates
-/// or checking its model (for listings such as `facegate events`); `device` opens their
-/// sealed records. `Ok(None)` when there is no gallery there; an error like [`Cache::open`]'s
-/// when another process holds it.
-pub fn read_person_names(
-    path: &Path,
-    ids: &[&str],
-    device: &DeviceKey,
-) -> Result<Option<HashMap<String, String>>> {
-    if !path.join("db").is_file() && !path.join("conf").is_file() {
-        return Ok(None);
-    }
-    let storage = |source| GalleryError::Storage {
-        path: path.display().to_string(),
-        source,
-    };
-    let db = super::sled_db::open(path, sled::Mode::LowSpace).map_err(storage)?;
-    let persons = db.open_tree("persons").map_err(storage)?;
-    let meta = db.open_tree("meta").map_err(storage)?;
-    let plain = meta
-        .get(META_FORMAT)
-        .map_err(storage)?
-        .is_none_or(|f| f.as_ref() == FORMAT_PLAIN.as_bytes());
-    let keys = if plain {
-        None
-    } else {
-        Some(PersonKeys::open(path, device, false)?)
-    };
-    let mut names = HashMap::new();
-    for id in ids {
-        if let Some(b) = persons.get(id).map_err(storage)? {
-            let person = match &keys {
-                None => Person::from_json(&b)?,
-                Some(keys) => {
-                    keys.load(id, &b)?;
-                    keys.open_person(id, &b)?
-                }
-            };
-            names.insert((*id).to_owned(), person.name);
-        }
-    }
-    Ok(Some(names))
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::gallery::record::NewPerson;
+    use crate::gallery::{normalised, now_ms};
 
     /// One device key for the whole test binary.
     pub(crate) fn key() -> DeviceKey {

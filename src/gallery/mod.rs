@@ -16,11 +16,14 @@ pub mod limits;
 pub mod matrix;
 pub mod migrate;
 pub mod milvus;
+pub mod names;
 pub mod outbox;
 pub mod record;
 pub mod remote;
+mod removal;
 pub mod sealed;
 pub mod sled_db;
+mod standalone;
 pub mod synth;
 pub mod tiered;
 

@@ -153,6 +153,30 @@ impl PersonKeys {
         Ok(self.slots.destroy_unreferenced(&used)?)
     }
 
+    /// A new key in a new slot (written and synced), not yet anyone's: [`PersonKeys::replace`]
+    /// gives it to a person once their records are sealed under it, [`PersonKeys::discard`]
+    /// destroys it when they could not be (a crash in between leaves an orphan slot,
+    /// destroyed at the next open).
+    pub fn fresh(&self) -> Result<(u32, DataKey)> {
+        Ok(self.slots.create()?)
+    }
+
+    /// Destroy a key from [`PersonKeys::fresh`] that was not used.
+    pub fn discard(&self, slot: u32) -> Result<()> {
+        Ok(self.slots.destroy(slot)?)
+    }
+
+    /// Give the person the key in `slot` (their records are now sealed under it) and destroy
+    /// their previous key: what was sealed under it can no longer be opened.
+    pub fn replace(&self, id: &str, slot: u32, key: DataKey) -> Result<()> {
+        let previous = self.write().insert(id.to_owned(), (slot, key));
+        match previous {
+            Some((old, _)) if old != slot => self.slots.destroy(old)?,
+            _ => {}
+        }
+        Ok(())
+    }
+
     pub fn store(&self) -> &DataKey {
         &self.store
     }
@@ -167,11 +191,7 @@ impl PersonKeys {
         let (slot, key) = self
             .get(&p.id)
             .ok_or_else(|| GalleryError::UnknownPerson(p.id.clone()))?;
-        let sealed = key.seal(&aad("person", &[p.id.as_bytes()]), &p.to_json()?)?;
-        let mut out = Vec::with_capacity(4 + sealed.len());
-        out.extend_from_slice(&slot.to_le_bytes());
-        out.extend(sealed);
-        Ok(out)
+        seal_person_with(p, slot, &key)
     }
 
     pub fn open_person(&self, id: &str, b: &[u8]) -> Result<Person> {
@@ -189,12 +209,7 @@ impl PersonKeys {
     }
 
     pub fn seal_template(&self, t: &Template) -> Result<Vec<u8>> {
-        let key = self.key_of(&t.person)?;
-        let sealed = key.seal(
-            &aad("template", &[&t.id.to_be_bytes(), t.person.as_bytes()]),
-            &t.encode(),
-        )?;
-        Ok(with_owner(&t.person, sealed))
+        seal_template_with(t, &self.key_of(&t.person)?)
     }
 
     pub fn open_template(&self, id: u64, b: &[u8]) -> Result<Template> {
@@ -218,14 +233,11 @@ impl PersonKeys {
     /// An outbox entry: under its person's key when it carries their data, else the
     /// gallery's own key.
     pub fn seal_op(&self, op: &Op) -> Result<Vec<u8>> {
-        let owner = op.creates_for().unwrap_or("");
-        let key = if owner.is_empty() {
-            self.store.clone()
-        } else {
-            self.key_of(owner)?
+        let key = match op.creates_for() {
+            None | Some("") => self.store.clone(),
+            Some(owner) => self.key_of(owner)?,
         };
-        let sealed = key.seal(&aad("outbox", &[owner.as_bytes()]), &op.encode()?)?;
-        Ok(with_owner(owner, sealed))
+        seal_op_with(op, &key)
     }
 
     pub fn open_op(&self, seq: u64, b: &[u8]) -> Result<Op> {
@@ -246,6 +258,32 @@ impl PersonKeys {
             .map_err(|e| corrupt(e.to_string()))?;
         Op::decode(&plain)
     }
+}
+
+/// A person record sealed under `key` (its slot number in clear in front).
+pub fn seal_person_with(p: &Person, slot: u32, key: &DataKey) -> Result<Vec<u8>> {
+    let sealed = key.seal(&aad("person", &[p.id.as_bytes()]), &p.to_json()?)?;
+    let mut out = Vec::with_capacity(4 + sealed.len());
+    out.extend_from_slice(&slot.to_le_bytes());
+    out.extend(sealed);
+    Ok(out)
+}
+
+/// A template sealed under its person's `key` (the person id in clear in front).
+pub fn seal_template_with(t: &Template, key: &DataKey) -> Result<Vec<u8>> {
+    let sealed = key.seal(
+        &aad("template", &[&t.id.to_be_bytes(), t.person.as_bytes()]),
+        &t.encode(),
+    )?;
+    Ok(with_owner(&t.person, sealed))
+}
+
+/// An outbox entry sealed under `key`: its person's when it carries their data, else the
+/// gallery's own key.
+pub fn seal_op_with(op: &Op, key: &DataKey) -> Result<Vec<u8>> {
+    let owner = op.creates_for().unwrap_or("");
+    let sealed = key.seal(&aad("outbox", &[owner.as_bytes()]), &op.encode()?)?;
+    Ok(with_owner(owner, sealed))
 }
 
 /// The key slot a person record names.
