@@ -4,8 +4,6 @@
 //! shared by the door and the HTTP API.
 
 pub mod audit;
-pub mod audit_migrate;
-pub mod audit_seal;
 pub mod calibration;
 pub mod config;
 pub mod daemon;

@@ -11,7 +11,7 @@
 //! chain state (events appended and trimmed, last id, the head mac, and the mac of the last
 //! trimmed event, "anchor") is itself authenticated by the chain key. Without the device key,
 //! an event cannot be altered, inserted, removed, or the log truncated at either end without
-//! [`verify`](super::audit::AuditLog::verify) naming the first broken link. (A whole older
+//! [`verify`](super::AuditLog::verify) naming the first broken link. (A whole older
 //! copy of the log put back is not detected: nothing on the device remembers it was longer.)
 
 use hkdf::Hkdf;
@@ -20,12 +20,14 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use super::audit::{Action, AuditError, EventSource, FaceQuality, Outcome, Result};
+use super::{Action, AuditError, EventSource, FaceQuality, Outcome, Result};
 use crate::crypto::DataKey;
 
 pub type MacBytes = [u8; 32];
 
-/// The fields of an event that say who and how.
+/// The fields of an event that say who and how, as stored (sealed). They mirror those of
+/// [`super::Event`] on purpose: this is the on-disk format, which must keep reading old logs
+/// when the API's event type grows.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Private {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -235,7 +237,7 @@ impl ChainState {
     }
 }
 
-/// The result of [`AuditLog::verify`](super::audit::AuditLog::verify).
+/// The result of [`AuditLog::verify`](super::AuditLog::verify).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Verification {
     /// Events whose link was checked and found intact.

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::audit::{AuditError, AuditLog, Event, FORMAT, Result};
+use super::{AuditError, AuditLog, Event, FORMAT, Result};
 use crate::crypto::DeviceKey;
 
 const META_COMPLETE: &str = "migration_complete";
