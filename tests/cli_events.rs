@@ -258,7 +258,7 @@ fn filters_limits_json_table_crops_and_bad_input() {
             &["events", "--outcome", "maybe"],
             "granted, denied, unknown",
         ),
-        (&["events", "--source", "lobby"], "door or api"),
+        (&["events", "--source", "lobby"], "door, api or cli"),
         (
             &["events", "--follow", "--until", "1h"],
             "cannot be combined",

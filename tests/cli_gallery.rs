@@ -106,3 +106,107 @@ fn enroll_a_folder_list_stats_remove() {
     assert!(err.contains("no person with id \"obama\""), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The audit events the command line wrote (`facegate events --json --source cli`).
+fn cli_events(config: &Path) -> Vec<serde_json::Value> {
+    let (ok, out, err) = facegate(
+        config,
+        &["events", "--json", "--source", "cli", "--limit", "0"],
+    );
+    assert!(ok, "{err}");
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+#[test]
+fn enroll_and_remove_from_the_command_line_are_in_the_audit_log() {
+    let dir = common::tmpdir("cli-gallery-audit");
+    let config = common::gallery_config(&dir, "config.toml", &dir.join("gallery"));
+    let fixture = |f: &str| common::fixture(f).display().to_string();
+
+    let (ok, out, err) = facegate(
+        &config,
+        &[
+            "gallery",
+            "add",
+            "Barack Obama",
+            "--id",
+            "obama",
+            &fixture("obama_1.jpg"),
+            &fixture("obama_2.jpg"),
+        ],
+    );
+    assert!(ok, "{out}\n{err}");
+    let photos = dir.join("photos/joe_biden");
+    std::fs::create_dir_all(&photos).unwrap();
+    for f in ["biden_1.jpg", "no_face_coffee.jpg"] {
+        std::fs::copy(common::fixture(f), photos.join(f)).unwrap();
+    }
+    let (ok, out, err) = facegate(
+        &config,
+        &["enroll", &dir.join("photos").display().to_string()],
+    );
+    assert!(ok, "{out}\n{err}");
+
+    let events = cli_events(&config);
+    let enrolled: Vec<(&str, u64)> = events
+        .iter()
+        .filter(|e| e["action"] == "enroll" && e["outcome"] == "enrolled")
+        .map(|e| {
+            (
+                e["person"].as_str().unwrap(),
+                e["template"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        enrolled.iter().map(|(p, _)| *p).collect::<Vec<_>>(),
+        ["obama", "obama", "joe_biden"],
+        "{events:#?}"
+    );
+    let rejected: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["action"] == "enroll" && e["outcome"] == "rejected")
+        .collect();
+    assert_eq!(rejected.len(), 1, "{events:#?}");
+    assert_eq!(rejected[0]["person"], "joe_biden");
+    assert!(
+        rejected[0]["reason"].as_str().unwrap().contains("no face"),
+        "{rejected:?}"
+    );
+    assert!(events.iter().all(|e| e["source"] == "cli"), "{events:#?}");
+
+    // One template, then a person.
+    let template = enrolled[0].1.to_string();
+    let (ok, out, err) = facegate(&config, &["gallery", "remove", "--template", &template]);
+    assert!(ok, "{out}\n{err}");
+    let (ok, out, err) = facegate(&config, &["gallery", "remove", "obama"]);
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("1 template(s)"), "{out}");
+    let events = cli_events(&config);
+    let deleted: Vec<(&str, Option<&str>, Option<u64>)> = events
+        .iter()
+        .filter(|e| e["outcome"] == "deleted")
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap(),
+                e["person"].as_str(),
+                e["template"].as_u64(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        deleted,
+        [
+            ("delete_face", None, Some(enrolled[0].1)),
+            ("delete_person", Some("obama"), None)
+        ],
+        "{events:#?}"
+    );
+    // A removal refused (nobody by that id) writes nothing.
+    let (ok, _, _) = facegate(&config, &["gallery", "remove", "obama"]);
+    assert!(!ok);
+    assert_eq!(cli_events(&config).len(), events.len());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -17,7 +17,6 @@ use serde::Serialize;
 use super::decision::{self, Decision, OperatingPoint};
 use super::door::{Door, DoorConfig, DoorEvent, DoorInput, DoorStatus, RelayAction, UnlockBy};
 use super::policy::{Policy, PolicyConfig, Seen, Step, Verdict};
-use super::rules::LocalTime;
 use crate::camera::{CameraError, FrameSource, StatusWatch, spawn_capture};
 use crate::gallery::{Gallery, now_ms};
 use crate::hw::{CardOutput, DoorRelay, DoorSensors, Hardware, InputEvent, Screen, StatusDisplay};
@@ -58,18 +57,27 @@ pub enum Record {
         /// For an unlock by face: from the deciding frame's capture to the relay edge.
         latency_ms: Option<f64>,
     },
+    /// What a request did (an enrollment, a deletion, a verification, a remote unlock…),
+    /// from the HTTP API or the command line: its audit event, as the use-case wrote it
+    /// (`crate::app::usecases`).
+    Request {
+        at_ms: i64,
+        event: super::audit::NewEvent,
+    },
 }
 
 impl Record {
     /// When it happened (Unix ms).
     pub fn at_ms(&self) -> i64 {
         match self {
-            Record::Decision { at_ms, .. } | Record::Door { at_ms, .. } => *at_ms,
+            Record::Decision { at_ms, .. }
+            | Record::Door { at_ms, .. }
+            | Record::Request { at_ms, .. } => *at_ms,
         }
     }
 
     /// The audit-log entry for this record, if it is one the log keeps (decisions at the door,
-    /// and unlocks).
+    /// unlocks, alarms, and every request's event).
     pub fn audit_event(&self) -> Option<super::audit::NewEvent> {
         use super::audit::{Action, EventSource, NewEvent, Outcome};
         match self {
@@ -138,6 +146,7 @@ impl Record {
                 ),
             ),
             Record::Door { .. } => None,
+            Record::Request { event, .. } => Some(event.clone()),
         }
     }
 }
@@ -617,28 +626,23 @@ impl Decider {
 }
 
 impl Decider {
-    /// The decision core on the fused face of one visit: search the gallery, look up the best
-    /// person's record when recognised, decide.
+    /// The decision core on the fused face of one visit ([`super::probe::observe`], as the
+    /// API's identify): search the gallery, look up the best person's record when
+    /// recognised, decide.
     fn decide_visit(
         &self,
         fused: &[f32],
         now: i64,
     ) -> Result<(Decision, Option<crate::gallery::Person>), crate::gallery::GalleryError> {
-        let ident = self
-            .rt
-            .block_on(self.gallery.identify(fused, self.top_k.max(2)))?;
         let rule = self.operating.rule();
-        let record = match decision::recognise(&ident.candidates, &rule) {
-            Ok(m) => self.rt.block_on(self.gallery.person(&m.person))?,
-            Err(_) => None,
-        };
-        let ctx = decision::Context {
-            record: record.as_ref(),
-            offline: ident.refuse.as_deref(),
-            now_ms: now,
-            local: LocalTime::at(now),
-        };
-        Ok((decision::decide(&ident.candidates, &rule, &ctx), record))
+        let seen = self.rt.block_on(super::probe::observe(
+            self.gallery.as_ref(),
+            fused,
+            self.top_k,
+            &rule,
+            now,
+        ))?;
+        Ok((seen.decision, seen.record))
     }
 
     /// Add this frame's liveness evidence to the visit; the visit's score and, when the door

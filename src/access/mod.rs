@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod decision;
 pub mod door;
 pub mod policy;
+pub mod probe;
 pub mod recognition;
 pub mod rules;
 pub mod when;

@@ -200,3 +200,23 @@ fn no_space(detail: String) -> ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+impl From<crate::app::sink::SinkError> for ApiError {
+    fn from(e: crate::app::sink::SinkError) -> Self {
+        match e {
+            crate::app::sink::SinkError::Audit(e) => e.into(),
+            crate::app::sink::SinkError::Space(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::app::usecases::UseCaseError> for ApiError {
+    fn from(e: crate::app::usecases::UseCaseError) -> Self {
+        use crate::app::usecases::UseCaseError;
+        match e {
+            UseCaseError::NoPerson(_) => ApiError::not_found(e.to_string()),
+            UseCaseError::Gallery(e) => e.into(),
+            UseCaseError::Record(e) => e.into(),
+        }
+    }
+}

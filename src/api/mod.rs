@@ -33,7 +33,9 @@ use tokio::net::TcpListener;
 use tokio_rustls::rustls::ServerConfig;
 
 use crate::access::AuditLog;
+use crate::app::sink::Sinks;
 use crate::app::space::{self, SpaceGuard};
+use crate::app::usecases::UseCases;
 use crate::gallery::Gallery;
 use crate::vision::{Models, VisionParams};
 pub use auth::{Access, Tokens};
@@ -67,6 +69,9 @@ pub struct Api {
     pub max_connections: usize,
     /// Checked before every request that writes (every method but GET): a full disk gets 507.
     pub space: SpaceGuard,
+    /// The use-cases the routes call (enroll, remove, verify, identify, unlock): the same as
+    /// the command line's.
+    pub cases: UseCases,
 }
 
 pub type AppState = Arc<Api>;
@@ -88,6 +93,14 @@ impl Api {
     /// Fails when no admin token is configured: there is never an unauthenticated admin.
     pub fn new(config: &ApiConfig, parts: ApiParts) -> Result<Api, auth::TokenError> {
         let tokens = Tokens::new(&config.admin_token_sha256, &config.viewer_token_sha256)?;
+        let space = SpaceGuard::new(vec![parts.audit.path().to_owned()], space::RESERVE_BYTES);
+        let cases = UseCases {
+            gallery: Arc::clone(&parts.gallery),
+            sinks: Sinks::audit(Arc::clone(&parts.audit), space.clone()),
+            threshold: parts.threshold,
+            operating: Arc::clone(&parts.operating),
+            top_k: parts.top_k,
+        };
         Ok(Api {
             gallery: parts.gallery,
             inference: Inference::new(
@@ -107,9 +120,17 @@ impl Api {
             max_body_bytes: config.max_body_bytes,
             header_timeout: std::time::Duration::from_secs(config.header_timeout_s.max(1)),
             max_connections: config.max_connections.max(1),
-            space: SpaceGuard::new(vec![parts.audit.path().to_owned()], space::RESERVE_BYTES),
+            space,
             audit: parts.audit,
+            cases,
         })
+    }
+
+    /// Publish the use-cases' audit events through this fan-out (the application's, shared
+    /// with the door) instead of one of the audit log alone.
+    pub fn with_sinks(mut self, sinks: Sinks) -> Api {
+        self.cases.sinks = sinks;
+        self
     }
 
     /// Guard these filesystems instead (by default: the audit log's).
@@ -361,7 +382,7 @@ pub fn routes() -> Vec<Route> {
                     "string",
                     "verify, identify, enroll, delete_person, delete_face, unlock or access.",
                 ),
-                ("source", "string", "api or door."),
+                ("source", "string", "api, door or cli."),
                 ("cursor", "string", "Continue a previous page (its `next`)."),
                 ("limit", "integer", "Page size, 1-1000 (default 100)."),
             ],

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio_rustls::rustls::ServerConfig;
 
-use super::sink::{AuditSink, FanOut, JsonLines};
+use super::sink::JsonLines;
 use super::{App, StopReason};
 use crate::access::audit::AuditError;
 use crate::access::daemon::{self, DaemonConfig, DaemonError};
@@ -101,7 +101,8 @@ impl DoorApp {
                     app.api_parts(config, Some(Arc::new(running.door()))),
                 )
                 .map_err(|e| DoorAppError::Api(e.to_string()))?
-                .with_space_guard(app.space_guard());
+                .with_space_guard(app.space_guard())
+                .with_sinks(app.sinks.clone());
                 let listener = rt
                     .block_on(tokio::net::TcpListener::bind(addr))
                     .map_err(|source| DoorAppError::Listen { addr, source })?;
@@ -113,10 +114,10 @@ impl DoorApp {
                 }))
             }
         };
-        // Every record to every sink: the JSON lines on stdout and the audit log.
-        let sinks = FanOut::new()
-            .with(JsonLines(std::io::stdout()))
-            .with(AuditSink::new(Arc::clone(&app.audit), app.space_guard()));
+        // Every record to every sink: the audit log (the application's fan-out, which the
+        // API's use-cases publish to as well) and the JSON lines on stdout.
+        app.sinks.add(JsonLines(std::io::stdout()));
+        let sinks = app.sinks.clone();
         let records = std::thread::Builder::new()
             .name("records".into())
             .spawn(move || sinks.drain(&rx))

@@ -7,11 +7,16 @@
 //!   thread.
 //! - [`space`]: the free-space guard in front of every write to the gallery and the audit log
 //!   (a full disk is refused early and clearly, never half-written).
+//! - [`usecases`]: enroll, remove, identify, verify, unlock: what the HTTP API and the command
+//!   line do for a request, written once ([`App::use_cases`]).
+//! - [`sink`]: the one event fan-out ([`App::sinks`]) that the door's records and the
+//!   use-cases' audit events go through.
 
 pub mod door;
 pub mod shutdown;
 pub mod sink;
 pub mod space;
+pub mod usecases;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -93,6 +98,9 @@ pub struct App {
     /// The decision rule for one photo at the API, following the gallery's size.
     pub image_rule: Arc<OperatingPoint>,
     pub shutdown: Shutdown,
+    /// The one event fan-out: the audit log (on the free-space guard), and whatever a front
+    /// end adds (`facegate run` adds its JSON lines).
+    pub sinks: sink::Sinks,
 }
 
 /// The decision rule for `probe` (photos at the API, visits at the door): the threshold for the
@@ -125,6 +133,11 @@ impl App {
             },
         )?;
         let audit = Arc::new(open_audit(config, &opened.device_key)?);
+        let space = space::SpaceGuard::new(
+            vec![gallery_path.clone(), audit.path().to_owned()],
+            space::RESERVE_BYTES,
+        );
+        let sinks = sink::Sinks::audit(Arc::clone(&audit), space);
         let visit_rule = operating_point(config, &models, ProbeKind::Visit, &opened.cache)?;
         let image_rule = operating_point(config, &models, ProbeKind::Image, &opened.cache)?;
         Ok(App {
@@ -136,7 +149,19 @@ impl App {
             visit_rule,
             image_rule,
             shutdown: Shutdown::new(),
+            sinks,
         })
+    }
+
+    /// The use-cases over this application's gallery, rules and event fan-out.
+    pub fn use_cases(&self, config: &Config) -> usecases::UseCases {
+        usecases::UseCases {
+            gallery: Arc::clone(&self.gallery.gallery),
+            sinks: self.sinks.clone(),
+            threshold: self.threshold,
+            operating: Arc::clone(&self.image_rule),
+            top_k: config.gallery.top_k,
+        }
     }
 
     /// The free-space guard of the gallery's and the audit log's filesystems.

@@ -1,12 +1,17 @@
-//! Where the door's records go: one [`EventSink`] seam, fanned out ([`FanOut`]) to the JSON
-//! lines on stdout ([`JsonLines`]) and the audit log ([`AuditSink`]); the coming MQTT and
-//! webhook sinks plug in beside them.
+//! Where the records go: one [`EventSink`] seam, fanned out ([`FanOut`]) to the JSON lines on
+//! stdout ([`JsonLines`]) and the audit log ([`AuditSink`]); the coming MQTT and webhook sinks
+//! plug in beside them.
+//!
+//! The door's records come through a channel ([`Sinks::drain`]); the use-cases of the HTTP API
+//! and the command line publish theirs ([`Record::Request`]) directly with
+//! [`Sinks::publish`], which returns once the audit log has them on disk (acknowledged means
+//! durable). Both go through the same [`Sinks`]: one fan-out per process.
 
 use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::space::SpaceGuard;
+use super::space::{SpaceError, SpaceGuard};
 use crate::access::AuditLog;
 use crate::access::audit::AuditError;
 use crate::access::daemon::Record;
@@ -22,6 +27,27 @@ pub trait EventSink: Send {
     fn flush(&mut self) -> Result<(), AuditError> {
         Ok(())
     }
+    /// Take a request's records ([`Record::Request`]) and return once they are durable: the
+    /// request is acknowledged after this. A sink that only forwards (JSON lines, MQTT,
+    /// webhooks) need not override it: by default each record goes to [`record`](Self::record)
+    /// and nothing can fail. The audit log's sink writes and flushes, and says when it could
+    /// not.
+    fn take_durably(&mut self, records: &[Record]) -> Result<(), SinkError> {
+        for r in records {
+            self.record(r);
+        }
+        Ok(())
+    }
+}
+
+/// Why a request's records were not made durable.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    /// The audit log's disk is full: nothing was written.
+    #[error(transparent)]
+    Space(#[from] SpaceError),
 }
 
 /// How often [`EventSink::idle`] is called when nothing happens.
@@ -78,6 +104,64 @@ impl EventSink for FanOut {
             }
         }
         first
+    }
+
+    /// Every sink takes the records, even after one failed; the first failure is returned.
+    fn take_durably(&mut self, records: &[Record]) -> Result<(), SinkError> {
+        let mut first = Ok(());
+        for s in &mut self.0 {
+            let r = s.take_durably(records);
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        first
+    }
+}
+
+/// The process's one fan-out, shared: the door's records thread drains into it
+/// ([`Sinks::drain`]) while the use-cases publish into it ([`Sinks::publish`]).
+#[derive(Clone)]
+pub struct Sinks(Arc<std::sync::Mutex<FanOut>>);
+
+impl Sinks {
+    pub fn new(fan_out: FanOut) -> Sinks {
+        Sinks(Arc::new(std::sync::Mutex::new(fan_out)))
+    }
+
+    /// The fan-out of one sink: the audit log, on the filesystems `space` guards.
+    pub fn audit(audit: Arc<AuditLog>, space: SpaceGuard) -> Sinks {
+        Sinks::new(FanOut::new().with(AuditSink::new(audit, space)))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FanOut> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Add a sink (before the records start).
+    pub fn add(&self, sink: impl EventSink + 'static) {
+        let mut f = self.lock();
+        let taken = std::mem::take(&mut *f);
+        *f = taken.with(sink);
+    }
+
+    /// Give a request's records to every sink; returns once the audit log has them on disk.
+    pub fn publish(&self, records: &[Record]) -> Result<(), SinkError> {
+        self.lock().take_durably(records)
+    }
+
+    /// Feed the sinks from `rx` until every sender is gone, then flush them all (see
+    /// [`FanOut::drain`]); the fan-out is locked for one record at a time.
+    pub fn drain(&self, rx: &std::sync::mpsc::Receiver<Record>) -> Result<(), AuditError> {
+        use std::sync::mpsc::RecvTimeoutError;
+        loop {
+            match rx.recv_timeout(IDLE_TICK) {
+                Ok(r) => self.lock().record(&r),
+                Err(RecvTimeoutError::Timeout) => self.lock().idle(),
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        self.lock().flush()
     }
 }
 
@@ -171,6 +255,22 @@ impl EventSink for AuditSink {
 
     fn flush(&mut self) -> Result<(), AuditError> {
         self.audit.flush()
+    }
+
+    /// Written and flushed, or an error: a full disk refuses them all (nothing written).
+    fn take_durably(&mut self, records: &[Record]) -> Result<(), SinkError> {
+        let events: Vec<_> = records
+            .iter()
+            .filter_map(|r| r.audit_event().map(|e| (e, r.at_ms())))
+            .collect();
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.space.check()?;
+        for (event, at_ms) in events {
+            self.audit.append_at(event, at_ms)?;
+        }
+        Ok(self.audit.flush()?)
     }
 }
 

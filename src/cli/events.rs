@@ -47,8 +47,8 @@ pub struct EventsArgs {
     /// unlocked.
     #[arg(long, value_name = "OUTCOME")]
     pub outcome: Option<String>,
-    /// Only events from the door or from the HTTP API.
-    #[arg(long, value_name = "door|api")]
+    /// Only events from the door, the HTTP API or the command line.
+    #[arg(long, value_name = "door|api|cli")]
     pub source: Option<String>,
     /// Show at most the N most recent matching events (0: all).
     #[arg(long, value_name = "N", default_value_t = 100)]
@@ -255,9 +255,10 @@ fn filter_from(args: &EventsArgs, now: i64, zone: &dyn Zone) -> Result<EventFilt
         .as_deref()
     {
         None => None,
-        Some("door") => Some(EventSource::Door),
-        Some("api") => Some(EventSource::Api),
-        Some(other) => bail!("--source {other:?}: use door or api"),
+        Some(name) => match EventSource::parse(name) {
+            Some(s) => Some(s),
+            None => bail!("--source {name:?}: use door, api or cli"),
+        },
     };
     Ok(EventFilter {
         from_ms,
@@ -470,10 +471,7 @@ impl<'a> Output<'a> {
     }
 
     fn row(&self, e: &Event, names: &HashMap<String, String>) -> [String; 7] {
-        let source = match e.source {
-            EventSource::Door => "door",
-            EventSource::Api => "api",
-        };
+        let source = e.source.as_str();
         let action = match e.action {
             Action::Access => "",
             Action::Verify => " verify",
@@ -736,13 +734,7 @@ impl ApiClient {
             q.push(format!("outcome={}", o.as_str()));
         }
         if let Some(s) = filter.source {
-            q.push(format!(
-                "source={}",
-                match s {
-                    EventSource::Door => "door",
-                    EventSource::Api => "api",
-                }
-            ));
+            q.push(format!("source={}", s.as_str()));
         }
         if let Some(c) = cursor {
             q.push(format!("cursor={}", percent_encode(c)));

@@ -6,10 +6,13 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
+use facegate::access::EventSource;
+use facegate::app::App;
+use facegate::app::usecases::UseCases;
+use facegate::app::usecases::enroll::{self, EnrollPhoto, EnrollRequest, PhotoRefusal, Who};
 use facegate::config::Config;
-use facegate::gallery::enroll::{EnrollError, MIN_ENROLL_SHARPNESS, enrollment_face};
-use facegate::gallery::{self, GalleryError, ModelTag, NewPerson, Opened};
-use facegate::vision::{Models, Pipeline};
+use facegate::gallery::{GalleryError, NewPerson};
+use facegate::vision::{Pipeline, frame};
 use serde_json::json;
 
 #[derive(Subcommand)]
@@ -55,21 +58,6 @@ pub enum GalleryCommand {
     },
 }
 
-/// What a command needs: the gallery, and the vision pipeline for commands that read photos.
-struct Ctx {
-    opened: Opened,
-    threshold: f32,
-}
-
-fn open(config: &Config, models: &Models) -> Result<Ctx> {
-    let threshold = crate::threshold(config, models)?;
-    let model = ModelTag::new(&models.embedder.name, models.dim());
-    let opened = gallery::open(&config.gallery, &config.milvus, &model, threshold)
-        .map_err(explain_open_error)
-        .with_context(|| format!("opening the gallery at {}", config.gallery.path().display()))?;
-    Ok(Ctx { opened, threshold })
-}
-
 pub fn explain_open_error(e: GalleryError) -> anyhow::Error {
     let text = e.to_string();
     if text.contains("could not acquire lock") || text.contains("WouldBlock") {
@@ -107,9 +95,9 @@ pub fn run(config: &Config, cmd: GalleryCommand) -> Result<ExitCode> {
     ) {
         require_space(config)?;
     }
-    let models = crate::load_models(config, None)?;
-    let ctx = open(config, &models)?;
-    let g = &ctx.opened.gallery;
+    let app = super::open_app(config)?;
+    let cases = app.use_cases(config);
+    let g = &app.gallery.gallery;
     let rt = runtime()?;
     match cmd {
         GalleryCommand::List { json } => rt.block_on(async {
@@ -155,21 +143,20 @@ pub fn run(config: &Config, cmd: GalleryCommand) -> Result<ExitCode> {
             external_id,
             allow_duplicate,
         } => {
-            let mut pipeline = Pipeline::new(&models, config.vision.params())?;
+            let mut pipeline = Pipeline::new(&app.models, config.vision.params())?;
             let person = NewPerson {
                 id,
                 name,
                 external_id,
                 ..NewPerson::default()
             };
-            let files: Vec<(PathBuf, String)> =
-                images.into_iter().map(|p| (p, String::new())).collect();
             let report = rt.block_on(enroll_person(
                 config,
-                &ctx,
+                &app,
+                &cases,
                 &mut pipeline,
                 person,
-                &files,
+                &images,
                 allow_duplicate,
                 None,
             ))?;
@@ -178,8 +165,8 @@ pub fn run(config: &Config, cmd: GalleryCommand) -> Result<ExitCode> {
         }
         GalleryCommand::Remove { id, template } => rt.block_on(async {
             let removed = match (id, template) {
-                (_, Some(t)) => g.delete_template(t).await?,
-                (Some(id), None) => g.delete_person(&id).await?,
+                (_, Some(t)) => cases.remove_face(EventSource::Cli, t).await?,
+                (Some(id), None) => cases.remove_person(EventSource::Cli, &id).await?,
                 (None, None) => bail!("give a person id or --template ID"),
             };
             println!(
@@ -192,7 +179,7 @@ pub fn run(config: &Config, cmd: GalleryCommand) -> Result<ExitCode> {
                 } else {
                     "ies"
                 },
-                if ctx.opened.tiered.is_none() {
+                if app.gallery.tiered.is_none() {
                     "not configured"
                 } else if removed.remote_confirmed {
                     "confirmed"
@@ -203,7 +190,7 @@ pub fn run(config: &Config, cmd: GalleryCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }),
         GalleryCommand::Sync => rt.block_on(async {
-            if ctx.opened.tiered.is_none() {
+            if app.gallery.tiered.is_none() {
                 bail!("no central gallery configured (milvus.url is empty): nothing to sync");
             }
             let r = g.sync().await?;
@@ -222,7 +209,7 @@ pub fn run(config: &Config, cmd: GalleryCommand) -> Result<ExitCode> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&s)?);
             } else {
-                println!("gallery      {}", ctx.opened.cache.path().display());
+                println!("gallery      {}", app.gallery.cache.path().display());
                 println!("model        {} ({}-d)", s.model.name, s.model.dim);
                 println!("persons      {}", s.persons);
                 println!("templates    {}", s.templates);
@@ -231,7 +218,7 @@ pub fn run(config: &Config, cmd: GalleryCommand) -> Result<ExitCode> {
                     s.bytes_per_template
                 );
                 println!("outbox       {} queued", s.outbox_depth);
-                println!("threshold    {:.4}", ctx.threshold);
+                println!("threshold    {:.4}", app.threshold);
                 println!("central      {}", serde_json::to_string(&s.remote)?);
                 if let Some(n) = s.remote_templates {
                     println!("central rows {n} templates");
@@ -281,103 +268,90 @@ impl Report {
     }
 }
 
-/// Enroll one person's photos: embed each, refuse unusable ones and ones that match another
-/// person, then create the person (if new) and store the templates in one write.
+/// Enroll one person's photos through the enrollment use-case (the API's): vision on each
+/// photo, then the duplicate-face rule, the person (if new) and the templates in one write,
+/// and an audit event per photo.
+#[allow(clippy::too_many_arguments)]
 async fn enroll_person(
     config: &Config,
-    ctx: &Ctx,
+    app: &App,
+    cases: &UseCases,
     pipeline: &mut Pipeline,
     person: NewPerson,
-    files: &[(PathBuf, String)],
+    files: &[PathBuf],
     allow_duplicate: bool,
     progress: Option<&indicatif::ProgressBar>,
 ) -> Result<Report> {
-    let g = &ctx.opened.gallery;
-    let mut report = Report::default();
-    let mut embeddings = Vec::new();
-    for (path, _) in files {
-        let outcome = embed_photo(config, pipeline, path);
-        if let Some(pb) = progress {
-            pb.inc(1);
-        }
-        let e = match outcome {
-            Ok(e) => e,
-            Err(why) => {
-                report.rejected.push((path.clone(), why));
-                continue;
+    let photos = files
+        .iter()
+        .map(|path| {
+            let face = frame::read_image(path, config.vision.max_image_pixels)
+                .map_err(PhotoRefusal::Unreadable)
+                .and_then(|img| enroll::look(pipeline, &img, None));
+            if let Some(pb) = progress {
+                pb.inc(1);
             }
-        };
-        let found = g.identify(&e, 1).await?;
-        if let Some(best) = found.candidates.first()
-            && Some(&best.person) == person.id.as_ref()
-            && best.score >= SAME_PHOTO
-        {
-            report.rejected.push((
-                path.clone(),
-                format!(
-                    "already enrolled for {} (similarity {:.3} to template {})",
-                    best.person, best.score, best.template
-                ),
-            ));
-            report.already += 1;
-            continue;
+            EnrollPhoto {
+                label: Some(path.display().to_string()),
+                face,
+            }
+        })
+        .collect();
+    let shown = person.id.clone().unwrap_or(person.name.clone());
+    let enrollment = cases
+        .enroll(EnrollRequest {
+            source: EventSource::Cli,
+            who: Who::CreateIfAbsent(person),
+            photos,
+            allow_duplicate,
+        })
+        .await?;
+    let mut report = Report::default();
+    for (path, photo) in files.iter().zip(&enrollment.photos) {
+        match &photo.result {
+            Ok(_) => report.templates += 1,
+            Err(why) => {
+                if matches!(why, PhotoRefusal::AlreadyEnrolled { .. }) {
+                    report.already += 1;
+                }
+                report
+                    .rejected
+                    .push((path.clone(), refusal_text(path, why)));
+            }
         }
-        if !allow_duplicate
-            && let Some(best) = found.candidates.first()
-            && best.score >= ctx.threshold
-            && Some(&best.person) != person.id.as_ref()
-        {
-            report.rejected.push((
-                    path.clone(),
-                    format!(
-                        "the face already matches person {} (similarity {:.2}); use --allow-duplicate to enroll anyway",
-                        best.person, best.score
-                    ),
-                ));
-            continue;
-        }
-        embeddings.push(e);
     }
-    if embeddings.is_empty() && report.already > 0 {
+    if report.templates == 0 {
+        if report.already == 0 {
+            report
+                .failed_persons
+                .push((shown, "no usable photo".into()));
+        }
         return Ok(report);
     }
-    if embeddings.is_empty() {
-        report.failed_persons.push((
-            person.id.clone().unwrap_or(person.name.clone()),
-            "no usable photo".into(),
-        ));
-        return Ok(report);
-    }
-    let id = match &person.id {
-        Some(id) if g.person(id).await?.is_some() => id.clone(),
-        _ => g.create_person(person).await?.id,
-    };
-    let n = embeddings.len();
-    let written = g.add_templates(&id, embeddings).await?;
-    if ctx.opened.tiered.is_some() && !written.remote_confirmed {
+    report.persons = 1;
+    if let (Some(id), Some(w)) = (&enrollment.person, &enrollment.written)
+        && app.gallery.tiered.is_some()
+        && !w.remote_confirmed
+    {
         eprintln!(
             "warning: Milvus unreachable; {id}'s templates are queued and replay on the next sync"
         );
     }
-    report.persons = 1;
-    report.templates = n;
     Ok(report)
 }
 
-/// Similarity above which a new photo of a person counts as one already enrolled (the same
-/// photo again scores ~1.0; two different photos of one person score 0.5-0.9 on LFW).
-const SAME_PHOTO: f32 = 0.97;
-
-fn embed_photo(config: &Config, pipeline: &mut Pipeline, path: &Path) -> Result<Vec<f32>, String> {
-    let img = crate::read(config, path).map_err(|e| {
-        let msg = format!("{e:#}");
-        let prefix = format!("{}: ", path.display());
-        msg.strip_prefix(&prefix).map(str::to_owned).unwrap_or(msg)
-    })?;
-    match enrollment_face(pipeline, &img, None, MIN_ENROLL_SHARPNESS) {
-        Ok((_, e)) => Ok(e),
-        Err(EnrollError::Rejected(r)) => Err(r.to_string()),
-        Err(EnrollError::Vision(e)) => Err(e.to_string()),
+/// Why a photo was refused, for the report (its path is printed beside it).
+fn refusal_text(path: &Path, why: &PhotoRefusal) -> String {
+    match why {
+        PhotoRefusal::Duplicate { .. } => {
+            format!("{why}; use --allow-duplicate to enroll anyway")
+        }
+        PhotoRefusal::Unreadable(_) => {
+            let msg = why.to_string();
+            let prefix = format!("{}: ", path.display());
+            msg.strip_prefix(&prefix).map(str::to_owned).unwrap_or(msg)
+        }
+        _ => why.to_string(),
     }
 }
 
@@ -408,7 +382,7 @@ pub fn enroll_dir(
     as_json: bool,
 ) -> Result<ExitCode> {
     require_space(config)?;
-    let mut people: BTreeMap<String, Vec<(PathBuf, String)>> = BTreeMap::new();
+    let mut people: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
     let entries = std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
     for entry in entries {
         let entry = entry?;
@@ -426,10 +400,7 @@ pub fn enroll_dir(
             .collect();
         files.sort();
         if !files.is_empty() {
-            people.insert(
-                name,
-                files.into_iter().map(|p| (p, String::new())).collect(),
-            );
+            people.insert(name, files);
         }
     }
     if people.is_empty() {
@@ -439,9 +410,9 @@ pub fn enroll_dir(
             dir.display()
         );
     }
-    let models = crate::load_models(config, None)?;
-    let ctx = open(config, &models)?;
-    let mut pipeline = Pipeline::new(&models, config.vision.params())?;
+    let app = super::open_app(config)?;
+    let cases = app.use_cases(config);
+    let mut pipeline = Pipeline::new(&app.models, config.vision.params())?;
     let total: usize = people.values().map(Vec::len).sum();
     let pb = indicatif::ProgressBar::new(total as u64);
     pb.set_style(
@@ -459,7 +430,8 @@ pub fn enroll_dir(
         };
         let r = rt.block_on(enroll_person(
             config,
-            &ctx,
+            &app,
+            &cases,
             &mut pipeline,
             person,
             files,

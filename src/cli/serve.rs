@@ -99,8 +99,9 @@ pub fn serve(config: &Config, listen: Option<&str>) -> Result<ExitCode> {
         .map(|(cert, key)| api::tls::server_config(cert, key))
         .transpose()?;
     let app = super::open_app(config)?;
-    let api =
-        Api::new(&config.api, app.api_parts(config, None))?.with_space_guard(app.space_guard());
+    let api = Api::new(&config.api, app.api_parts(config, None))?
+        .with_space_guard(app.space_guard())
+        .with_sinks(app.sinks.clone());
     let slots = api.inference.slots();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

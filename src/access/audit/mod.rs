@@ -127,12 +127,31 @@ impl Outcome {
     }
 }
 
-/// Who produced the event.
+/// Who produced the event. Stored by name (`"api"`, `"door"`, `"cli"`): a new source adds a
+/// name, and the events already written read as before.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventSource {
     Api,
     Door,
+    /// The command line (`facegate gallery add|remove`, `facegate enroll`).
+    Cli,
+}
+
+impl EventSource {
+    pub const ALL: [EventSource; 3] = [EventSource::Api, EventSource::Door, EventSource::Cli];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventSource::Api => "api",
+            EventSource::Door => "door",
+            EventSource::Cli => "cli",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EventSource> {
+        EventSource::ALL.into_iter().find(|x| x.as_str() == s)
+    }
 }
 
 /// Face quality figures worth keeping with a decision.
@@ -157,8 +176,9 @@ impl From<&crate::vision::Quality> for FaceQuality {
     }
 }
 
-/// An event as the caller describes it; the log adds id and time.
-#[derive(Debug, Clone, PartialEq)]
+/// An event as the caller describes it; the log adds id and time. Serialised (for the event
+/// sinks) without its face crop.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NewEvent {
     pub action: Action,
     pub outcome: Outcome,
@@ -169,6 +189,7 @@ pub struct NewEvent {
     pub reason: Option<String>,
     pub quality: Option<FaceQuality>,
     /// The aligned face crop as JPEG, stored with the event (door decisions, when enabled).
+    #[serde(skip)]
     pub face_jpeg: Option<Vec<u8>>,
 }
 

@@ -5,11 +5,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 
-use crate::access::{Action, EventSource, NewEvent, Outcome};
+use crate::access::EventSource;
 use crate::api::AppState;
 use crate::api::door::{DoorControl, DoorError, DoorStatus};
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::extract::ApiJson;
+use crate::app::usecases::UnlockError;
 
 /// On a facegate without a door (`facegate serve`).
 pub async fn no_door() -> ApiError {
@@ -54,21 +55,17 @@ pub async fn unlock(
     State(api): State<AppState>,
     ApiJson(body): ApiJson<Unlock>,
 ) -> ApiResult<Json<DoorStatus>> {
-    if let Some(s) = body.seconds
-        && !(1..=3600).contains(&s)
-    {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid",
-            format!("seconds = {s}: use 1-3600"),
-        ));
-    }
-    let status = door(&api)?.unlock(body.seconds).await.map_err(door_error)?;
-    tracing::info!(seconds = body.seconds, "remote unlock");
-    let mut event = NewEvent::new(Action::Unlock, Outcome::Unlocked, EventSource::Api);
-    if let Some(r) = body.reason {
-        event = event.reason(r.chars().take(200).collect::<String>());
-    }
-    api.audit.append(event)?;
+    let door = door(&api)?;
+    let status = api
+        .cases
+        .unlock(EventSource::Api, door, body.seconds, body.reason.as_deref())
+        .await
+        .map_err(|e| match e {
+            UnlockError::Invalid(_) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", e.to_string())
+            }
+            UnlockError::Door(e) => door_error(e),
+            UnlockError::Record(e) => e.into(),
+        })?;
     Ok(Json(status))
 }

@@ -9,15 +9,15 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::access::audit::FaceQuality;
-use crate::access::{Action, EventSource, NewEvent, Outcome};
+use crate::access::EventSource;
 use crate::api::AppState;
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::extract::{ApiPath, ApiQuery, Upload};
 use crate::api::metrics::Stage;
-use crate::api::routes::recognize::{admit, gallery_error};
-use crate::gallery::enroll::{EnrollError, MIN_ENROLL_SHARPNESS, enrollment_face};
-use crate::vision::{Quality, frame};
+use crate::api::routes::recognize::{admit, case_error};
+use crate::app::usecases::UseCaseError;
+use crate::app::usecases::enroll::{self, EnrollPhoto, EnrollRequest, PhotoRefusal, Who};
+use crate::vision::frame;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -27,35 +27,52 @@ pub struct EnrollQuery {
     allow_duplicate: bool,
 }
 
-/// What became of one photo.
-struct PhotoResult {
-    filename: Option<String>,
-    quality: Option<Quality>,
-    outcome: Result<Vec<f32>, ApiError>,
+/// The API's answer for a photo the enrollment refused.
+fn refusal(why: PhotoRefusal) -> ApiError {
+    match why {
+        PhotoRefusal::Unreadable(e) => e.into(),
+        PhotoRefusal::Face(r) => ApiError::rejected(&r),
+        PhotoRefusal::Duplicate {
+            ref person, score, ..
+        } => ApiError::new(
+            StatusCode::CONFLICT,
+            "duplicate",
+            format!("{why}; add ?allow_duplicate=true to enroll it anyway"),
+        )
+        .with("reason", "duplicate")
+        .with("person", person.clone())
+        .with("score", score),
+        PhotoRefusal::AlreadyEnrolled {
+            ref person,
+            template,
+            score,
+        } => ApiError::new(StatusCode::CONFLICT, "already_enrolled", why.to_string())
+            .with("reason", "already_enrolled")
+            .with("person", person.clone())
+            .with("template", template)
+            .with("score", score),
+    }
 }
 
+/// Vision on each photo (on an inference slot), then the enrollment use-case.
 pub async fn enroll(
     State(api): State<AppState>,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<EnrollQuery>,
     upload: Upload,
 ) -> ApiResult<Response> {
-    if api
-        .gallery
-        .person(&id)
-        .await
-        .map_err(|e| gallery_error(&api, e))?
-        .is_none()
-    {
-        return Err(ApiError::not_found(format!(
+    // Before any inference: the person must exist.
+    api.cases.person(&id).await.map_err(|e| match e {
+        UseCaseError::NoPerson(_) => ApiError::not_found(format!(
             "no person with id {id:?}: create it first with POST /v1/persons"
-        )));
-    }
+        )),
+        e => case_error(&api, e),
+    })?;
     let admission = admit(&api)?;
     let (max_pixels, index) = (api.max_image_pixels, q.face);
     let images = upload.images;
     let api2 = AppState::clone(&api);
-    let mut photos = api
+    let photos = api
         .inference
         .run(admission, move |pipeline| {
             images
@@ -64,115 +81,71 @@ pub async fn enroll(
                     let t0 = Instant::now();
                     let decoded = frame::decode_image(&image.bytes, max_pixels);
                     api2.metrics.stage(Stage::Decode, t0.elapsed());
-                    let img = match decoded {
-                        Ok(img) => img,
-                        Err(e) => {
-                            return PhotoResult {
-                                filename: image.filename,
-                                quality: None,
-                                outcome: Err(e.into()),
-                            };
+                    let face = match decoded {
+                        Ok(img) => {
+                            let t1 = Instant::now();
+                            let face = enroll::look(pipeline, &img, index);
+                            api2.metrics.stage(Stage::DetectEmbed, t1.elapsed());
+                            face
                         }
+                        Err(e) => Err(PhotoRefusal::Unreadable(e)),
                     };
-                    let t1 = Instant::now();
-                    let found = enrollment_face(pipeline, &img, index, MIN_ENROLL_SHARPNESS);
-                    api2.metrics.stage(Stage::DetectEmbed, t1.elapsed());
-                    let (quality, outcome) = match found {
-                        Ok((face, e)) => (Some(face.quality), Ok(e)),
-                        Err(EnrollError::Rejected(r)) => (None, Err(ApiError::rejected(&r))),
-                        Err(EnrollError::Vision(e)) => (None, Err(e.into())),
-                    };
-                    PhotoResult {
-                        filename: image.filename,
-                        quality,
-                        outcome,
+                    EnrollPhoto {
+                        label: image.filename,
+                        face,
                     }
                 })
                 .collect::<Vec<_>>()
         })
         .await?;
 
-    // Refuse faces that already match someone else, unless the admin says otherwise.
-    if !q.allow_duplicate {
-        for photo in &mut photos {
-            let Ok(e) = &photo.outcome else { continue };
-            let t = Instant::now();
-            let found = api.gallery.identify(e, 2).await;
-            api.metrics.stage(Stage::Gallery, t.elapsed());
-            let found = found.map_err(|e| gallery_error(&api, e))?;
-            if let Some(other) = found
-                .candidates
-                .iter()
-                .find(|m| m.person != id && m.score >= api.threshold)
-            {
-                photo.outcome = Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    "duplicate",
-                    format!(
-                        "the face already matches person {} (score {:.3}, threshold {:.3}); \
-                         add ?allow_duplicate=true to enroll it anyway",
-                        other.person, other.score, api.threshold
-                    ),
-                )
-                .with("reason", "duplicate")
-                .with("person", other.person.clone())
-                .with("score", other.score));
-            }
-        }
-    }
-
-    let embeddings: Vec<Vec<f32>> = photos
-        .iter()
-        .filter_map(|p| p.outcome.as_ref().ok().cloned())
-        .collect();
-    let written = if embeddings.is_empty() {
-        None
-    } else {
-        let t = Instant::now();
-        let w = api.gallery.add_templates(&id, embeddings).await;
-        api.metrics.stage(Stage::Gallery, t.elapsed());
-        Some(w.map_err(|e| gallery_error(&api, e))?)
-    };
-    let mut templates = written
-        .as_ref()
-        .map(|w| w.templates.clone())
-        .unwrap_or_default()
-        .into_iter();
+    let t = Instant::now();
+    let enrollment = api
+        .cases
+        .enroll(EnrollRequest {
+            source: EventSource::Api,
+            who: Who::Existing(id.clone()),
+            photos,
+            allow_duplicate: q.allow_duplicate,
+        })
+        .await;
+    api.metrics.stage(Stage::Gallery, t.elapsed());
+    let enrollment = enrollment.map_err(|e| case_error(&api, e))?;
+    let enrolled = enrollment.enrolled();
+    let already = enrollment.already();
+    api.metrics.enrolled(enrolled);
 
     let mut results = Vec::new();
     let mut failures: Vec<ApiError> = Vec::new();
-    for (i, photo) in photos.into_iter().enumerate() {
-        let quality_json = photo.quality.map(|q| json!(q));
-        match photo.outcome {
-            Ok(_) => {
-                let template = templates.next();
-                let mut event =
-                    NewEvent::new(Action::Enroll, Outcome::Enrolled, EventSource::Api).person(&id);
-                if let Some(t) = template {
-                    event = event.template(t);
-                }
-                if let Some(q) = &photo.quality {
-                    event = event.quality(FaceQuality::from(q));
-                }
-                api.audit.append(event)?;
-                results.push(json!({
-                    "index": i,
-                    "filename": photo.filename,
-                    "status": "enrolled",
-                    "template": template,
-                    "quality": quality_json,
-                }));
-            }
-            Err(e) => {
-                api.audit.append(
-                    NewEvent::new(Action::Enroll, Outcome::Rejected, EventSource::Api)
-                        .person(&id)
-                        .reason(e.detail.clone()),
-                )?;
+    for (i, photo) in enrollment.photos.into_iter().enumerate() {
+        let quality = photo.quality.map(|q| json!(q));
+        match photo.result {
+            Ok(template) => results.push(json!({
+                "index": i,
+                "filename": photo.label,
+                "status": "enrolled",
+                "template": template,
+                "quality": quality,
+            })),
+            Err(PhotoRefusal::AlreadyEnrolled {
+                person,
+                template,
+                score,
+            }) => results.push(json!({
+                "index": i,
+                "filename": photo.label,
+                "status": "already_enrolled",
+                "template": template,
+                "score": score,
+                "detail": format!("the same photo is enrolled for {person} already (template {template}); nothing stored"),
+                "quality": quality,
+            })),
+            Err(why) => {
+                let e = refusal(why);
                 let mut r = e.body();
                 if let Value::Object(m) = &mut r {
                     m.insert("index".into(), json!(i));
-                    m.insert("filename".into(), json!(photo.filename));
+                    m.insert("filename".into(), json!(photo.label));
                     m.insert("status".into(), json!("rejected"));
                     m.insert("http_status".into(), json!(e.status.as_u16()));
                 }
@@ -181,14 +154,8 @@ pub async fn enroll(
             }
         }
     }
-    // Acknowledged means durable: the audit events reach the disk before the response, as
-    // the templates did (a `kill -9` right after a 201 must not lose them).
-    api.audit.flush()?;
-    let enrolled = results.len() - failures.len();
-    api.metrics.enrolled(enrolled);
-    tracing::info!(person = %id, enrolled, rejected = failures.len(), "enrollment");
 
-    if enrolled == 0 {
+    if enrolled == 0 && !failures.is_empty() {
         // One photo: its own error. Several: the common status, else 422, with every result.
         let first = failures.swap_remove(0);
         if results.len() == 1 {
@@ -209,15 +176,23 @@ pub async fn enroll(
         )
         .with("results", Value::Array(results)));
     }
+    let written = enrollment.written.as_ref();
     let body = json!({
         "person": id,
         "enrolled": enrolled,
-        "rejected": results.len() - enrolled,
-        "templates": written.as_ref().map(|w| w.templates.clone()),
-        "remote_confirmed": written.as_ref().map(|w| w.remote_confirmed),
+        "already_enrolled": already,
+        "rejected": results.len() - enrolled - already,
+        "templates": written.map(|w| w.templates.clone()),
+        "remote_confirmed": written.map(|w| w.remote_confirmed),
         "results": results,
     });
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    // 201 when something was stored; 200 when every photo was enrolled already.
+    let status = if enrolled > 0 {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(body)).into_response())
 }
 
 pub async fn remove(
@@ -225,17 +200,10 @@ pub async fn remove(
     ApiPath(id): ApiPath<u64>,
 ) -> ApiResult<Json<Value>> {
     let removed = api
-        .gallery
-        .delete_template(id)
+        .cases
+        .remove_face(EventSource::Api, id)
         .await
-        .map_err(|e| gallery_error(&api, e))?;
-    tracing::info!(template = id, removed = removed.templates, "face deleted");
-    api.audit.append(
-        NewEvent::new(Action::DeleteFace, Outcome::Deleted, EventSource::Api)
-            .template(id)
-            .reason(format!("{} face template(s) removed", removed.templates)),
-    )?;
-    api.audit.flush()?;
+        .map_err(|e| case_error(&api, e))?;
     let note = (removed.templates == 0)
         .then_some("not in the local gallery: the deletion is queued for the central gallery");
     Ok(Json(json!({"face": id, "removed": removed, "note": note})))

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::access::{Action, EventSource, NewEvent, Outcome};
+use crate::access::EventSource;
 use crate::api::AppState;
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::extract::{ApiJson, ApiPath, ApiQuery};
@@ -81,17 +81,10 @@ pub async fn remove(
     State(api): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
-    let removed = api.gallery.delete_person(&id).await?;
-    if removed.persons == 0 && removed.templates == 0 {
-        return Err(ApiError::not_found(format!("no person with id {id:?}")));
-    }
-    tracing::info!(person = %id, templates = removed.templates, "person deleted");
-    api.audit.append(
-        NewEvent::new(Action::DeletePerson, Outcome::Deleted, EventSource::Api)
-            .person(&id)
-            .reason(format!("{} face template(s) removed", removed.templates)),
-    )?;
-    // Acknowledged means durable, the audit event too.
-    api.audit.flush()?;
+    let removed = api
+        .cases
+        .remove_person(EventSource::Api, &id)
+        .await
+        .map_err(|e| crate::api::routes::recognize::case_error(&api, e))?;
     Ok(Json(json!({"person": id, "removed": removed})))
 }
