@@ -105,7 +105,10 @@ impl Deliverer {
                 Ok(h) => h,
                 Err(e) => {
                     tracing::error!(url = %self.url, error = %e, "webhook: event queue");
-                    continue;
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                        _ = self.stop.cancelled() => return,
+                    }
                 }
             };
             let Some((seq, body)) = head else {
