@@ -28,9 +28,9 @@ use facegate::access::daemon::{self, DaemonConfig, Record};
 use facegate::access::door::{DoorConfig, DoorEvent, UnlockBy};
 use facegate::access::policy::PolicyConfig;
 use facegate::app::sink::{EventSink, FanOut};
-use facegate::events_out::{DoorSide, EventsOut, MqttConfig, Secret, WebhooksConfig};
 use facegate::camera::RecordedSource;
 use facegate::config::Config;
+use facegate::events_out::{DoorSide, EventsOut, MqttConfig, Secret, WebhooksConfig};
 use facegate::gallery::{Cache, Gallery, ModelTag, NewPerson};
 use facegate::hw::{Hardware, HwConfig};
 use facegate::vision::{Models, Pipeline, frame};
@@ -175,7 +175,9 @@ fn main() {
         ("bundled visits (mixed)", visits.as_path(), 30.0, 1, true),
         ("bundled visits (mixed)", visits.as_path(), 30.0, 2, true),
     ];
-    let broker = std::env::var("FACEGATE_MQTT_URL").ok().filter(|u| !u.is_empty());
+    let broker = std::env::var("FACEGATE_MQTT_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
     if broker.is_none() {
         println!("(FACEGATE_MQTT_URL not set: the sinks off / on pair is not run)");
     }

@@ -32,7 +32,10 @@ struct Received {
 /// The receiver's own check, written as a receiver would from the README: split the header,
 /// recompute HMAC-SHA256(secret, t + "." + body), compare, refuse a timestamp over 5 min old.
 fn verify(headers: &HeaderMap, body: &[u8]) -> bool {
-    let Some(h) = headers.get("x-facegate-signature").and_then(|v| v.to_str().ok()) else {
+    let Some(h) = headers
+        .get("x-facegate-signature")
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
     let mut t = None;
@@ -44,7 +47,9 @@ fn verify(headers: &HeaderMap, body: &[u8]) -> bool {
             _ => {}
         }
     }
-    let (Some(t), Some(v1)) = (t, v1) else { return false };
+    let (Some(t), Some(v1)) = (t, v1) else {
+        return false;
+    };
     let now = facegate::gallery::now_ms() / 1000;
     if (now - t.parse::<i64>().unwrap_or(0)).abs() > 300 {
         return false;
@@ -67,16 +72,26 @@ async fn hook(State(r): State<Received>, headers: HeaderMap, body: Bytes) -> Sta
     let ok = verify(&headers, &body);
     let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     r.bodies.lock().unwrap().push((json, ok));
-    if ok { StatusCode::NO_CONTENT } else { StatusCode::UNAUTHORIZED }
+    if ok {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::UNAUTHORIZED
+    }
 }
 
 /// Serve the receiver on `addr` until the returned sender is dropped or fired.
-fn serve(rt: &tokio::runtime::Runtime, addr: SocketAddr, r: Received) -> tokio::sync::oneshot::Sender<()> {
+fn serve(
+    rt: &tokio::runtime::Runtime,
+    addr: SocketAddr,
+    r: Received,
+) -> tokio::sync::oneshot::Sender<()> {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let app = axum::Router::new()
         .route("/hook", axum::routing::post(hook))
         .with_state(r);
-    let listener = rt.block_on(tokio::net::TcpListener::bind(addr)).expect("bind the receiver");
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind(addr))
+        .expect("bind the receiver");
     rt.spawn(async move {
         let _ = axum::serve(listener, app)
             .with_graceful_shutdown(async move {
@@ -127,7 +142,9 @@ fn webhooks_are_signed_and_survive_a_receiver_outage_in_order() {
     for r in &records[..10] {
         out.record(r);
     }
-    assert!(events_support::wait_until(Duration::from_secs(10), || out.queued() == 0));
+    assert!(events_support::wait_until(Duration::from_secs(10), || out
+        .queued()
+        == 0));
     let before = received.bodies.lock().unwrap().len();
     assert_eq!(before, 10);
 
@@ -140,7 +157,11 @@ fn webhooks_are_signed_and_survive_a_receiver_outage_in_order() {
     }
     std::thread::sleep(outage / 3);
     assert!(out.queued() > 0, "nothing waited during the outage");
-    assert_eq!(received.bodies.lock().unwrap().len(), before, "delivered while down?");
+    assert_eq!(
+        received.bodies.lock().unwrap().len(),
+        before,
+        "delivered while down?"
+    );
     let _receiver = serve(&rt, addr, received.clone());
     assert!(
         events_support::wait_until(Duration::from_secs(15), || out.queued() == 0),
@@ -168,12 +189,20 @@ fn webhooks_are_signed_and_survive_a_receiver_outage_in_order() {
 
     // A tampered body or another key does not verify.
     let body = br#"{"seq":1}"#;
-    let sig = facegate::events_out::webhook::signature(SECRET.as_bytes(), facegate::gallery::now_ms() / 1000, body);
+    let sig = facegate::events_out::webhook::signature(
+        SECRET.as_bytes(),
+        facegate::gallery::now_ms() / 1000,
+        body,
+    );
     let mut h = HeaderMap::new();
     h.insert("x-facegate-signature", sig.parse().unwrap());
     assert!(verify(&h, body));
     assert!(!verify(&h, br#"{"seq":2}"#));
-    let other = facegate::events_out::webhook::signature(b"another-key-entirely-xxxx", facegate::gallery::now_ms() / 1000, body);
+    let other = facegate::events_out::webhook::signature(
+        b"another-key-entirely-xxxx",
+        facegate::gallery::now_ms() / 1000,
+        body,
+    );
     h.insert("x-facegate-signature", other.parse().unwrap());
     assert!(!verify(&h, body));
 }

@@ -81,6 +81,10 @@ impl Commands {
 
     /// Handle one message of the command topic.
     pub async fn handle(&mut self, payload: &[u8], retained: bool) -> Handled {
+        if payload.is_empty() {
+            // What clearing a retained message on the topic looks like.
+            return Handled::Ignored("empty".into());
+        }
         if let Some(until) = self.paused_until
             && Instant::now() < until
         {
@@ -97,9 +101,8 @@ impl Commands {
         let command: Command = match serde_json::from_slice(payload) {
             Ok(c) => c,
             Err(_) => {
-                return self.refuse(
-                    "not a JSON object {\"action\": \"UNLOCK\", \"secret\": \"...\"}",
-                );
+                return self
+                    .refuse("not a JSON object {\"action\": \"UNLOCK\", \"secret\": \"...\"}");
             }
         };
         let secret = command.secret.map(Zeroizing::new);

@@ -303,8 +303,7 @@ impl WebhooksConfig {
         }
         if !self.urls.is_empty() && self.secret.is_empty() {
             return Err(
-                "webhooks.urls is set: webhooks.secret is required (at least 16 characters)"
-                    .into(),
+                "webhooks.urls is set: webhooks.secret is required (at least 16 characters)".into(),
             );
         }
         if !(100..=120_000).contains(&self.timeout_ms) {

@@ -54,7 +54,10 @@ pub fn configs(config: &MqttConfig) -> Vec<(String, Value)> {
         base
     };
     let discovery = |component: &str, object: &str| {
-        format!("{}/{component}/{id}/{object}/config", config.discovery_prefix)
+        format!(
+            "{}/{component}/{id}/{object}/config",
+            config.discovery_prefix
+        )
     };
     let mut lock = json!({
         "command_topic": topic(config, COMMAND_TOPIC),
@@ -69,10 +72,14 @@ pub fn configs(config: &MqttConfig) -> Vec<(String, Value)> {
     if config.unlock_command {
         // Home Assistant asks for the code and sends it in the command; facegate checks it.
         lock["code_format"] = json!(format!("^.{{{},}}$", super::config::MIN_SECRET_CHARS));
-        lock["command_template"] = json!("{\"action\": \"{{ value }}\", \"secret\": {{ code | tojson }}}");
+        lock["command_template"] =
+            json!("{\"action\": \"{{ value }}\", \"secret\": {{ code | tojson }}}");
     }
     vec![
-        (discovery("lock", "door"), with(common("door", "Door"), lock)),
+        (
+            discovery("lock", "door"),
+            with(common("door", "Door"), lock),
+        ),
         (
             discovery("binary_sensor", "door_contact"),
             with(

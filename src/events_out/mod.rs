@@ -77,7 +77,11 @@ pub struct EventsOut {
     failed: u64,
 }
 
-fn resolve_secret(s: &Secret, key: &str, min: usize) -> Result<zeroize::Zeroizing<String>, EventsOutError> {
+fn resolve_secret(
+    s: &Secret,
+    key: &str,
+    min: usize,
+) -> Result<zeroize::Zeroizing<String>, EventsOutError> {
     let v = s.resolve(key).map_err(EventsOutError::Config)?;
     if v.chars().count() < min {
         return Err(EventsOutError::Config(format!(
@@ -159,11 +163,9 @@ impl EventsOut {
                 notify: Arc::new(Notify::new()),
             });
             let commands = match (unlock_secret, door.door) {
-                (Some(secret), Some(d)) => Some(command::Commands::new(
-                    secret,
-                    d,
-                    Arc::clone(&door.audit),
-                )),
+                (Some(secret), Some(d)) => {
+                    Some(command::Commands::new(secret, d, Arc::clone(&door.audit)))
+                }
                 _ => None,
             };
             let (client, eventloop) = rumqttc::AsyncClient::new(options, 16);

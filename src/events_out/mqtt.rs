@@ -265,10 +265,12 @@ impl Publisher {
                     .or_else(|| self.changed_state(&published))
                     .or_else(|| self.next_event());
                 if let Some(p) = next {
-                    match self
-                        .client
-                        .try_publish(&p.topic, QoS::AtLeastOnce, p.retain, p.payload.clone())
-                    {
+                    match self.client.try_publish(
+                        &p.topic,
+                        QoS::AtLeastOnce,
+                        p.retain,
+                        p.payload.clone(),
+                    ) {
                         Ok(()) => {
                             inflight = Some(InFlight {
                                 what: p,

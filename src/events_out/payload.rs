@@ -67,7 +67,12 @@ impl DoorState {
                         person,
                         score,
                         reason,
-                    } => ("denied", person.as_deref(), *score, Some(reason.to_string())),
+                    } => (
+                        "denied",
+                        person.as_deref(),
+                        *score,
+                        Some(reason.to_string()),
+                    ),
                     Verdict::Unknown { score, reason } => {
                         ("unknown", None, *score, Some(reason.to_string()))
                     }

@@ -249,8 +249,11 @@ mod tests {
             let q = db.queue("mqtt", 3).unwrap();
             for i in 0..5u64 {
                 let seq = db.next_seq().unwrap();
-                q.push(seq, format!("{{\"n\":{i},\"person\":\"alice\"}}").as_bytes())
-                    .unwrap();
+                q.push(
+                    seq,
+                    format!("{{\"n\":{i},\"person\":\"alice\"}}").as_bytes(),
+                )
+                .unwrap();
             }
             assert_eq!(q.len(), 3);
             assert_eq!(q.dropped(), 2);

@@ -172,7 +172,13 @@ mod tests {
         assert_eq!(h.len(), "t=1700000000,v1=".len() + 64);
         assert!(verify(key, &h, body, 1_700_000_100, 300));
         assert!(!verify(key, &h, b"{\"seq\":2}", 1_700_000_100, 300));
-        assert!(!verify(b"another-secret-entirely", &h, body, 1_700_000_100, 300));
+        assert!(!verify(
+            b"another-secret-entirely",
+            &h,
+            body,
+            1_700_000_100,
+            300
+        ));
         assert!(!verify(key, &h, body, 1_700_001_000, 300));
         assert!(!verify(key, "v1=00", body, 1_700_000_000, 300));
         // Known answer: HMAC-SHA256("key", "1.{}"), computed independently with openssl:

@@ -40,7 +40,9 @@ fn user_and_password() -> (String, String) {
 pub fn broker() -> Option<Broker> {
     match std::env::var("FACEGATE_MQTT_URL") {
         Ok(u) if !u.is_empty() => {
-            let rest = u.strip_prefix("mqtt://").expect("FACEGATE_MQTT_URL: mqtt://HOST:PORT");
+            let rest = u
+                .strip_prefix("mqtt://")
+                .expect("FACEGATE_MQTT_URL: mqtt://HOST:PORT");
             let (host, port) = rest.rsplit_once(':').expect("FACEGATE_MQTT_URL: a port");
             let (user, password) = user_and_password();
             Some(Broker {
@@ -216,7 +218,9 @@ impl Subscriber {
             stop,
         };
         assert!(
-            wait_until(Duration::from_secs(10), || s.subscribed.load(Ordering::SeqCst)),
+            wait_until(Duration::from_secs(10), || s
+                .subscribed
+                .load(Ordering::SeqCst)),
             "the test's MQTT client did not subscribe at {}",
             broker.url
         );
@@ -338,8 +342,8 @@ impl Door {
             ..HwConfig::default()
         };
         let (hw, memory) = Hardware::memory(&hw_config).expect("in-memory hardware");
-        let door = DoorApp::start(&app, &config, &rt, hw, camera, status, None)
-            .expect("start the door");
+        let door =
+            DoorApp::start(&app, &config, &rt, hw, camera, status, None).expect("start the door");
         Door {
             app,
             config,
