@@ -365,6 +365,29 @@ mod tests {
     }
 
     #[test]
+    fn every_key_is_documented_and_unknown_keys_are_refused() {
+        let keys = |section: &str| -> Vec<String> {
+            let table: toml::Table = toml::from_str(DEFAULT_TOML).unwrap();
+            table[section].as_table().unwrap().keys().cloned().collect()
+        };
+        // As many documented keys as fields (a field added without its documentation, or
+        // documented under another name, fails here or in the parse below).
+        assert_eq!(keys("mqtt").len(), 15, "{:?}", keys("mqtt"));
+        assert_eq!(keys("webhooks").len(), 6, "{:?}", keys("webhooks"));
+        let c = crate::config::Config::parse(DEFAULT_TOML, std::path::Path::new("d")).unwrap();
+        assert_eq!(c.mqtt, MqttConfig::default());
+        assert_eq!(c.webhooks, WebhooksConfig::default());
+        let e = crate::config::Config::parse("[mqtt]\ntopic_prefx = \"x\"\n", "c".as_ref())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("did you mean `topic_prefix`"), "{e}");
+        let e = crate::config::Config::parse("[webhooks]\nurl = []\n", "c".as_ref())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("did you mean `urls`"), "{e}");
+    }
+
+    #[test]
     fn unlock_needs_a_secret_and_webhooks_a_key() {
         let m = MqttConfig {
             unlock_command: true,
