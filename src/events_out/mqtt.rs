@@ -189,6 +189,7 @@ pub struct Publisher {
 impl Publisher {
     pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Net>) {
         let mut connected = false;
+        let mut told = false;
         let mut outage_since: Option<Instant> = Some(Instant::now());
         let mut inflight: Option<InFlight> = None;
         let mut control: VecDeque<Pub> = VecDeque::new();
@@ -202,6 +203,7 @@ impl Publisher {
                     None => return,
                     Some(Net::Connected) => {
                         connected = true;
+                        told = false;
                         inflight = None;
                         published.clear();
                         let waited = outage_since.take().map(|t| t.elapsed());
@@ -218,12 +220,17 @@ impl Publisher {
                         }
                     }
                     Some(Net::Disconnected(e)) => {
-                        if connected || outage_since.is_none() {
+                        // Said once per outage (a wrong password or an unreachable broker at
+                        // start included); the reconnection is logged with the wait.
+                        if !told {
                             tracing::warn!(
                                 error = %e,
                                 queued = self.queue.len(),
                                 "MQTT: broker not reachable; events are queued on disk meanwhile"
                             );
+                            told = true;
+                        }
+                        if connected {
                             outage_since = Some(Instant::now());
                         }
                         connected = false;
