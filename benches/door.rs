@@ -4,6 +4,12 @@
 //!
 //!   cargo bench --bench door                          # 20 s per scenario
 //!   FACEGATE_BENCH_SECS=60 cargo bench --bench door   # longer runs
+//!   FACEGATE_BENCH_SINKS=only cargo bench --bench door   # only the sinks off / on pair
+//!
+//! With `FACEGATE_MQTT_URL` set (a broker, e.g. `scripts/mosquitto start`), one scenario runs
+//! twice, the event sinks off and on: MQTT to that broker plus a webhook to a dead receiver
+//! (nothing listens on its port; it retries with backoff), both behind the records thread as
+//! in `facegate run`, to show that a slow or dead sink does not delay the relay.
 //!
 //! What runs is the daemon of `facegate run` (`access::daemon::start`): the recorded camera
 //! (JPEG decode on the capture thread, newest-frame mailbox), the default vision settings and
@@ -21,8 +27,10 @@ use std::time::{Duration, Instant};
 use facegate::access::daemon::{self, DaemonConfig, Record};
 use facegate::access::door::{DoorConfig, DoorEvent, UnlockBy};
 use facegate::access::policy::PolicyConfig;
+use facegate::app::sink::{EventSink, FanOut};
 use facegate::camera::RecordedSource;
 use facegate::config::Config;
+use facegate::events_out::{DoorSide, EventsOut, MqttConfig, Secret, WebhooksConfig};
 use facegate::gallery::{Cache, Gallery, ModelTag, NewPerson};
 use facegate::hw::{Hardware, HwConfig};
 use facegate::vision::{Models, Pipeline, frame};
@@ -157,7 +165,8 @@ fn main() {
     // The default vision settings embed each face and its mirror image; board profiles for
     // the Pi turn the mirror off (half the embedder cost).
     let face = face_only.as_path();
-    for (label, folder, camera_fps, workers, mirror) in [
+    let sinks_only = std::env::var("FACEGATE_BENCH_SINKS").is_ok_and(|v| v == "only");
+    let plain: &[(&str, &Path, f32, usize, bool)] = &[
         ("face in every frame", face, 30.0, 1, true),
         ("face in every frame", face, 30.0, 2, true),
         ("face in every frame", face, 60.0, 2, true),
@@ -165,11 +174,35 @@ fn main() {
         ("face in every frame", face, 30.0, 2, false),
         ("bundled visits (mixed)", visits.as_path(), 30.0, 1, true),
         ("bundled visits (mixed)", visits.as_path(), 30.0, 2, true),
-    ] {
+    ];
+    let broker = std::env::var("FACEGATE_MQTT_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    if broker.is_none() {
+        println!("(FACEGATE_MQTT_URL not set: the sinks off / on pair is not run)");
+    }
+    let pair: Vec<(&str, &Path, f32, usize, bool, bool)> = match broker {
+        Some(_) => vec![
+            ("sinks off", face, 30.0, 1, true, false),
+            ("sinks on (MQTT+webhook)", face, 30.0, 1, true, true),
+        ],
+        None => vec![],
+    };
+    let runs: Vec<(&str, &Path, f32, usize, bool, bool)> = if sinks_only {
+        pair
+    } else {
+        plain
+            .iter()
+            .map(|&(l, f, c, w, m)| (l, f, c, w, m, false))
+            .chain(pair)
+            .collect()
+    };
+    for (label, folder, camera_fps, workers, mirror, sinks) in runs {
         let mut params = params.clone();
         params.flip = mirror;
+        let sinks = sinks.then(|| events_out(&dir, &rt));
         let o = scenario(
-            &models, &params, threshold, &cache, &rt, folder, camera_fps, workers, secs,
+            &models, &params, threshold, &cache, &rt, folder, camera_fps, workers, secs, sinks,
         );
         let mut lat = o.relay_ms.clone();
         lat.sort_by(f64::total_cmp);
@@ -192,6 +225,60 @@ fn main() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Passes every record on (the bench reads the relay latency from them).
+struct Forward(mpsc::Sender<Record>);
+
+impl EventSink for Forward {
+    fn record(&mut self, r: &Record) {
+        let _ = self.0.send(r.clone());
+    }
+}
+
+/// MQTT to `FACEGATE_MQTT_URL` (user and password from `FACEGATE_MQTT_USER` /
+/// `FACEGATE_MQTT_PASSWORD`, as scripts/test exports them) and a webhook nobody answers.
+fn events_out(dir: &Path, rt: &tokio::runtime::Runtime) -> EventsOut {
+    let n = facegate::gallery::now_ms();
+    let key = facegate::crypto::DeviceKey::generate().expect("key");
+    let audit = Arc::new(
+        facegate::access::AuditLog::open(&dir.join(format!("audit-{n}")), 1000, &key)
+            .expect("audit log"),
+    );
+    let user = std::env::var("FACEGATE_MQTT_USER").unwrap_or_default();
+    let mqtt = MqttConfig {
+        enabled: true,
+        url: std::env::var("FACEGATE_MQTT_URL").unwrap_or_default(),
+        password: if user.is_empty() {
+            Secret::default()
+        } else {
+            Secret::new("env:FACEGATE_MQTT_PASSWORD")
+        },
+        username: user,
+        topic_prefix: format!("facegate-bench-{n}"),
+        device_id: format!("bench_{n}"),
+        discovery_prefix: format!("bench-ha-{n}"),
+        ..MqttConfig::default()
+    };
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let webhooks = WebhooksConfig {
+        urls: vec![format!("http://{dead}/hook")],
+        secret: Secret::new("bench-webhook-secret-0123456789"),
+        retry_initial_ms: 100,
+        retry_max_ms: 1000,
+        ..WebhooksConfig::default()
+    };
+    EventsOut::start(
+        &mqtt,
+        &webhooks,
+        &dir.join(format!("events-out-{n}")),
+        &key,
+        rt.handle(),
+        DoorSide { door: None, audit },
+    )
+    .expect("events out")
+}
+
 #[allow(clippy::too_many_arguments)]
 fn scenario(
     models: &Models,
@@ -203,10 +290,22 @@ fn scenario(
     camera_fps: f32,
     workers: usize,
     secs: f64,
+    sinks: Option<EventsOut>,
 ) -> Outcome {
     let camera = RecordedSource::open(folder, camera_fps, true).expect("recorded frames");
     let (hw, _memory) = Hardware::memory(&HwConfig::default()).expect("in-memory hardware");
     let (tx, rx) = mpsc::channel();
+    // With sinks: the daemon's records go through the records thread's fan-out, as in
+    // `facegate run`, and reach the bench from there.
+    let (tx, rx, records_thread) = match sinks {
+        None => (tx, rx, None),
+        Some(out) => {
+            let (fwd_tx, fwd_rx) = mpsc::channel();
+            let fan = FanOut::new().with(out).with(Forward(fwd_tx));
+            let t = std::thread::spawn(move || fan.drain(&rx));
+            (tx, fwd_rx, Some(t))
+        }
+    };
     let gallery: Arc<dyn Gallery> = cache.clone();
     let running = daemon::start(
         models,
@@ -248,6 +347,9 @@ fn scenario(
     let decided = running.frames_decided() - start_frames;
     let elapsed = start.elapsed().as_secs_f64();
     running.stop();
+    if let Some(t) = records_thread {
+        t.join().expect("records thread").expect("sinks flushed");
+    }
     let mut relay_ms = Vec::new();
     let mut grants = 0;
     for r in rx.try_iter() {

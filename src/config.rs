@@ -78,6 +78,7 @@ pub fn default_toml() -> String {
         crate::hw::config::DEFAULT_TOML,
         "\n",
         crate::api::config::DEFAULT_TOML,
+        crate::events_out::config::DEFAULT_TOML,
     ]
     .concat()
 }
@@ -94,6 +95,8 @@ pub struct Config {
     pub camera: CameraConfig,
     pub hw: HwConfig,
     pub api: ApiConfig,
+    pub mqtt: crate::events_out::MqttConfig,
+    pub webhooks: crate::events_out::WebhooksConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -244,6 +247,8 @@ impl Config {
         self.camera.check()?;
         self.hw.check()?;
         self.api.check()?;
+        self.mqtt.check()?;
+        self.webhooks.check()?;
         Ok(())
     }
 }

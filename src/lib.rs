@@ -10,6 +10,7 @@ pub mod camera;
 pub mod config;
 pub mod crypto;
 pub mod eval;
+pub mod events_out;
 pub mod gallery;
 pub mod hw;
 pub mod vision;

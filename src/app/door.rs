@@ -41,6 +41,8 @@ pub enum DoorAppError {
     RecordsPanicked,
     #[error("flushing the audit log at exit: {0}")]
     Flush(#[from] AuditError),
+    #[error("events out (MQTT, webhooks): {0}")]
+    EventsOut(#[from] crate::events_out::EventsOutError),
 }
 
 /// Where the door's HTTP API listens.
@@ -93,12 +95,14 @@ impl DoorApp {
             },
             tx,
         )?;
+        let door: Arc<dyn crate::api::DoorControl> = Arc::new(running.door());
+        let events_out = super::events_out_sink(app, config, rt, Some(Arc::clone(&door)))?;
         let api = match api {
             None => None,
             Some(ApiListen { addr, tls }) => {
                 let api = crate::api::Api::new(
                     &config.api,
-                    app.api_parts(config, Some(Arc::new(running.door()))),
+                    app.api_parts(config, Some(Arc::clone(&door))),
                 )
                 .map_err(|e| DoorAppError::Api(e.to_string()))?
                 .with_space_guard(app.space_guard())
@@ -115,8 +119,12 @@ impl DoorApp {
             }
         };
         // Every record to every sink: the audit log (the application's fan-out, which the
-        // API's use-cases publish to as well) and the JSON lines on stdout.
+        // API's use-cases publish to as well), the JSON lines on stdout, and MQTT and webhooks
+        // when configured.
         app.sinks.add(JsonLines(std::io::stdout()));
+        if let Some(out) = events_out {
+            app.sinks.add(out);
+        }
         let sinks = app.sinks.clone();
         let records = std::thread::Builder::new()
             .name("records".into())

@@ -119,6 +119,35 @@ pub fn operating_point(
     Ok(Arc::new(op))
 }
 
+/// The MQTT and webhook sink when either is configured, its queue in "events-out" beside the
+/// audit log, its tasks on `rt`; `door` is what the MQTT unlock command drives.
+pub fn events_out_sink(
+    app: &App,
+    config: &Config,
+    rt: &tokio::runtime::Runtime,
+    door: Option<Arc<dyn crate::api::DoorControl>>,
+) -> Result<Option<crate::events_out::EventsOut>, crate::events_out::EventsOutError> {
+    if !crate::events_out::configured(&config.mqtt, &config.webhooks) {
+        return Ok(None);
+    }
+    let dir = match app.audit.path().parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.join(crate::events_out::queue::DIR_NAME),
+        _ => PathBuf::from(crate::events_out::queue::DIR_NAME),
+    };
+    crate::events_out::EventsOut::start(
+        &config.mqtt,
+        &config.webhooks,
+        &dir,
+        &app.gallery.device_key,
+        rt.handle(),
+        crate::events_out::DoorSide {
+            door,
+            audit: Arc::clone(&app.audit),
+        },
+    )
+    .map(Some)
+}
+
 impl App {
     /// Load the models, find the threshold, open the gallery and the audit log.
     pub fn open(config: &Config) -> Result<App, AppError> {
