@@ -78,6 +78,7 @@ pub fn default_toml() -> String {
         crate::hw::config::DEFAULT_TOML,
         "\n",
         crate::api::config::DEFAULT_TOML,
+        crate::console::config::DEFAULT_TOML,
     ]
     .concat()
 }
@@ -94,6 +95,7 @@ pub struct Config {
     pub camera: CameraConfig,
     pub hw: HwConfig,
     pub api: ApiConfig,
+    pub console: crate::console::ConsoleConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -244,6 +246,7 @@ impl Config {
         self.camera.check()?;
         self.hw.check()?;
         self.api.check()?;
+        self.console.check()?;
         Ok(())
     }
 }
