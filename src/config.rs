@@ -79,6 +79,7 @@ pub fn default_toml() -> String {
         "\n",
         crate::api::config::DEFAULT_TOML,
         crate::events_out::config::DEFAULT_TOML,
+        crate::console::config::DEFAULT_TOML,
     ]
     .concat()
 }
@@ -97,6 +98,7 @@ pub struct Config {
     pub api: ApiConfig,
     pub mqtt: crate::events_out::MqttConfig,
     pub webhooks: crate::events_out::WebhooksConfig,
+    pub console: crate::console::ConsoleConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -249,6 +251,7 @@ impl Config {
         self.api.check()?;
         self.mqtt.check()?;
         self.webhooks.check()?;
+        self.console.check()?;
         Ok(())
     }
 }

@@ -8,6 +8,7 @@ pub mod api;
 pub mod app;
 pub mod camera;
 pub mod config;
+pub mod console;
 pub mod crypto;
 pub mod eval;
 pub mod events_out;

@@ -42,6 +42,12 @@ pub enum TokenError {
     Random(String),
 }
 
+/// A request made from inside this process by a caller that authenticated by other means (the
+/// web console's signed-in session), with the access it was granted. Only code in the process
+/// can attach a request extension: a client cannot send one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InProcess(pub Access);
+
 /// The configured token hashes.
 #[derive(Clone)]
 pub struct Tokens {

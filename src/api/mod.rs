@@ -72,6 +72,8 @@ pub struct Api {
     /// The use-cases the routes call (enroll, remove, verify, identify, unlock): the same as
     /// the command line's.
     pub cases: UseCases,
+    /// The web console, mounted at /console when attached ([`Api::with_console`]).
+    pub console: Option<Arc<crate::console::Console>>,
 }
 
 pub type AppState = Arc<Api>;
@@ -123,6 +125,7 @@ impl Api {
             space,
             audit: parts.audit,
             cases,
+            console: None,
         })
     }
 
@@ -131,6 +134,21 @@ impl Api {
     pub fn with_sinks(mut self, sinks: Sinks) -> Api {
         self.cases.sinks = sinks;
         self
+    }
+
+    /// Serve the web console at /console as `[console]` says (nothing when it is disabled);
+    /// `tls`: the server speaks TLS (the session cookie is then `Secure`).
+    pub fn with_console(
+        mut self,
+        config: &crate::console::ConsoleConfig,
+        tls: bool,
+    ) -> Result<Api, crate::console::ConsoleError> {
+        self.console = if config.enabled {
+            Some(Arc::new(crate::console::Console::new(config, tls)?))
+        } else {
+            None
+        };
+        Ok(self)
     }
 
     /// Guard these filesystems instead (by default: the audit log's).
@@ -433,8 +451,20 @@ pub fn routes() -> Vec<Route> {
 }
 
 /// The router: every route of [`routes`] with its auth and rate-limit layers, JSON 404/405, and
-/// the body size limit.
+/// the body size limit; and the web console at /console when one is attached.
 pub fn router(api: AppState) -> Router {
+    let routes = api_router(Arc::clone(&api));
+    match &api.console {
+        Some(console) => routes.clone().merge(crate::console::router(
+            Arc::clone(console),
+            Arc::clone(&api),
+            routes,
+        )),
+        None => routes,
+    }
+}
+
+fn api_router(api: AppState) -> Router {
     let mut by_path: Vec<(&'static str, MethodRouter<AppState>)> = Vec::new();
     let has_door = api.door.is_some();
     for route in routes() {
@@ -490,6 +520,18 @@ async fn authorize(
     req: Request,
     next: Next,
 ) -> Response {
+    // The web console's own calls carry their session's access instead of a token.
+    if let Some(auth::InProcess(have)) = req.extensions().get::<auth::InProcess>().copied() {
+        return if have >= access {
+            next.run(req).await
+        } else {
+            ApiError::forbidden(format!(
+                "this needs the {} token; the viewer may only read",
+                access.as_str()
+            ))
+            .into_response()
+        };
+    }
     match api.tokens.require(access, req.headers()) {
         Ok(_) => next.run(req).await,
         Err(e) => e.into_response(),

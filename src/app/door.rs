@@ -106,7 +106,9 @@ impl DoorApp {
                 )
                 .map_err(|e| DoorAppError::Api(e.to_string()))?
                 .with_space_guard(app.space_guard())
-                .with_sinks(app.sinks.clone());
+                .with_sinks(app.sinks.clone())
+                .with_console(&config.console, tls.is_some())
+                .map_err(|e| DoorAppError::Api(e.to_string()))?;
                 let listener = rt
                     .block_on(tokio::net::TcpListener::bind(addr))
                     .map_err(|source| DoorAppError::Listen { addr, source })?;

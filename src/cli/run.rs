@@ -130,6 +130,9 @@ pub fn run(config: &Config, args: RunArgs) -> Result<ExitCode> {
     );
     if let Some(addr) = api_addr {
         eprintln!("facegate: HTTP API on {addr}/v1, door attached");
+        if config.console.enabled {
+            eprintln!("facegate: web console on {addr}/console");
+        }
     }
     if config.access.save_face_crops {
         eprintln!(

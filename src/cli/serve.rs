@@ -101,7 +101,8 @@ pub fn serve(config: &Config, listen: Option<&str>) -> Result<ExitCode> {
     let app = super::open_app(config)?;
     let api = Api::new(&config.api, app.api_parts(config, None))?
         .with_space_guard(app.space_guard())
-        .with_sinks(app.sinks.clone());
+        .with_sinks(app.sinks.clone())
+        .with_console(&config.console, tls.is_some())?;
     let slots = api.inference.slots();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -118,6 +119,9 @@ pub fn serve(config: &Config, listen: Option<&str>) -> Result<ExitCode> {
             .await
             .with_context(|| format!("listening on {addr}"))?;
         let scheme = if tls.is_some() { "https" } else { "http" };
+        if api.console.is_some() {
+            eprintln!("facegate web console on {scheme}://{addr}/console");
+        }
         eprintln!(
             "facegate API on {scheme}://{addr}/v1 (docs at /v1/docs; {slots} inference slot{}; gallery {}; no door: serve mode)",
             if slots == 1 { "" } else { "s" },
