@@ -2,6 +2,8 @@
 //! subscriber (rumqttc), a door application started from a config text, synthetic records.
 #![allow(dead_code)]
 
+pub mod ha_schema;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
