@@ -47,14 +47,11 @@ impl QueueDb {
         };
         crate::crypto::fsmode::private_umask();
         crate::crypto::fsmode::create_dir_all(path).map_err(files)?;
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(4 * 1024 * 1024)
-            .open()
+        let db = crate::gallery::sled_db::open_sized(path, sled::Mode::LowSpace, 4 * 1024 * 1024)
             .map_err(|source| QueueError::Storage {
-                path: path.display().to_string(),
-                source,
-            })?;
+            path: path.display().to_string(),
+            source,
+        })?;
         crate::crypto::fsmode::restrict_tree(path).map_err(files)?;
         Ok(QueueDb {
             db,

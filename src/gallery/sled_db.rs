@@ -25,11 +25,20 @@ pub fn is_lock_conflict(e: &sled::Error) -> bool {
 
 /// Open (or create) the database at `path` with facegate's cache size.
 pub fn open(path: &Path, mode: sled::Mode) -> Result<sled::Db, sled::Error> {
+    open_sized(path, mode, SLED_CACHE_BYTES)
+}
+
+/// [`open`] with another page-cache size (small queues).
+pub fn open_sized(
+    path: &Path,
+    mode: sled::Mode,
+    cache_bytes: u64,
+) -> Result<sled::Db, sled::Error> {
     let deadline = Instant::now() + LOCK_WAIT;
     loop {
         match sled::Config::new()
             .path(path)
-            .cache_capacity(SLED_CACHE_BYTES)
+            .cache_capacity(cache_bytes)
             .mode(mode)
             .open()
         {
