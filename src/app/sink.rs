@@ -383,4 +383,46 @@ mod tests {
         drop((full, audit));
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    #[test]
+    fn a_published_request_is_in_the_audit_log_at_once_and_a_full_disk_refuses_it() {
+        use crate::access::{Action, EventSource, NewEvent};
+        let dir = std::env::temp_dir().join(format!(
+            "facegate-sinks-{}-{}",
+            std::process::id(),
+            crate::gallery::now_ms()
+        ));
+        let audit = Arc::new(
+            AuditLog::open(&dir, 100, &crate::crypto::DeviceKey::generate().unwrap()).unwrap(),
+        );
+        let kept = Arc::new(Mutex::new(Vec::new()));
+        let sinks = Sinks::audit(Arc::clone(&audit), SpaceGuard::new(vec![dir.clone()], 0));
+        sinks.add(Keep(Arc::clone(&kept)));
+        let request = |person: &str| Record::Request {
+            at_ms: crate::gallery::now_ms(),
+            event: NewEvent::new(Action::DeletePerson, Outcome::Deleted, EventSource::Cli)
+                .person(person),
+        };
+        sinks.publish(&[request("a"), request("b")]).unwrap();
+        assert_eq!(audit.len(), 2);
+        assert_eq!(kept.lock().unwrap().len(), 2, "every sink gets them");
+        let events = audit
+            .query(&EventFilter::default(), None, 10)
+            .unwrap()
+            .events;
+        assert!(events.iter().all(|e| e.source == EventSource::Cli));
+        // The JSON line of a request carries its event (not the crop).
+        let line = serde_json::to_string(&request("c")).unwrap();
+        assert!(line.contains(r#""kind":"request""#) && line.contains(r#""source":"cli""#));
+
+        let full = Sinks::audit(
+            Arc::clone(&audit),
+            SpaceGuard::new(vec![dir.clone()], u64::MAX),
+        );
+        let refused = full.publish(&[request("d")]);
+        assert!(matches!(refused, Err(SinkError::Space(_))), "{refused:?}");
+        assert_eq!(audit.len(), 2, "nothing written on a full disk");
+        drop((sinks, full, audit));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

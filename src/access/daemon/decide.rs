@@ -1,0 +1,288 @@
+//! The recognition workers (vision on the newest frame) and the decision thread (the policy over
+//! their looks, then the door, the display, Wiegand and the records).
+
+use super::*;
+
+/// What a recognition worker saw in one frame.
+pub(super) struct Looked {
+    pub(super) seq: u64,
+    pub(super) captured: Instant,
+    pub(super) look: Result<Look, String>,
+}
+
+/// What the largest face in a frame shows.
+pub(super) struct Look {
+    pub(super) seen: Seen,
+    pub(super) quality: Option<Quality>,
+    /// The aligned crop, kept only when crops are saved.
+    pub(super) crop: Option<image::RgbImage>,
+    /// The face's liveness evidence (when a liveness model is loaded).
+    pub(super) liveness: Option<FrameEvidence>,
+}
+
+/// A recognition worker: vision on one frame at a time.
+pub(super) struct Worker {
+    pub(super) pipeline: Pipeline,
+    pub(super) save_crops: bool,
+}
+
+impl Worker {
+    pub(super) fn look(&mut self, img: &image::RgbImage) -> Result<Look, String> {
+        let dets = self.pipeline.detect(img).map_err(|e| e.to_string())?;
+        let Some(det) = dets.first() else {
+            return Ok(Look {
+                seen: Seen::NoFace,
+                quality: None,
+                crop: None,
+                liveness: None,
+            });
+        };
+        let face = self
+            .pipeline
+            .describe(img, det)
+            .map_err(|e| e.to_string())?;
+        let seen = match face.embedding {
+            Ok(e) => Seen::Face(e.0),
+            // A face too turned or too small to judge.
+            Err(_) => Seen::Unusable,
+        };
+        let liveness = match &seen {
+            Seen::Face(_) => match self.pipeline.liveness(img, det) {
+                None => None,
+                Some(Ok(e)) => Some(e),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "liveness not measured");
+                    None
+                }
+            },
+            _ => None,
+        };
+        Ok(Look {
+            seen,
+            quality: Some(face.quality),
+            crop: self.save_crops.then_some(face.crop),
+            liveness,
+        })
+    }
+}
+
+/// The decision thread: the policy over the workers' looks, in frame order, then the door,
+/// the display, Wiegand and the audit records.
+pub(super) struct Decider {
+    /// The door's liveness mode and the current visit's frames (`None`: liveness off).
+    pub(super) liveness: Option<(Mode, Visit)>,
+    pub(super) policy: Policy,
+    pub(super) display: Box<dyn StatusDisplay>,
+    pub(super) wiegand: Option<Box<dyn CardOutput>>,
+    pub(super) shown: Option<Screen>,
+    pub(super) hold_until: Option<Instant>,
+    pub(super) hold_ms: u64,
+    /// The newest frame decided on: a worker that finishes an older frame after a newer one
+    /// was decided is too late, and its look is dropped (the newest frame wins).
+    pub(super) last_seq: u64,
+    /// The camera reports it is lost (set by the loop before each frame).
+    pub(super) camera_lost: bool,
+    /// Searched with the fused face of a visit; also asked (without a network call) whether
+    /// the central store is reachable.
+    pub(super) gallery: Arc<dyn Gallery>,
+    pub(super) rt: tokio::runtime::Handle,
+    pub(super) top_k: usize,
+    pub(super) operating: Arc<OperatingPoint>,
+}
+
+impl Decider {
+    /// Show a screen (unless a decision screen is being held, or `force`).
+    pub(super) fn show(&mut self, screen: Screen, hold: bool) {
+        let now = Instant::now();
+        if !hold && self.hold_until.is_some_and(|t| now < t) {
+            return;
+        }
+        self.hold_until = hold.then(|| now + Duration::from_millis(self.hold_ms));
+        if self.shown.as_ref() == Some(&screen) {
+            return;
+        }
+        if let Err(e) = self.display.show(&screen) {
+            tracing::warn!(error = %e, "display");
+        }
+        self.shown = Some(screen);
+    }
+
+    /// The screen when nobody is being decided about: camera lost first, then offline (the
+    /// gallery's central store is unreachable; the door still decides from its cache), else idle.
+    pub(super) fn resting_screen(&self) -> Screen {
+        resting_screen(self.camera_lost, || self.gallery.online())
+    }
+
+    pub(super) fn idle(&mut self) {
+        let screen = self.resting_screen();
+        self.show(screen, false);
+    }
+
+    pub(super) fn decide(
+        &mut self,
+        looked: Looked,
+        door: &mpsc::Sender<(DoorInput, Option<Instant>)>,
+        records: &mpsc::Sender<Record>,
+    ) {
+        let Looked {
+            seq,
+            captured,
+            look,
+        } = looked;
+        if seq <= self.last_seq {
+            tracing::trace!(frame = seq, newest = self.last_seq, "late look dropped");
+            return;
+        }
+        self.last_seq = seq;
+        let now = now_ms();
+        let Look {
+            seen,
+            quality,
+            crop,
+            liveness: evidence,
+        } = match look {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e, frame = seq, "frame skipped");
+                return;
+            }
+        };
+        let (live_score, live_refuse) = self.liveness_of_visit(&seen, evidence);
+        let (verdict, record) = match self.policy.observe(&seen) {
+            Step::Verdict(v) => (v, None),
+            Step::Decide(fused) => match self.decide_visit(&fused, now) {
+                Ok((decision, record)) => {
+                    let decision = decision::unless_live(decision, live_refuse);
+                    (self.policy.conclude(decision, now), record)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, frame = seq, "gallery: visit not decided");
+                    return;
+                }
+            },
+        };
+        match &verdict {
+            Verdict::Idle => self.idle(),
+            Verdict::Looking | Verdict::Cooldown { .. } => self.show(Screen::Looking, false),
+            Verdict::Granted { person, .. } => {
+                let _ = door.send((
+                    DoorInput::Unlock(UnlockBy::Face {
+                        person: person.clone(),
+                    }),
+                    Some(captured),
+                ));
+                let name = record.as_ref().map_or(person.clone(), |p| p.name.clone());
+                self.show(Screen::Granted { name }, true);
+                if let (Some(w), Some(card)) = (
+                    self.wiegand.as_mut(),
+                    record
+                        .as_ref()
+                        .and_then(|p| p.external_id.as_ref())
+                        .and_then(|c| c.parse::<u64>().ok()),
+                ) && let Err(e) = w.send_card(crate::hw::CardNumber::Raw(card))
+                {
+                    tracing::warn!(error = %e, "wiegand");
+                }
+            }
+            Verdict::Denied { reason, .. } => {
+                self.show(
+                    Screen::Denied {
+                        reason: reason.to_string(),
+                    },
+                    true,
+                );
+            }
+            Verdict::Unknown { .. } => self.show(
+                Screen::Denied {
+                    reason: "Not recognised".into(),
+                },
+                true,
+            ),
+        }
+        if verdict.is_event() {
+            match &verdict {
+                Verdict::Granted { person, score } => {
+                    tracing::info!(person = %person, score, "granted")
+                }
+                Verdict::Denied { person, reason, .. } => {
+                    tracing::info!(person = ?person, reason = %reason, "denied")
+                }
+                Verdict::Unknown { reason, .. } => {
+                    tracing::info!(reason = reason.code(), "unknown face")
+                }
+                _ => {}
+            }
+            let _ = records.send(Record::Decision {
+                at_ms: now,
+                verdict,
+                quality,
+                latency_ms: captured.elapsed().as_secs_f64() * 1000.0,
+                frame: seq,
+                liveness: live_score,
+                face: crop,
+            });
+            // The next decision is about a new visit: its liveness evidence starts afresh.
+            if let Some((_, visit)) = self.liveness.as_mut() {
+                visit.reset();
+            }
+        }
+    }
+}
+
+impl Decider {
+    /// The decision core on the fused face of one visit ([`crate::access::probe::observe`], as the
+    /// API's identify): search the gallery, look up the best person's record when
+    /// recognised, decide.
+    pub(super) fn decide_visit(
+        &self,
+        fused: &[f32],
+        now: i64,
+    ) -> Result<(Decision, Option<crate::gallery::Person>), crate::gallery::GalleryError> {
+        let rule = self.operating.rule();
+        let seen = self.rt.block_on(crate::access::probe::observe(
+            self.gallery.as_ref(),
+            fused,
+            self.top_k,
+            &rule,
+            now,
+        ))?;
+        Ok((seen.decision, seen.record))
+    }
+
+    /// Add this frame's liveness evidence to the visit; the visit's score and, when the door
+    /// enforces liveness and the visit is not live, the refusal reason.
+    pub(super) fn liveness_of_visit(
+        &mut self,
+        seen: &Seen,
+        evidence: Option<FrameEvidence>,
+    ) -> (Option<VisitScore>, Option<String>) {
+        let Some((mode, visit)) = self.liveness.as_mut() else {
+            return (None, None);
+        };
+        // A visit's evidence runs from the first face to the decision (or until no face).
+        if matches!(seen, Seen::NoFace) {
+            visit.reset();
+            return (None, None);
+        }
+        if let Some(e) = evidence {
+            visit.push(e);
+        }
+        let score = visit.score();
+        if let Some(s) = score.filter(|s| !s.live) {
+            tracing::debug!(score = s.score, frames = s.frames, "visit not live so far");
+        }
+        (score, liveness::refusal(*mode, score.as_ref()))
+    }
+}
+
+/// The screen when nobody is being decided about: a lost camera first, then an unreachable
+/// central gallery (`online` is only asked when the camera is fine), else idle.
+pub(super) fn resting_screen(camera_lost: bool, online: impl FnOnce() -> Option<bool>) -> Screen {
+    if camera_lost {
+        Screen::CameraLost
+    } else if online() == Some(false) {
+        Screen::Offline
+    } else {
+        Screen::Idle
+    }
+}
