@@ -168,7 +168,7 @@ impl UseCases {
                 }),
             });
         }
-        self.publish(events)?;
+        self.publish_decision(events);
         Ok(Identification {
             faces: decided,
             operating: self.operating.state(),

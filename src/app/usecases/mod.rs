@@ -3,8 +3,8 @@
 //! the web console are thin callers: they turn their input into a request, call one of these,
 //! and render the typed result. Each use-case does gallery → decision → audit: it applies the
 //! rules (the duplicate-face rule, the decision core), writes the gallery, and publishes its
-//! audit event through the process's one event fan-out ([`Sinks`]), returning only once the
-//! event is on disk.
+//! audit event through the process's one event fan-out ([`Sinks`]); a change (enrollment,
+//! deletion, unlock) returns only once its event is on disk.
 //!
 //! Vision stays with the caller, because each front end runs it its own way (the API on its
 //! bounded inference slots, the command line on its own pipeline), but through the one
@@ -81,15 +81,26 @@ impl UseCases {
             .ok_or_else(|| UseCaseError::NoPerson(id.to_owned()))
     }
 
-    /// Publish these events (now) and wait until they are durable.
+    /// Publish the events of a change (enrollment, deletion, unlock) and wait until they are
+    /// durable: an acknowledged change has its audit event on disk.
     fn publish(&self, events: Vec<NewEvent>) -> Result<(), SinkError> {
-        let at_ms = now_ms();
-        let records: Vec<Record> = events
-            .into_iter()
-            .map(|event| Record::Request { at_ms, event })
-            .collect();
-        self.sinks.publish(&records)
+        self.sinks.publish(&records(events))
     }
+
+    /// Publish the events of a decision (verify, identify), like the door's: written at once,
+    /// flushed with the log's next flush (sled's, every half second, and at every stop), not
+    /// before the answer; a sync per request would serialise every verification on the disk.
+    fn publish_decision(&self, events: Vec<NewEvent>) {
+        self.sinks.publish_soon(&records(events));
+    }
+}
+
+fn records(events: Vec<NewEvent>) -> Vec<Record> {
+    let at_ms = now_ms();
+    events
+        .into_iter()
+        .map(|event| Record::Request { at_ms, event })
+        .collect()
 }
 
 /// The front end a request came from, as the audit log names it.

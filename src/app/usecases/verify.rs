@@ -143,7 +143,7 @@ impl UseCases {
                 }
             }
         };
-        self.publish(vec![event])?;
+        self.publish_decision(vec![event]);
         tracing::info!(person = %person, decision = outcome.as_str(), "verify");
         // The name only for a face that matches the claim.
         let matched = result
