@@ -3,12 +3,10 @@
 //! runs this under `valgrind --tool=callgrind --toggle-collect=...measured...`, so only the
 //! measured calls are counted: model loading, optimisation and warm-up are not).
 //!
-//! Usage: look_cost [--image PATH] [--runs N] [--warmup N] [--stage NAME]... [--flip-calls]
+//! Usage: look_cost [--image PATH] [--runs N] [--warmup N] [--stage NAME]...
 //!   stages: look (detect + closer look + align + embed with the mirror: the API's identify),
 //!   detect (one detector pass), detect-refine (with the closer look), align, embed (one crop),
 //!   embed-mirror (crop and mirror, the default), decode (the JPEG). Default: all of them.
-//!   `--flip-calls`: embed the mirror in a second embedder call instead of one batch of two
-//!   (the way before batching, to compare).
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -33,7 +31,6 @@ fn main() -> Result<()> {
     let mut image = root.join("tests/fixtures/faces/obama_1.jpg");
     let (mut runs, mut warmup) = (30usize, 3usize);
     let mut stages: Vec<String> = Vec::new();
-    let mut flip_calls = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -41,9 +38,10 @@ fn main() -> Result<()> {
             "--runs" => runs = args.next().context("--runs N")?.parse()?,
             "--warmup" => warmup = args.next().context("--warmup N")?.parse()?,
             "--stage" => stages.push(args.next().context("--stage NAME")?),
-            "--flip-calls" => flip_calls = true,
             other => {
-                bail!("unknown argument {other:?}; see the comment at the top of examples/look_cost.rs")
+                bail!(
+                    "unknown argument {other:?}; see the comment at the top of examples/look_cost.rs"
+                )
             }
         }
     }
@@ -58,7 +56,6 @@ fn main() -> Result<()> {
     let models = Models::load(&root.join("models"), "blazeface-front-128", None)?;
     let defaults = VisionParams::default();
     let mut p = Pipeline::new(&models, defaults.clone())?;
-    p.set_mirror_batched(!flip_calls);
     let det = p
         .detect(&photo)?
         .into_iter()
@@ -67,16 +64,11 @@ fn main() -> Result<()> {
     let mut crop = RgbImage::new(112, 112);
     align::align_into(&photo, &det, &mut crop).map_err(|r| anyhow::anyhow!("{r:?}"))?;
     println!(
-        "image {} ({}x{}), embedder {}, mirror {}",
+        "image {} ({}x{}), embedder {}",
         image.display(),
         photo.width(),
         photo.height(),
         models.embedder.name,
-        if flip_calls {
-            "in a second call"
-        } else {
-            "batched with the crop"
-        }
     );
     for stage in &stages {
         let mut call = || -> Result<()> {
@@ -99,10 +91,14 @@ fn main() -> Result<()> {
                     black_box(out);
                 }
                 "embed" => {
-                    black_box(p.embedder_mut().embed(&crop, false)?);
+                    p.params.flip = false;
+                    black_box(p.embed_crop(&crop)?);
+                    p.params.flip = defaults.flip;
                 }
                 "embed-mirror" => {
-                    black_box(p.embedder_mut().embed(&crop, true)?);
+                    p.params.flip = true;
+                    black_box(p.embed_crop(&crop)?);
+                    p.params.flip = defaults.flip;
                 }
                 _ => {
                     black_box(p.analyse(&photo)?);

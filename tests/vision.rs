@@ -258,35 +258,3 @@ fn rand_suffix() -> u64 {
     static N: AtomicU64 = AtomicU64::new(0);
     N.fetch_add(1, Ordering::Relaxed)
 }
-
-#[test]
-fn mirror_in_one_batch_gives_the_embedding_of_two_calls() {
-    // The default embeds a face and its mirror image in one embedder call on a batch of two
-    // (faster in tract); it must give the embedding of two separate calls.
-    let mut p = pipeline();
-    assert!(
-        p.embedder_mut().batches_mirror(),
-        "the shipped embedder should load for a batch of two"
-    );
-    for name in ["obama_1.jpg", "biden_2.jpg", "two_people.jpg"] {
-        let img = frame::read_image(&fixture(name), frame::DEFAULT_MAX_PIXELS).unwrap();
-        let faces = p.analyse(&img).unwrap();
-        assert!(!faces.is_empty(), "{name}: no face");
-        for face in faces.iter().filter(|f| f.embedding.is_ok()) {
-            let batched = face.embedding.as_ref().unwrap();
-            p.set_mirror_batched(false);
-            let separate = p.embed_crop(&face.crop).unwrap();
-            p.set_mirror_batched(true);
-            let again = p.embed_crop(&face.crop).unwrap();
-            let diff = batched
-                .as_slice()
-                .iter()
-                .zip(separate.as_slice())
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0f32, f32::max);
-            eprintln!("{name}: max abs difference batched vs two calls {diff:e}");
-            assert!(diff < 1e-5, "{name}: batched and separate differ by {diff}");
-            assert_eq!(batched, &again, "{name}: batched embedding not repeatable");
-        }
-    }
-}

@@ -5,7 +5,7 @@ use serde::Serialize;
 use tract_onnx::prelude::*;
 
 use super::VisionError;
-use super::model::{ModelCard, Plan, f32_values, input_tensor, input_tensor_batch};
+use super::model::{ModelCard, Plan, f32_values, input_tensor};
 
 /// An L2-normalised face embedding. Cosine similarity of two embeddings is their dot product.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -40,22 +40,12 @@ impl Embedding {
 pub struct Embedder {
     card: ModelCard,
     state: TypedSimpleState,
-    /// The same network for a batch of two (a crop and its mirror in one call), if loaded.
-    pair: Option<TypedSimpleState>,
-    /// Embed the mirror in the same call as the crop when `pair` is there (the default).
-    pub batch_mirror: bool,
     dim: usize,
     mirror: RgbImage,
 }
 
 impl Embedder {
-    /// `pair_plan`: the same network for a batch of two ([`ModelCard::load_batch_plan`]), used
-    /// to embed a crop and its mirror image in one call.
-    pub fn new(
-        card: &ModelCard,
-        plan: &Plan,
-        pair_plan: Option<&Plan>,
-    ) -> Result<Self, VisionError> {
+    pub fn new(card: &ModelCard, plan: &Plan) -> Result<Self, VisionError> {
         let spec = card
             .embedder
             .as_ref()
@@ -72,20 +62,13 @@ impl Embedder {
                 ),
             });
         }
-        let load_err = |e: TractError| VisionError::ModelLoad {
+        let state = TypedSimpleState::new(plan).map_err(|e| VisionError::ModelLoad {
             path: card.onnx_path(),
             reason: format!("{e:#}"),
-        };
-        let state = TypedSimpleState::new(plan).map_err(load_err)?;
-        let pair = pair_plan
-            .map(TypedSimpleState::new)
-            .transpose()
-            .map_err(load_err)?;
+        })?;
         Ok(Embedder {
             card: card.clone(),
             state,
-            pair,
-            batch_mirror: true,
             dim: spec.dim,
             mirror: RgbImage::new(112, 112),
         })
@@ -93,11 +76,6 @@ impl Embedder {
 
     pub fn card(&self) -> &ModelCard {
         &self.card
-    }
-
-    /// Whether a face and its mirror image are embedded in one call (a batch of two).
-    pub fn batches_mirror(&self) -> bool {
-        self.batch_mirror && self.pair.is_some()
     }
 
     pub fn dim(&self) -> usize {
@@ -111,37 +89,15 @@ impl Embedder {
             .state
             .run(tvec!(input.into()))
             .map_err(|e| self.inference_error(e))?;
-        self.output(&outputs, 1)
-    }
-
-    /// The raw outputs of a crop and its mirror image summed, in one call on a batch of two
-    /// (the caller checks that the batch plan is loaded).
-    fn raw_pair(&mut self, crop: &RgbImage) -> Result<Vec<f32>, VisionError> {
-        mirror_into(crop, &mut self.mirror);
-        let input = input_tensor_batch(&self.card, &[crop.as_raw(), self.mirror.as_raw()])?;
-        let Some(state) = self.pair.as_mut() else {
-            return Err(VisionError::Internal("no batch plan loaded".into()));
-        };
-        let ran = state.run(tvec!(input.into()));
-        let outputs = ran.map_err(|e| self.inference_error(e))?;
-        let mut both = self.output(&outputs, 2)?;
-        let (a, b) = both.split_at_mut(self.dim);
-        a.iter_mut().zip(b.iter()).for_each(|(a, b)| *a += b);
-        both.truncate(self.dim);
-        Ok(both)
-    }
-
-    /// The first output as `n` embeddings of `dim` values, checked.
-    fn output(&self, outputs: &TVec<TValue>, n: usize) -> Result<Vec<f32>, VisionError> {
         let first = outputs
             .first()
             .ok_or_else(|| self.inference_error("the model produced no output"))?;
         let out = f32_values(first).map_err(|e| self.inference_error(e))?;
-        if out.len() != n * self.dim {
+        if out.len() != self.dim {
             return Err(VisionError::Inference {
                 model: self.card.name.clone(),
                 reason: format!(
-                    "output has {} values, the card says {} per image ({n} images)",
+                    "output has {} values, the card says {}",
                     out.len(),
                     self.dim
                 ),
@@ -154,19 +110,6 @@ impl Embedder {
     /// their raw outputs summed before normalising (a standard test-time augmentation that
     /// costs a second inference).
     pub fn embed(&mut self, crop: &RgbImage, flip: bool) -> Result<Embedding, VisionError> {
-        let v = if flip && self.batches_mirror() {
-            self.raw_pair(crop)?
-        } else {
-            self.raw_separately(crop, flip)?
-        };
-        Embedding::normalised(v).ok_or_else(|| VisionError::Inference {
-            model: self.card.name.clone(),
-            reason: "embedding is zero or not finite".into(),
-        })
-    }
-
-    /// The crop's raw output, plus its mirror's from a second call when `flip`.
-    fn raw_separately(&mut self, crop: &RgbImage, flip: bool) -> Result<Vec<f32>, VisionError> {
         let mut v = self.raw(crop)?;
         if flip {
             mirror_into(crop, &mut self.mirror);
@@ -177,7 +120,10 @@ impl Embedder {
                 *a += b;
             }
         }
-        Ok(v)
+        Embedding::normalised(v).ok_or_else(|| VisionError::Inference {
+            model: self.card.name.clone(),
+            reason: "embedding is zero or not finite".into(),
+        })
     }
 
     fn inference_error(&self, e: impl std::fmt::Display) -> VisionError {

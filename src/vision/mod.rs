@@ -105,9 +105,6 @@ pub struct Models {
     detector_plan: Plan,
     pub embedder: ModelCard,
     embedder_plan: Plan,
-    /// The embedder for a batch of two: a face and its mirror image in one call (`None` if
-    /// the graph does not take a batch; the mirror then costs a second call).
-    embedder_pair_plan: Option<Plan>,
     /// The liveness network and settings, when loaded ([`Models::with_liveness`]).
     pub liveness: Option<liveness::LivenessModels>,
 }
@@ -124,20 +121,11 @@ impl Models {
         tracing::debug!(detector = %det.name, embedder = %emb.name, "loading models");
         let detector_plan = det.load_plan()?;
         let embedder_plan = emb.load_plan()?;
-        let embedder_pair_plan = match emb.load_batch_plan(2) {
-            Ok(plan) => Some(plan),
-            Err(e) => {
-                tracing::warn!(embedder = %emb.name, error = %e,
-                    "the embedder does not run on a batch of two; the mirror image costs a second call");
-                None
-            }
-        };
         Ok(Models {
             detector: det,
             detector_plan,
             embedder: emb,
             embedder_plan,
-            embedder_pair_plan,
             liveness: None,
         })
     }
@@ -202,11 +190,7 @@ impl Pipeline {
     pub fn new(models: &Models, params: VisionParams) -> Result<Pipeline, VisionError> {
         Ok(Pipeline {
             detector: Detector::new(&models.detector, &models.detector_plan, params.detect)?,
-            embedder: Embedder::new(
-                &models.embedder,
-                &models.embedder_plan,
-                models.embedder_pair_plan.as_ref(),
-            )?,
+            embedder: Embedder::new(&models.embedder, &models.embedder_plan)?,
             liveness: models
                 .liveness
                 .as_ref()
@@ -226,17 +210,6 @@ impl Pipeline {
 
     pub fn dim(&self) -> usize {
         self.embedder.dim()
-    }
-
-    /// Embed a face's mirror image in the same embedder call as the face (a batch of two, the
-    /// default) or in a second call (the same result within float rounding; for measuring).
-    pub fn set_mirror_batched(&mut self, batched: bool) {
-        self.embedder.batch_mirror = batched;
-    }
-
-    /// The embedder, for measuring it alone.
-    pub fn embedder_mut(&mut self) -> &mut Embedder {
-        &mut self.embedder
     }
 
     /// Every face in the frame, largest first, without embeddings.

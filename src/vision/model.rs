@@ -242,16 +242,11 @@ impl ModelCard {
 
     /// Input tensor shape `[1, …]` in the card's layout.
     pub fn input_shape(&self) -> [usize; 4] {
-        self.batch_input_shape(1)
-    }
-
-    /// Input tensor shape for a batch of `n` images, `[n, …]`, in the card's layout.
-    pub fn batch_input_shape(&self, n: usize) -> [usize; 4] {
         let i = &self.input;
         let c = i.colour.channels();
         match i.layout {
-            Layout::Nhwc => [n, i.height, i.width, c],
-            Layout::Nchw => [n, c, i.height, i.width],
+            Layout::Nhwc => [1, i.height, i.width, c],
+            Layout::Nchw => [1, c, i.height, i.width],
         }
     }
 
@@ -283,12 +278,6 @@ impl ModelCard {
     /// Load the ONNX file, check its sha256 against the card, fix the input shape and
     /// optimise it for tract. Done once per process; the plan is shared.
     pub fn load_plan(&self) -> Result<Plan, VisionError> {
-        self.load_batch_plan(1)
-    }
-
-    /// [`ModelCard::load_plan`] for a fixed batch of `n` images per call (the input shape
-    /// `[n, …]`): one call on a batch of two costs less than two calls of one in tract.
-    pub fn load_batch_plan(&self, n: usize) -> Result<Plan, VisionError> {
         let onnx = self.onnx_path();
         let bytes = std::fs::read(&onnx).map_err(|source| VisionError::ModelFile {
             path: onnx.clone(),
@@ -313,60 +302,17 @@ impl ModelCard {
             .set_input_names([self.input.name.as_str()])
             .map_err(tract_err)?;
         model
-            .set_input_fact(0, f32::fact(self.batch_input_shape(n.max(1))).into())
+            .set_input_fact(0, f32::fact(self.input_shape()).into())
             .map_err(tract_err)?;
         model
             .select_outputs_by_name(self.output_names())
             .map_err(tract_err)?;
-        if n > 1 {
-            rebatch(&mut model, n).map_err(tract_err)?;
-        }
         let plan = model
             .into_optimized()
             .and_then(|m| m.into_runnable())
             .map_err(tract_err)?;
         Ok(plan)
     }
-}
-
-/// Make a graph exported for one image at a time run `n` at a time: the converters bake the
-/// batch of 1 into the shape constants of `Reshape` nodes (`[1, 512, 1, 1]`, `[1, 192]`), and
-/// the ONNX file declares its outputs with batch 1. Each such leading 1 becomes `n` and the
-/// output shapes are left to inference. A graph where a leading 1 of a reshape is not the batch
-/// fails to load here (shapes do not add up), and the caller runs one image per call instead.
-fn rebatch(model: &mut InferenceModel, n: usize) -> TractResult<()> {
-    use tract_onnx::tract_core::ops::konst::Const;
-    let shape_consts: Vec<usize> = model
-        .nodes()
-        .iter()
-        .filter(|node| node.op.name() == "Reshape" && node.inputs.len() == 2)
-        .map(|node| node.inputs[1].node)
-        .collect();
-    for id in shape_consts {
-        let node = model.node_mut(id);
-        let Some(k) = node.op_as::<Const>() else {
-            continue;
-        };
-        let t = k.val();
-        if t.rank() != 1 || t.datum_type() != i64::datum_type() {
-            continue;
-        }
-        let mut dims = t.try_as_plain_ram()?.as_slice::<i64>()?.to_vec();
-        if dims.first() != Some(&1) {
-            continue;
-        }
-        dims[0] = n as i64;
-        let batched = Arc::new(tensor1(&dims));
-        node.outputs[0].fact = InferenceFact::from(Tensor::clone(&batched));
-        node.op = Box::new(Const::new(batched)?);
-    }
-    for i in 0..model.output_outlets()?.len() {
-        let dt = model.output_fact(i)?.datum_type;
-        let mut fact = InferenceFact::default();
-        fact.datum_type = dt;
-        model.set_output_fact(i, fact)?;
-    }
-    Ok(())
 }
 
 /// Lower-case hex of a byte slice.
@@ -478,62 +424,52 @@ fn has_cards(dir: &Path) -> bool {
 /// Build the model input tensor from an RGB image of exactly the card's size.
 /// `pixels` is row-major RGB, `width * height * 3` bytes.
 pub fn input_tensor(card: &ModelCard, pixels: &[u8]) -> Result<Tensor, VisionError> {
-    input_tensor_batch(card, &[pixels])
-}
-
-/// Build the input tensor of a batch, `[images.len(), …]`: each image as in [`input_tensor`].
-pub fn input_tensor_batch(card: &ModelCard, images: &[&[u8]]) -> Result<Tensor, VisionError> {
     let input = &card.input;
     let (w, h) = (input.width, input.height);
-    if let Some(bad) = images.iter().find(|p| p.len() != w * h * 3) {
+    if pixels.len() != w * h * 3 {
         return Err(VisionError::Internal(format!(
             "input crop has {} bytes, the model wants {w}x{h}x3",
-            bad.len()
+            pixels.len()
         )));
     }
-    let shape = card.batch_input_shape(images.len()).to_vec();
     let order: [usize; 3] = match input.colour {
         Colour::Rgb => [0, 1, 2],
         Colour::Bgr => [2, 1, 0],
         Colour::Grey => {
             let (mean, scale) = (input.mean[0], 1.0 / input.std[0]);
-            let data: Vec<f32> = images
-                .iter()
-                .flat_map(|pixels| pixels.chunks_exact(3))
+            let data: Vec<f32> = pixels
+                .chunks_exact(3)
                 .map(|p| {
                     let y = 0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32;
                     (y.round() - mean) * scale
                 })
                 .collect();
-            return tract_ndarray::ArrayD::from_shape_vec(shape, data)
+            return tract_ndarray::ArrayD::from_shape_vec(card.input_shape().to_vec(), data)
                 .map(Tensor::from)
                 .map_err(|e| VisionError::Internal(e.to_string()));
         }
     };
     let mean = order.map(|s| input.mean[s]);
     let scale = order.map(|s| 1.0 / input.std[s]);
-    let one = w * h * 3;
-    let mut data = vec![0f32; one * images.len()];
-    for (pixels, data) in images.iter().zip(data.chunks_exact_mut(one)) {
-        match input.layout {
-            Layout::Nhwc => {
-                for (dst, src) in data.chunks_exact_mut(3).zip(pixels.chunks_exact(3)) {
-                    for c in 0..3 {
-                        dst[c] = (src[order[c]] as f32 - mean[c]) * scale[c];
-                    }
+    let mut data = vec![0f32; w * h * 3];
+    match input.layout {
+        Layout::Nhwc => {
+            for (dst, src) in data.chunks_exact_mut(3).zip(pixels.chunks_exact(3)) {
+                for c in 0..3 {
+                    dst[c] = (src[order[c]] as f32 - mean[c]) * scale[c];
                 }
             }
-            Layout::Nchw => {
-                let plane = w * h;
-                for (i, src) in pixels.chunks_exact(3).enumerate() {
-                    for c in 0..3 {
-                        data[c * plane + i] = (src[order[c]] as f32 - mean[c]) * scale[c];
-                    }
+        }
+        Layout::Nchw => {
+            let plane = w * h;
+            for (i, src) in pixels.chunks_exact(3).enumerate() {
+                for c in 0..3 {
+                    data[c * plane + i] = (src[order[c]] as f32 - mean[c]) * scale[c];
                 }
             }
         }
     }
-    tract_ndarray::ArrayD::from_shape_vec(shape, data)
+    tract_ndarray::ArrayD::from_shape_vec(card.input_shape().to_vec(), data)
         .map(Tensor::from)
         .map_err(|e| VisionError::Internal(e.to_string()))
 }
