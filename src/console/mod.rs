@@ -13,6 +13,10 @@
 //! - Templates and assets are compiled into the binary ([`templates`]); responses carry a
 //!   strict Content-Security-Policy (scripts and styles from /console/assets only).
 
+// A page handler answers with a page either way (`Result<Response, Response>`, axum's idiom):
+// the error variant is a whole response by design, made once per request.
+#![allow(clippy::result_large_err)]
+
 pub mod config;
 pub mod dispatch;
 pub mod forms;
