@@ -76,14 +76,19 @@ impl Shots {
 }
 
 async fn text(c: &Client, css: &str) -> String {
-    c.wait()
+    match c
+        .wait()
         .at_most(Duration::from_secs(20))
         .for_element(Locator::Css(css))
         .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .text()
-        .await
-        .unwrap()
+    {
+        Ok(e) => e.text().await.unwrap(),
+        Err(e) => panic!(
+            "{css}: {e}; at {:?}:\n{}",
+            c.current_url().await.map(|u| u.to_string()),
+            c.source().await.unwrap_or_default()
+        ),
+    }
 }
 
 async fn click(c: &Client, css: &str) {

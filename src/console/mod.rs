@@ -13,6 +13,10 @@
 //! - Templates and assets are compiled into the binary ([`templates`]); responses carry a
 //!   strict Content-Security-Policy (scripts and styles from /console/assets only).
 
+// A page handler answers with a page either way (`Result<Response, Response>`, axum's idiom):
+// the error variant is a whole response by design, made once per request.
+#![allow(clippy::result_large_err)]
+
 pub mod config;
 pub mod dispatch;
 pub mod forms;
@@ -257,7 +261,8 @@ async fn headers(req: Request, next: Next) -> Response {
          connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     );
     set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
-    set(h, header::REFERRER_POLICY, "no-referrer");
+    // Not "no-referrer": with it a browser sends `Origin: null` on its own form posts.
+    set(h, header::REFERRER_POLICY, "same-origin");
     set(h, header::X_FRAME_OPTIONS, "DENY");
     if !h.contains_key(header::CACHE_CONTROL) {
         set(h, header::CACHE_CONTROL, "no-store");

@@ -14,6 +14,23 @@ fn metric(text: &str, name_and_labels: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
 }
 
+/// A JSON value for reading: strings bare, fractions to 4 decimals.
+fn short(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) if n.is_f64() => n
+            .as_f64()
+            .map(|x| {
+                format!("{x:.4}")
+                    .trim_end_matches('0')
+                    .trim_end_matches('.')
+                    .to_owned()
+            })
+            .unwrap_or_default(),
+        other => other.to_string(),
+    }
+}
+
 pub async fn page(State(ctx): State<Ctx>, Extension(me): Extension<Session>) -> PageResult {
     let ready = ctx.api.get(me.access, "/readyz").await.json();
     let milvus = match &ready["milvus"] {
@@ -35,7 +52,7 @@ pub async fn page(State(ctx): State<Ctx>, Extension(me): Extension<Session>) -> 
             r.as_object()
                 .map(|m| {
                     m.iter()
-                        .map(|(k, v)| format!("{k} {v}"))
+                        .map(|(k, v)| format!("{k} {}", short(v)))
                         .collect::<Vec<_>>()
                         .join(", ")
                 })
@@ -87,8 +104,8 @@ pub async fn page(State(ctx): State<Ctx>, Extension(me): Extension<Session>) -> 
             "recognition": recognition,
             "door": door,
             "stages": stages,
-            "in_flight": metric(&text, "facegate_inference_in_flight").unwrap_or(0.0),
-            "slots": metric(&text, "facegate_inference_slots").unwrap_or(0.0),
+            "in_flight": metric(&text, "facegate_inference_in_flight").unwrap_or(0.0) as u64,
+            "slots": metric(&text, "facegate_inference_slots").unwrap_or(0.0) as u64,
         }),
     ))
 }
@@ -104,5 +121,11 @@ mod tests {
         );
         assert_eq!(super::metric(t, "facegate_inference_slots"), Some(2.0));
         assert_eq!(super::metric(t, "facegate_nothing"), None);
+        assert_eq!(
+            super::short(&serde_json::json!(0.45419999957084656)),
+            "0.4542"
+        );
+        assert_eq!(super::short(&serde_json::json!(0.001)), "0.001");
+        assert_eq!(super::short(&serde_json::json!("image")), "image");
     }
 }
