@@ -15,6 +15,7 @@
 mod common;
 
 use std::net::TcpStream;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -115,6 +116,19 @@ async fn path(c: &Client) -> String {
     c.current_url().await.unwrap().path().to_owned()
 }
 
+/// The page's path once it is `want`, or whatever it is after 10 s: a click that navigates
+/// returns before the next page has loaded.
+async fn path_when(c: &Client, want: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = path(c).await;
+        if now == want || Instant::now() > deadline {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn absent(c: &Client, css: &str) -> bool {
     c.find_all(Locator::Css(css)).await.unwrap().is_empty()
 }
@@ -124,7 +138,7 @@ async fn sign_in(c: &Client, base: &str, token: &str) {
     fill(c, "#token", token).await;
     click(c, "#signin").await;
     text(c, "#persons").await;
-    assert_eq!(path(c).await, "/console/persons");
+    assert_eq!(path_when(c, "/console/persons").await, "/console/persons");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,11 +199,14 @@ async fn the_console_in_a_real_browser() {
     let mut driver = common::KillOnDrop(
         Command::new(CHROMEDRIVER)
             .arg(format!("--port={driver_port}"))
+            // Its own process group, which the browsers it starts join: see KillGroupOnDrop.
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start chromedriver"),
     );
+    let _browsers = KillGroupOnDrop(driver.id());
     wait_for_port(driver_port, "chromedriver", &mut driver);
     let mut caps = serde_json::Map::new();
     caps.insert(
@@ -208,7 +225,7 @@ async fn the_console_in_a_real_browser() {
 
     // Nothing without signing in.
     c.goto(&format!("{base}/console/persons")).await.unwrap();
-    assert_eq!(path(&c).await, "/console/login");
+    assert_eq!(path_when(&c, "/console/login").await, "/console/login");
     shots.take(&c, "login").await;
     fill(&c, "#token", "fgt_wrong").await;
     click(&c, "#signin").await;
@@ -224,7 +241,10 @@ async fn the_console_in_a_real_browser() {
     fill(&c, "#schedule", "mon-fri 07:00-19:00\nsat 09:00-13:00").await;
     click(&c, "#create").await;
     assert!(text(&c, "#notice").await.contains("Person created"));
-    assert_eq!(path(&c).await, "/console/persons/obama");
+    assert_eq!(
+        path_when(&c, "/console/persons/obama").await,
+        "/console/persons/obama"
+    );
 
     // Enroll from a photo (the browser uploads the file).
     let photo = common::fixture("obama_1.jpg");
@@ -282,7 +302,10 @@ async fn the_console_in_a_real_browser() {
     click(&c, "a[href='/console/door']").await;
     assert_eq!(text(&c, "#door-state").await, "locked");
     click(&c, "#unlock").await;
-    assert_eq!(path(&c).await, "/console/door/unlock");
+    assert_eq!(
+        path_when(&c, "/console/door/unlock").await,
+        "/console/door/unlock"
+    );
     fill(&c, "#reason", "browser test").await;
     shots.take(&c, "unlock").await;
     click(&c, "#confirm").await;
@@ -320,10 +343,14 @@ async fn the_console_in_a_real_browser() {
 
     // Sign out: the pages are closed again.
     click(&c, "#signout").await;
-    assert_eq!(path(&c).await, "/console/login");
+    assert_eq!(path_when(&c, "/console/login").await, "/console/login");
     for page in ["/console/persons", "/console/door", "/console/events"] {
         c.goto(&format!("{base}{page}")).await.unwrap();
-        assert_eq!(path(&c).await, "/console/login", "{page} after signing out");
+        assert_eq!(
+            path_when(&c, "/console/login").await,
+            "/console/login",
+            "{page} after signing out"
+        );
     }
 
     // The viewer sees, and is shown nothing that changes.
@@ -341,10 +368,24 @@ async fn the_console_in_a_real_browser() {
     text(&c, "#door-state").await;
     assert!(absent(&c, "#unlock").await);
     click(&c, "#signout").await;
-    assert_eq!(path(&c).await, "/console/login");
+    assert_eq!(path_when(&c, "/console/login").await, "/console/login");
 
     c.close().await.unwrap();
     drop(driver);
     drop(door);
     eprintln!("console screenshots in {}", shots.dir.display());
+}
+
+/// Kills a whole process group when dropped (also when the test panics): chromedriver and the
+/// chromium processes it started. Killing chromedriver alone leaves its browsers running.
+struct KillGroupOnDrop(u32);
+
+impl Drop for KillGroupOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0)])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
 }
