@@ -4,9 +4,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use facegate::access::{Action, AuditLog, Event, EventFilter, EventSource, Outcome};
 
@@ -86,44 +84,20 @@ fn a_conversion_killed_at_any_point_loses_nothing() {
     let dir = root.join("audit");
     let t0 = write_plaintext_log(&dir);
     common::device_key(&root);
-    let exe = std::env::current_exe().expect("test binary");
-    let mut finished_in_child = false;
     // Kill points spread over the conversion (its length depends on the machine's load).
-    for delay_ms in [20u64, 100, 300, 700, 1500, 3000, 6000] {
-        let mut child = Command::new(&exe)
-            .args([
-                "--exact",
-                "conversion_child",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_ENV, &dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn child");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        assert!(
-            lines
-                .by_ref()
-                .any(|l| l.is_ok_and(|l| l.ends_with("start"))),
-            "the child did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-        let _ = child.kill();
-        let _ = child.wait();
-        let done = lines.any(|l| l.is_ok_and(|l| l.ends_with("done")));
-        let in_flight = root.join("audit.migrating").exists();
-        eprintln!("killed after {delay_ms} ms: finished {done}, copy in flight {in_flight}");
-        if done {
-            finished_in_child = true;
-            break;
-        }
-        assert!(
-            dir.exists() || root.join("audit.migrating").exists(),
-            "neither the original nor the copy is there"
-        );
-    }
+    let finished_in_child = common::kill_at_points(
+        "conversion_child",
+        CHILD_ENV,
+        &dir,
+        &root.join("audit.migrating"),
+        &[20, 100, 300, 700, 1500, 3000, 6000],
+        || {
+            assert!(
+                dir.exists() || root.join("audit.migrating").exists(),
+                "neither the original nor the copy is there"
+            );
+        },
+    );
     let key = common::device_key(&root);
     let log = AuditLog::open(&dir, usize::MAX, &key).expect("open after the kills");
     assert_eq!(log.len(), EVENTS as usize);

@@ -241,47 +241,22 @@ fn a_conversion_killed_at_any_point_loses_nothing() {
     write_plaintext_gallery(&dir);
     // Made here, before any child can be killed while making it.
     common::device_key(&root);
-    let exe = std::env::current_exe().expect("test binary");
-    let mut finished_in_child = false;
     // Kill points spread over the conversion (its length depends on the machine's load).
-    for delay_ms in [30u64, 150, 400, 900, 2000, 4000] {
-        let mut child = Command::new(&exe)
-            .args([
-                "--exact",
-                "migration_child",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(MIGRATE_ENV, &dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn child");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        // The test harness prints its own lines first.
-        assert!(
-            lines
-                .by_ref()
-                .any(|l| l.is_ok_and(|l| l.ends_with("start"))),
-            "the child did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-        let _ = child.kill();
-        let _ = child.wait();
-        let done = lines.any(|l| l.is_ok_and(|l| l.ends_with("done")));
-        let in_flight = root.join("gallery.migrating").exists();
-        eprintln!("killed after {delay_ms} ms: finished {done}, copy in flight {in_flight}");
-        if done {
-            finished_in_child = true;
-            break;
-        }
-        // Whatever the point, one of the two folders holds everything.
-        let plain = facegate::gallery::migrate::is_plaintext(&dir).unwrap();
-        assert!(
-            plain || dir.exists() || root.join("gallery.migrating").exists(),
-            "neither the original nor the copy is there"
-        );
-    }
+    let finished_in_child = common::kill_at_points(
+        "migration_child",
+        MIGRATE_ENV,
+        &dir,
+        &root.join("gallery.migrating"),
+        &[30, 150, 400, 900, 2000, 4000],
+        || {
+            // Whatever the point, one of the two folders holds everything.
+            let plain = facegate::gallery::migrate::is_plaintext(&dir).unwrap();
+            assert!(
+                plain || dir.exists() || root.join("gallery.migrating").exists(),
+                "neither the original nor the copy is there"
+            );
+        },
+    );
     // The next open finishes (or redoes) the conversion.
     let key = common::device_key(&root);
     let cache = Cache::open(&dir, &ModelTag::new("test-model", DIM), &key).expect("open");

@@ -258,3 +258,49 @@ impl Drop for KillOnDrop {
         }
     }
 }
+
+/// Kill a conversion at several points: for each delay, re-run this test binary's
+/// `child_test` (with `env_key` set to `dir`), wait for its "start" line, SIGKILL it `delay` ms
+/// later, and stop once it printed "done" before the kill. After every kill that came first,
+/// `between` checks what is on disk. `copy` is the in-flight folder, printed for each kill.
+/// Returns whether one child finished.
+pub fn kill_at_points(
+    child_test: &str,
+    env_key: &str,
+    dir: &Path,
+    copy: &Path,
+    delays_ms: &[u64],
+    mut between: impl FnMut(),
+) -> bool {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let exe = std::env::current_exe().expect("test binary");
+    for &delay_ms in delays_ms {
+        let mut child = Command::new(&exe)
+            .args(["--exact", child_test, "--nocapture", "--test-threads=1"])
+            .env(env_key, dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn child");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        // The test harness prints its own lines first.
+        assert!(
+            lines
+                .by_ref()
+                .any(|l| l.is_ok_and(|l| l.ends_with("start"))),
+            "the child did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        let done = lines.any(|l| l.is_ok_and(|l| l.ends_with("done")));
+        let in_flight = copy.exists();
+        eprintln!("killed after {delay_ms} ms: finished {done}, copy in flight {in_flight}");
+        if done {
+            return true;
+        }
+        between();
+    }
+    false
+}
