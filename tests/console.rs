@@ -591,3 +591,71 @@ async fn a_disabled_console_is_not_served() {
     // The API is unchanged.
     assert_eq!(c.get(None, "/healthz").await.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn without_a_door_camera_the_camera_page_says_so_and_serves_no_frame() {
+    let c = start("console-nocamera", ConsoleConfig::default()).await;
+    let (_, s) = c.sign_in(&c.admin).await;
+    let s = s.unwrap();
+    let r = c
+        .http
+        .post(c.url("/console/persons"))
+        .header("cookie", &s.cookie)
+        .header("origin", c.base.as_str())
+        .form(&[("csrf", s.csrf.as_str()), ("id", "ada"), ("name", "Ada")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    // This door (a stand-in for the routing tests) has no camera view.
+    let page = c
+        .get(Some(&s), "/console/persons/ada/camera")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("id=\"no-camera\""), "{page}");
+    for p in ["/console/camera/frame.jpg", "/console/camera/state"] {
+        assert_eq!(
+            c.get(Some(&s), p).await.status(),
+            StatusCode::NOT_FOUND,
+            "{p}"
+        );
+    }
+    let r = c
+        .post(
+            Some(&s),
+            "/console/persons/ada/capture",
+            &[("csrf", &s.csrf)],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert!(c.persons().await[0].id == "ada");
+}
+
+#[tokio::test]
+async fn sign_in_attempts_are_limited_per_address() {
+    let c = start("console-signin-limit", ConsoleConfig::default()).await;
+    let burst = facegate::console::SIGN_IN_BURST as usize;
+    for i in 0..burst {
+        let (r, s) = c.sign_in("fgt_guess").await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "attempt {i}");
+        assert!(s.is_none());
+    }
+    // Over the limit: refused before the token is looked at, even the right one.
+    let (r, s) = c.sign_in(&c.admin).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(s.is_none());
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("Too many sign-in attempts")
+    );
+}

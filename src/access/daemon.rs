@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::camera_view::{self, CameraView};
 use super::decision::{self, Decision, OperatingPoint};
 use super::door::{Door, DoorConfig, DoorEvent, DoorInput, DoorStatus, RelayAction, UnlockBy};
 use super::policy::{Policy, PolicyConfig, Seen, Step, Verdict};
@@ -60,6 +61,7 @@ pub struct DaemonConfig {
 pub struct DoorHandle {
     tx: mpsc::Sender<(DoorInput, Option<Instant>)>,
     status: Arc<Mutex<DoorStatus>>,
+    view: Arc<CameraView>,
 }
 
 impl DoorHandle {
@@ -71,6 +73,11 @@ impl DoorHandle {
 
     pub fn status(&self) -> DoorStatus {
         *self.status.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What the door's camera sees, while somebody watches (enrollment at the door).
+    pub fn camera_view(&self) -> Arc<CameraView> {
+        Arc::clone(&self.view)
     }
 }
 
@@ -169,17 +176,19 @@ pub fn start<S: FrameSource + 'static>(
     // to the decision thread; with two or more, the next frame is being looked at while the
     // last is still in the network.
     let decided = Arc::new(AtomicU64::new(0));
+    let view = CameraView::new();
     let (looks_tx, looks) = mpsc::channel::<Looked>();
     for (i, pipeline) in pipelines.into_iter().enumerate() {
         let mut w = Worker {
             pipeline,
             save_crops: config.save_face_crops,
         };
-        let (stop, frames, looks_tx, decided) = (
+        let (stop, frames, looks_tx, decided, view) = (
             Arc::clone(&stop),
             Arc::clone(&frames),
             looks_tx.clone(),
             Arc::clone(&decided),
+            Arc::clone(&view),
         );
         std::thread::Builder::new()
             .name(format!("recognise-{i}"))
@@ -189,6 +198,20 @@ pub fn start<S: FrameSource + 'static>(
                         Ok(Some(frame)) => {
                             let look = w.look(&frame.image);
                             decided.fetch_add(1, Ordering::Relaxed);
+                            // Only while the console watches (enrollment at the door).
+                            if let Ok(l) = &look
+                                && view.watched()
+                            {
+                                view.offer(camera_view::Seen {
+                                    seq: frame.seq,
+                                    at: frame.captured,
+                                    image: Arc::new(frame.image.clone()),
+                                    faces: l.faces,
+                                    face: l.face,
+                                    quality: l.quality,
+                                    refusal: l.refusal.clone(),
+                                });
+                            }
                             let sent = looks_tx.send(Looked {
                                 seq: frame.seq,
                                 captured: frame.captured,
@@ -267,7 +290,7 @@ pub fn start<S: FrameSource + 'static>(
             .map_err(|e| DaemonError::Thread("decide", e))?
     };
     Ok(Running {
-        door: DoorHandle { tx, status },
+        door: DoorHandle { tx, status, view },
         stop,
         decide: Some(decide),
         door_thread: Some(door_thread),

@@ -32,6 +32,10 @@ pub trait DoorControl: Send + Sync {
     async fn status(&self) -> Result<DoorStatus, DoorError>;
     /// Unlock for `seconds` (the door's configured default when `None`).
     async fn unlock(&self, seconds: Option<u32>) -> Result<DoorStatus, DoorError>;
+    /// The door camera's view, for enrolling a person at the door (`None`: no camera).
+    fn camera_view(&self) -> Option<std::sync::Arc<crate::access::camera_view::CameraView>> {
+        None
+    }
 }
 
 /// The running door daemon (`facegate run`) as the API drives it.
@@ -54,6 +58,10 @@ impl DoorControl for crate::access::daemon::DoorHandle {
         // Let the door thread take the command (it polls every 10 ms).
         tokio::time::sleep(std::time::Duration::from_millis(30)).await;
         Ok(door_status(self))
+    }
+
+    fn camera_view(&self) -> Option<std::sync::Arc<crate::access::camera_view::CameraView>> {
+        Some(crate::access::daemon::DoorHandle::camera_view(self))
     }
 }
 

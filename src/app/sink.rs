@@ -159,6 +159,12 @@ impl Sinks {
         }
     }
 
+    /// Make everything taken so far durable and let the forwarding sinks deliver what they
+    /// can (at exit, outside the async runtime: the events-out sink waits for its tasks).
+    pub fn flush(&self) -> Result<(), AuditError> {
+        self.lock().flush()
+    }
+
     /// Feed the sinks from `rx` until every sender is gone, then flush them all (see
     /// [`FanOut::drain`]); the fan-out is locked for one record at a time.
     pub fn drain(&self, rx: &std::sync::mpsc::Receiver<Record>) -> Result<(), AuditError> {

@@ -108,6 +108,15 @@ pub fn serve(config: &Config, listen: Option<&str>) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    // MQTT and webhooks, when configured: every request's event (enrollments, removals,
+    // verifications, identifications, unlock refusals) through the one fan-out, as at the door.
+    if let Some(out) = facegate::app::events_out_sink(&app, config, &runtime, None)
+        .context("starting events out ([mqtt], [webhooks])")?
+    {
+        app.sinks.add(out);
+    }
+    let sinks = app.sinks.clone();
+    let reason = app.shutdown.clone();
     runtime.block_on(async move {
         app.shutdown
             .listen_for_signals()
@@ -136,11 +145,14 @@ pub fn serve(config: &Config, listen: Option<&str>) -> Result<ExitCode> {
         if let Err(e) = hw::systemd::notify_stopping() {
             tracing::warn!(error = %e, "sd_notify");
         }
-        app.audit.flush()?;
-        eprintln!(
-            "facegate API stopped ({})",
-            app.shutdown.reason().map_or("finished", |r| r.as_str())
-        );
-        Ok(ExitCode::SUCCESS)
-    })
+        anyhow::Ok(())
+    })?;
+    // Outside the runtime: the events-out sink waits (a few seconds at most) for its queues
+    // to drain, then stops its tasks; what is left is sent at the next start.
+    sinks.flush().context("flushing the audit log")?;
+    eprintln!(
+        "facegate API stopped ({})",
+        reason.reason().map_or("finished", |r| r.as_str())
+    );
+    Ok(ExitCode::SUCCESS)
 }

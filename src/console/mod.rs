@@ -47,9 +47,16 @@ pub enum ConsoleError {
     Templates(#[from] templates::TemplateError),
 }
 
+/// Sign-in attempts a client address may make: a burst of [`SIGN_IN_BURST`], then this many
+/// per minute (a token cannot be guessed anyway; this keeps a script from trying).
+pub const SIGN_INS_PER_MINUTE: u32 = 10;
+pub const SIGN_IN_BURST: u32 = 5;
+
 /// The console's own state: sessions and templates.
 pub struct Console {
     sessions: Sessions,
+    /// Sign-in attempts per client address ([`SIGN_INS_PER_MINUTE`], [`SIGN_IN_BURST`]).
+    sign_ins: crate::api::limits::RateLimiter,
     /// Served over TLS: the cookie gets `Secure`.
     secure: bool,
     templates: Templates,
@@ -63,6 +70,7 @@ impl Console {
                 Duration::from_secs(config.session_minutes.saturating_mul(60)),
                 config.max_sessions,
             ),
+            sign_ins: crate::api::limits::RateLimiter::new(SIGN_INS_PER_MINUTE, SIGN_IN_BURST),
             secure,
             templates: Templates::new()?,
         })
@@ -154,7 +162,7 @@ impl Ctx {
 
 /// The console's routes (all under `/console`), calling the API through `api_router`.
 pub fn router(console: Arc<Console>, state: AppState, api_router: Router) -> Router {
-    use pages::{door, events, persons, status};
+    use pages::{camera, door, events, persons, status};
     let ctx = Ctx {
         console,
         api: ApiClient::new(api_router),
@@ -178,6 +186,13 @@ pub fn router(console: Arc<Console>, state: AppState, api_router: Router) -> Rou
             "/console/persons/{id}/enroll",
             axum::routing::post(persons::enroll),
         )
+        .route("/console/persons/{id}/camera", get(camera::page))
+        .route(
+            "/console/persons/{id}/capture",
+            axum::routing::post(camera::capture),
+        )
+        .route("/console/camera/state", get(camera::state))
+        .route("/console/camera/frame.jpg", get(camera::frame))
         .route("/console/events", get(events::page))
         .route("/console/events/rows", get(events::rows))
         .route("/console/events/{id}/face", get(events::face))
@@ -300,6 +315,7 @@ struct LoginForm {
 async fn login(
     State(ctx): State<Ctx>,
     headers: HeaderMap,
+    client: Option<axum::Extension<axum::extract::ConnectInfo<crate::api::ClientAddr>>>,
     axum::Form(form): axum::Form<LoginForm>,
 ) -> Response {
     if !same_origin(&headers) {
@@ -308,6 +324,26 @@ async fn login(
             None,
             "This form was sent from another site.",
         );
+    }
+    let ip = client.map_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |c| {
+        c.0.0.0.ip()
+    });
+    if let Err(e) = ctx.console.sign_ins.check(ip) {
+        tracing::warn!("console: sign-in attempts over the limit; refused");
+        let mut r = ctx.page_with(
+            StatusCode::TOO_MANY_REQUESTS,
+            "login.html",
+            None,
+            &mut json!({"error": "Too many sign-in attempts from this address: wait a minute \
+                                  and try again."}),
+        );
+        if let Some(v) = e
+            .retry_after_s
+            .and_then(|s| HeaderValue::from_str(&s.to_string()).ok())
+        {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return r;
     }
     // The token is checked exactly as the API checks a bearer token, then forgotten.
     let mut h = HeaderMap::new();

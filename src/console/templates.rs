@@ -20,6 +20,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("person_new.html", include_str!("templates/person_new.html")),
     ("person.html", include_str!("templates/person.html")),
     ("enrolled.html", include_str!("templates/enrolled.html")),
+    ("camera.html", include_str!("templates/camera.html")),
     ("events.html", include_str!("templates/events.html")),
     ("event_rows.html", include_str!("templates/event_rows.html")),
     ("door.html", include_str!("templates/door.html")),

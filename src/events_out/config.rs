@@ -7,7 +7,7 @@ use zeroize::Zeroizing;
 pub const DEFAULT_TOML: &str = r#"
 [mqtt]
 # Publish every door decision and door event to an MQTT broker (QoS 1), with Home Assistant
-# discovery. Events wait in a sealed on-disk queue ("events-out" beside the audit log) while
+# discovery (`facegate serve`: every API request's event, no Home Assistant entities). Events wait in a sealed on-disk queue ("events-out" beside the audit log) while
 # the broker is away; the door never waits for the broker.
 enabled = false
 # The broker: mqtt://HOST:PORT (plain TCP, default port 1883) or mqtts://HOST:PORT (TLS,
@@ -51,7 +51,8 @@ unlock_command = false
 unlock_secret = ""
 
 [webhooks]
-# POST every door decision and door event as JSON to each URL, signed with HMAC-SHA256
+# POST every door decision and door event (`facegate serve`: every API request's event) as
+# JSON to each URL, signed with HMAC-SHA256
 # (header X-Facegate-Signature: t=UNIX_SECONDS,v1=HEX, over "t.body"; see the README), in
 # order per URL, retried with exponential backoff from a sealed on-disk queue. Empty: off.
 urls = []

@@ -156,18 +156,37 @@ impl EventsOut {
             rt: rt.clone(),
             failed: 0,
         };
+        let has_door = door.door.is_some();
         if let Some(options) = options {
             let queue = db.queue("mqtt", mqtt_config.queue_max_events)?;
             let shared = Arc::new(mqtt::Shared {
-                state: Mutex::new(DoorState::started()),
+                // Without a door (`facegate serve`) there is no lock state to keep.
+                state: Mutex::new(if has_door {
+                    DoorState::started()
+                } else {
+                    DoorState::default()
+                }),
                 notify: Arc::new(Notify::new()),
             });
             let commands = match (unlock_secret, door.door) {
                 (Some(secret), Some(d)) => {
                     Some(command::Commands::new(secret, d, Arc::clone(&door.audit)))
                 }
+                (Some(_), None) => {
+                    tracing::warn!(
+                        "mqtt.unlock_command is set, but there is no door here (facegate serve): \
+                         no unlock command is accepted"
+                    );
+                    None
+                }
                 _ => None,
             };
+            if mqtt_config.discovery && !has_door {
+                tracing::info!(
+                    "events out: no door here (facegate serve): no Home Assistant entities are \
+                     announced; events and availability are published"
+                );
+            }
             let (client, eventloop) = rumqttc::AsyncClient::new(options, 16);
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
             out.tasks.push(rt.spawn(mqtt::poll(eventloop, tx)));
@@ -177,6 +196,7 @@ impl EventsOut {
                 queue: Arc::clone(&queue),
                 shared: Arc::clone(&shared),
                 commands,
+                has_door,
                 stop: stop.clone(),
             };
             out.tasks.push(rt.spawn(publisher.run(rx)));

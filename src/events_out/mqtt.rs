@@ -183,6 +183,10 @@ pub struct Publisher {
     pub queue: Arc<Queue>,
     pub shared: Arc<Shared>,
     pub commands: Option<Commands>,
+    /// Whether a door is behind this sink (`facegate run`); `facegate serve` has none, so it
+    /// announces no Home Assistant entities (there is no lock or contact, and no door decision
+    /// to show) and publishes only its availability and its events.
+    pub has_door: bool,
     pub stop: CancellationToken,
 }
 
@@ -309,7 +313,7 @@ impl Publisher {
             discovery::topic(&self.config, AVAILABILITY_TOPIC),
             ONLINE.into(),
         ));
-        if self.config.discovery {
+        if self.config.discovery && self.has_door {
             for (topic, payload) in discovery::configs(&self.config) {
                 v.push_back(retained(topic, payload.to_string().into_bytes()));
             }

@@ -18,6 +18,10 @@ pub(super) struct Look {
     pub(super) crop: Option<image::RgbImage>,
     /// The face's liveness evidence (when a liveness model is loaded).
     pub(super) liveness: Option<FrameEvidence>,
+    /// Faces found, the largest one's box and why it is unusable (for the camera view).
+    pub(super) faces: usize,
+    pub(super) face: Option<crate::vision::BBox>,
+    pub(super) refusal: Option<String>,
 }
 
 /// A recognition worker: vision on one frame at a time.
@@ -35,16 +39,19 @@ impl Worker {
                 quality: None,
                 crop: None,
                 liveness: None,
+                faces: 0,
+                face: None,
+                refusal: None,
             });
         };
         let face = self
             .pipeline
             .describe(img, det)
             .map_err(|e| e.to_string())?;
-        let seen = match face.embedding {
-            Ok(e) => Seen::Face(e.0),
+        let (seen, refusal) = match face.embedding {
+            Ok(e) => (Seen::Face(e.0), None),
             // A face too turned or too small to judge.
-            Err(_) => Seen::Unusable,
+            Err(r) => (Seen::Unusable, Some(r.to_string())),
         };
         let liveness = match &seen {
             Seen::Face(_) => match self.pipeline.liveness(img, det) {
@@ -62,6 +69,9 @@ impl Worker {
             quality: Some(face.quality),
             crop: self.save_crops.then_some(face.crop),
             liveness,
+            faces: dets.len(),
+            face: Some(det.bbox),
+            refusal,
         })
     }
 }
@@ -140,6 +150,7 @@ impl Decider {
             quality,
             crop,
             liveness: evidence,
+            ..
         } = match look {
             Ok(v) => v,
             Err(e) => {

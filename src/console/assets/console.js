@@ -18,3 +18,36 @@
   }
   setInterval(poll, every);
 })();
+
+// Enrollment at the door camera: the preview image and the quality advice are re-read about
+// three times a second while the page is visible.
+(function () {
+  var img = document.getElementById("camera-frame");
+  var advice = document.getElementById("camera-advice");
+  var quality = document.getElementById("camera-quality");
+  if (!img || !advice || !img.dataset.frame) return;
+  function dd(dl, term, value) {
+    var t = document.createElement("dt"); t.textContent = term; dl.appendChild(t);
+    var d = document.createElement("dd"); d.textContent = value; dl.appendChild(d);
+  }
+  function tick() {
+    if (document.hidden) return;
+    img.src = img.dataset.frame + "?t=" + Date.now();
+    fetch(img.dataset.state, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (s) {
+        if (!s) return;
+        advice.textContent = s.advice;
+        advice.className = s.usable ? "good" : "muted";
+        quality.textContent = "";
+        if (s.quality) {
+          dd(quality, "Eyes apart", Math.round(s.quality.eye_distance_px) + " px");
+          dd(quality, "Turned", Math.round(s.quality.yaw_deg) + "°");
+          dd(quality, "Tilted", Math.round(s.quality.roll_deg) + "°");
+          dd(quality, "Sharpness", Math.round(s.quality.sharpness));
+        }
+      })
+      .catch(function () { /* try again at the next tick */ });
+  }
+  setInterval(tick, 350);
+})();

@@ -1,5 +1,6 @@
 //! The console's pages, one module per section.
 
+pub mod camera;
 pub mod door;
 pub mod events;
 pub mod persons;

@@ -1,0 +1,271 @@
+//! Enrollment at the door camera from the web console, against the real binary: `facegate run`
+//! with recorded camera frames (a photo of a person, replayed: the honest stand-in for a person
+//! standing at the door) and the in-memory door hardware (`--no-hardware`). The preview and its
+//! advice follow the camera; "capture" enrolls the best of the next frames through the API's
+//! enrollment route (template stored, audit event); the viewer sees none of it; a form without
+//! the session's CSRF token enrolls nothing.
+
+mod common;
+
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use facegate::api::auth::{generate_token, hash_token};
+use reqwest::StatusCode;
+use reqwest::header::SET_COOKIE;
+use serde_json::{Value, json};
+
+struct Door {
+    base: String,
+    admin: String,
+    viewer: String,
+    http: reqwest::Client,
+    _child: common::KillOnDrop,
+}
+
+struct Signed {
+    cookie: String,
+    csrf: String,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start(name: &str, photo: &str) -> Door {
+    let dir = common::tmpdir(name);
+    let frames = dir.join("frames");
+    std::fs::create_dir_all(&frames).unwrap();
+    std::fs::copy(common::fixture(photo), frames.join("0000.jpg")).unwrap();
+    let (admin, viewer) = (generate_token().unwrap(), generate_token().unwrap());
+    let port = free_port();
+    let config = dir.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[gallery]\npath = {:?}\n{}\n[camera]\nrecorded_fps = 5.0\n\n[liveness]\ndoor = \"off\"\n\n\
+             [api]\nlisten = \"127.0.0.1:{port}\"\nadmin_token_sha256 = \"{}\"\n\
+             viewer_token_sha256 = \"{}\"\n",
+            dir.join("gallery").display().to_string(),
+            common::key_line(&dir),
+            hash_token(&admin),
+            hash_token(&viewer),
+        ),
+    )
+    .unwrap();
+    let mut child = common::KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_facegate"))
+            .arg("--config")
+            .arg(&config)
+            .args(["run", "--frames"])
+            .arg(&frames)
+            .arg("--no-hardware")
+            .arg(dir.join("status.png"))
+            .env("FACEGATE_MODELS", common::repo().join("models"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start facegate run"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("facegate run exited before listening: {status}");
+        }
+        assert!(Instant::now() < deadline, "facegate run did not listen");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Door {
+        base: format!("http://127.0.0.1:{port}"),
+        admin,
+        viewer,
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        _child: child,
+    }
+}
+
+impl Door {
+    fn url(&self, p: &str) -> String {
+        format!("{}{p}", self.base)
+    }
+
+    async fn sign_in(&self, token: &str) -> Signed {
+        let r = self
+            .http
+            .post(self.url("/console/login"))
+            .form(&[("token", token)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let cookie = r.headers()[SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let page = self
+            .http
+            .get(self.url("/console/persons"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let at = page.find("name=\"csrf\" value=\"").expect("a CSRF field");
+        let rest = &page[at + 19..];
+        let csrf = rest[..rest.find('"').unwrap()].to_owned();
+        Signed { cookie, csrf }
+    }
+
+    async fn get(&self, s: &Signed, p: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(p))
+            .header("cookie", &s.cookie)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn capture(&self, s: &Signed, person: &str, csrf: &str) -> reqwest::Response {
+        self.http
+            .post(self.url(&format!("/console/persons/{person}/capture")))
+            .header("cookie", &s.cookie)
+            .header("origin", &self.base)
+            .form(&[("csrf", csrf)])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn api(&self, p: &str) -> Value {
+        self.http
+            .get(self.url(p))
+            .bearer_auth(&self.admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_is_enrolled_from_the_door_camera_by_the_admin_only() {
+    let door = start("console-camera", "biden_1.jpg");
+    let r = door
+        .http
+        .post(door.url("/v1/persons"))
+        .bearer_auth(&door.admin)
+        .json(&json!({"id": "biden", "name": "Joe Biden"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let admin = door.sign_in(&door.admin).await;
+
+    // The person's page links to the camera page, which shows the preview.
+    let page = door
+        .get(&admin, "/console/persons/biden")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("/console/persons/biden/camera"), "{page}");
+    let r = door.get(&admin, "/console/persons/biden/camera").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("id=\"camera-frame\""));
+
+    // The preview follows the camera: one usable face, its quality, a JPEG with the box.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let state = loop {
+        let s: Value = door
+            .get(&admin, "/console/camera/state")
+            .await
+            .json()
+            .await
+            .unwrap();
+        if s["usable"] == true {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "never usable: {s}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(state["faces"], 1, "{state}");
+    assert!(state["quality"]["eye_distance_px"].as_f64().unwrap() > 10.0);
+    assert!(state["advice"].as_str().unwrap().starts_with("good"));
+    let r = door.get(&admin, "/console/camera/frame.jpg").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "image/jpeg");
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let jpeg = r.bytes().await.unwrap();
+    let img = image::load_from_memory(&jpeg).unwrap();
+    assert!(img.width() <= 480 && img.width() > 0);
+
+    // The viewer sees none of the camera, and cannot capture.
+    let viewer = door.sign_in(&door.viewer).await;
+    for p in [
+        "/console/camera/frame.jpg",
+        "/console/camera/state",
+        "/console/persons/biden/camera",
+    ] {
+        assert_eq!(
+            door.get(&viewer, p).await.status(),
+            StatusCode::FORBIDDEN,
+            "{p}"
+        );
+    }
+    let r = door.capture(&viewer, "biden", &viewer.csrf).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // A form without the session's CSRF token enrolls nothing.
+    let r = door.capture(&admin, "biden", "not-the-token").await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let person = door.api("/v1/persons/biden").await;
+    assert_eq!(
+        person["faces"].as_array().map(Vec::len),
+        Some(0),
+        "{person}"
+    );
+
+    // Capture: the best of the next frames is enrolled, with the API's audit event.
+    let r = door.capture(&admin, "biden", &admin.csrf).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("door camera, frame"), "{page}");
+    assert!(page.contains("1 photo enrolled"), "{page}");
+    let person = door.api("/v1/persons/biden").await;
+    assert_eq!(
+        person["faces"].as_array().map(Vec::len),
+        Some(1),
+        "{person}"
+    );
+    let events = door.api("/v1/events?action=enroll&person=biden").await;
+    let events = events["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["outcome"], "enrolled", "{events:?}");
+
+    // The door now recognises the person it sees.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let granted = door
+            .api("/v1/events?source=door&outcome=granted&person=biden&limit=1")
+            .await;
+        if granted["events"].as_array().is_some_and(|e| !e.is_empty()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the door never admitted biden");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
