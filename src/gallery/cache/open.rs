@@ -20,9 +20,7 @@ pub(crate) fn open_db(path: &Path) -> Result<sled::Db> {
         if crate::gallery::sled_db::is_lock_conflict(&source) {
             GalleryError::InUse {
                 path: path.display().to_string(),
-                holders: crate::hw::host::describe_holders(&crate::hw::host::holders(
-                    &path.join("db"),
-                )),
+                holders: crate::host::describe_holders(&crate::host::holders(&path.join("db"))),
             }
         } else {
             GalleryError::Storage {
