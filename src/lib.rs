@@ -13,5 +13,6 @@ pub mod crypto;
 pub mod eval;
 pub mod events_out;
 pub mod gallery;
+pub mod host;
 pub mod hw;
 pub mod vision;

@@ -6,12 +6,11 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use api_support::{Options, Server, fixture_bytes, json};
-use async_trait::async_trait;
-use facegate::api::{ApiConfig, DoorControl, DoorError, DoorStatus};
+use api_support::{Options, RecordingDoor, Server, create_person, fixture_bytes, json};
+use facegate::api::{ApiConfig, DoorControl};
 use serde_json::{Value, json};
 
 fn multipart_images(files: &[&str]) -> reqwest::multipart::Form {
@@ -24,20 +23,6 @@ fn multipart_images(files: &[&str]) -> reqwest::multipart::Form {
         form = form.part("image", part);
     }
     form
-}
-
-async fn create_person(s: &Server, id: &str, name: &str) {
-    let (status, body) = json(
-        s.post("/v1/persons")
-            .bearer_auth(&s.admin)
-            .json(&json!({"id": id, "name": name, "external_id": "4711"}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
-    assert_eq!(body["id"], id);
 }
 
 async fn events(s: &Server, query: &str) -> Vec<Value> {
@@ -846,31 +831,6 @@ async fn a_full_inference_queue_gives_503_and_the_rate_limit_429() {
     s.stop().await;
 }
 
-/// A stand-in door for the routing and auth tests only: it records unlocks, nothing more.
-/// The real door state machine is issue #5.
-#[derive(Default)]
-struct TestOnlyFakeDoor {
-    unlocked: AtomicBool,
-}
-
-#[async_trait]
-impl DoorControl for TestOnlyFakeDoor {
-    async fn status(&self) -> Result<DoorStatus, DoorError> {
-        let unlocked = self.unlocked.load(Ordering::SeqCst);
-        Ok(DoorStatus {
-            state: if unlocked { "unlocked" } else { "locked" }.into(),
-            unlocked,
-            unlocked_until_ms: None,
-            open: None,
-        })
-    }
-
-    async fn unlock(&self, _seconds: Option<u32>) -> Result<DoorStatus, DoorError> {
-        self.unlocked.store(true, Ordering::SeqCst);
-        self.status().await
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn door_routes_exist_only_with_a_door_and_need_the_right_token() {
     // Serve mode: no door.
@@ -900,7 +860,7 @@ async fn door_routes_exist_only_with_a_door_and_need_the_right_token() {
     s.stop().await;
 
     // With a door attached.
-    let door = Arc::new(TestOnlyFakeDoor::default());
+    let door = Arc::new(RecordingDoor::default());
     let o = Options {
         door: Some(Arc::clone(&door) as Arc<dyn DoorControl>),
         ..Options::default()
@@ -955,7 +915,7 @@ async fn door_routes_exist_only_with_a_door_and_need_the_right_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openapi_document_lists_every_route_the_router_serves() {
     let o = Options {
-        door: Some(Arc::new(TestOnlyFakeDoor::default()) as Arc<dyn DoorControl>),
+        door: Some(Arc::new(RecordingDoor::default()) as Arc<dyn DoorControl>),
         ..Options::default()
     };
     let s = Server::start("api-openapi", o).await;

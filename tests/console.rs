@@ -2,44 +2,23 @@
 //! the viewer's read-only access, and that its changes go through the API (and its audit log).
 //! The browser test is tests/console_browser.rs.
 
+mod api_support;
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use async_trait::async_trait;
+use api_support::RecordingDoor;
+use std::sync::atomic::Ordering;
+
 use facegate::access::decision::OperatingPoint;
 use facegate::access::{AuditLog, EventFilter};
 use facegate::api::auth::{generate_token, hash_token};
-use facegate::api::{self, Api, ApiConfig, ApiParts, DoorControl, DoorError, DoorStatus};
+use facegate::api::{self, Api, ApiConfig, ApiParts, DoorControl};
 use facegate::console::ConsoleConfig;
 use facegate::gallery::{Cache, Gallery, ModelTag};
 use facegate::vision::VisionParams;
 use reqwest::StatusCode;
 use reqwest::header::{LOCATION, SET_COOKIE};
-
-/// A stand-in door for the console's routing and auth tests only: it records unlocks.
-#[derive(Default)]
-struct RecordingDoor {
-    unlocked: AtomicBool,
-}
-
-#[async_trait]
-impl DoorControl for RecordingDoor {
-    async fn status(&self) -> Result<DoorStatus, DoorError> {
-        let unlocked = self.unlocked.load(Ordering::SeqCst);
-        Ok(DoorStatus {
-            state: if unlocked { "unlocked" } else { "locked" }.into(),
-            unlocked,
-            unlocked_until_ms: None,
-            open: Some(false),
-        })
-    }
-    async fn unlock(&self, _seconds: Option<u32>) -> Result<DoorStatus, DoorError> {
-        self.unlocked.store(true, Ordering::SeqCst);
-        self.status().await
-    }
-}
 
 struct Console {
     base: String,
@@ -71,7 +50,10 @@ async fn start(name: &str, console: ConsoleConfig) -> Console {
         .unwrap(),
     );
     let audit = Arc::new(AuditLog::open(&dir.join("audit"), 10_000, &key).unwrap());
-    let door = Arc::new(RecordingDoor::default());
+    let door = Arc::new(RecordingDoor {
+        contact: Some(false),
+        ..RecordingDoor::default()
+    });
     let api = Arc::new(
         Api::new(
             &config,

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use api_support::{Options, Server, THRESHOLD, fixture_bytes, json};
+use api_support::{Options, Server, THRESHOLD, create_person, fixture_bytes, json};
 use facegate::access::daemon::{DaemonConfig, Record};
 use facegate::access::decision::OperatingPoint;
 use facegate::access::door::DoorConfig;
@@ -18,7 +18,7 @@ use facegate::access::policy::{PolicyConfig, Verdict};
 use facegate::camera::RecordedSource;
 use facegate::gallery::{Cache, Gallery, ModelTag, NewPerson};
 use facegate::hw::{Hardware, HwConfig};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// Who was decided about and why not: (person, refusal code, refusal in words).
 type Said = (Option<String>, Option<String>, Option<String>);
@@ -305,14 +305,7 @@ fn the_duplicate_face_rule_is_the_same_from_the_command_line_and_the_api() {
         },
     ));
     rt.block_on(async {
-        let r = s
-            .post("/v1/persons")
-            .bearer_auth(&s.admin)
-            .json(&json!({"id": "impostor", "name": "Impostor"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
+        create_person(&s, "impostor", "Impostor").await;
         let (status, body) = json(
             s.post_image("/v1/persons/impostor/faces", fixture_bytes("obama_2.jpg"))
                 .send()

@@ -19,7 +19,8 @@ use crate::access::audit::AuditError;
 use crate::access::daemon::{self, DaemonConfig, DaemonError};
 use crate::camera::{FrameSource, StatusWatch};
 use crate::config::Config;
-use crate::hw::{Hardware, systemd};
+use crate::host::systemd;
+use crate::hw::Hardware;
 
 /// How long the HTTP API may take to finish its requests once stopping.
 pub const API_STOP_TIMEOUT: Duration = Duration::from_secs(10);

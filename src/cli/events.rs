@@ -276,11 +276,6 @@ fn filter_from(args: &EventsArgs, now: i64, zone: &dyn Zone) -> Result<EventFilt
     })
 }
 
-fn is_locked(e: &impl std::fmt::Display) -> bool {
-    let text = e.to_string();
-    text.contains("could not acquire lock") || text.contains("WouldBlock")
-}
-
 fn open_local(config: &Config, audit_path: &Path, gallery: PathBuf) -> Result<Reader> {
     if !audit_path.join("db").is_file() {
         bail!(
@@ -299,7 +294,7 @@ fn open_local(config: &Config, audit_path: &Path, gallery: PathBuf) -> Result<Re
             gallery,
             key,
         }),
-        Err(e) if is_locked(&e) => {
+        Err(e) if facegate::gallery::sled_db::mentions_lock_conflict(&e) => {
             let url = default_api_url(config)?;
             let in_use = format!(
                 "the audit log at {} is in use by a running facegate (the door daemon or \

@@ -60,7 +60,7 @@ pub enum GalleryCommand {
 
 pub fn explain_open_error(e: GalleryError) -> anyhow::Error {
     let text = e.to_string();
-    if text.contains("could not acquire lock") || text.contains("WouldBlock") {
+    if facegate::gallery::sled_db::mentions_lock_conflict(&text) {
         anyhow::anyhow!(
             "{text}\nthe gallery is in use by another facegate process (the door daemon?): \
              stop it, or make the change through its HTTP API"

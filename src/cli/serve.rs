@@ -10,7 +10,6 @@ use anyhow::{Context, Result, bail};
 use facegate::api::auth::{generate_token, hash_token};
 use facegate::api::{self, Api};
 use facegate::config::{Config, default_toml};
-use facegate::hw;
 
 /// Write the documented default configuration with a new admin token's hash; print the token.
 pub fn init(path: &Path, force: bool) -> Result<ExitCode> {
@@ -136,13 +135,13 @@ pub fn serve(config: &Config, listen: Option<&str>) -> Result<ExitCode> {
             if slots == 1 { "" } else { "s" },
             app.gallery_path.display()
         );
-        if let Err(e) = hw::systemd::notify_ready() {
+        if let Err(e) = facegate::host::systemd::notify_ready() {
             tracing::warn!(error = %e, "sd_notify");
         }
         api::serve(listener, tls, Arc::new(api), app.shutdown.wait_owned())
             .await
             .context("serving the API")?;
-        if let Err(e) = hw::systemd::notify_stopping() {
+        if let Err(e) = facegate::host::systemd::notify_stopping() {
             tracing::warn!(error = %e, "sd_notify");
         }
         anyhow::Ok(())

@@ -19,6 +19,13 @@ pub const LOCK_WAIT: Duration = Duration::from_secs(3);
 
 /// Whether a sled error is the lock of another holder.
 pub fn is_lock_conflict(e: &sled::Error) -> bool {
+    mentions_lock_conflict(e)
+}
+
+/// Whether an error (a sled error, or one that carries its message, such as a gallery or audit
+/// error) says that another process holds the database's lock. sled reports it only in its
+/// message.
+pub fn mentions_lock_conflict(e: &dyn std::fmt::Display) -> bool {
     let text = e.to_string();
     text.contains("could not acquire lock") || text.contains("WouldBlock")
 }

@@ -216,7 +216,7 @@ pub fn check_display(cfg: &HwConfig) -> Result<String, HwError> {
                     parent.display()
                 )));
             }
-            super::host::check_writable_dir(parent).map_err(png)?;
+            crate::host::check_writable_dir(parent).map_err(png)?;
             Ok(format!("writes {} (folder writable)", path.display()))
         }
         DisplayKind::Framebuffer => {

@@ -14,12 +14,10 @@
 pub mod config;
 pub mod display;
 mod error;
-pub mod host;
 pub mod inputs;
 pub mod inspect;
 pub mod pins;
 pub mod relay;
-pub mod systemd;
 pub mod time;
 pub mod wiegand;
 

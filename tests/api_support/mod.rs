@@ -4,10 +4,13 @@
 use facegate::access::decision::OperatingPoint;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
 
 use facegate::access::AuditLog;
 use facegate::api::auth::{generate_token, hash_token};
-use facegate::api::{self, Api, ApiConfig, ApiParts, DoorControl};
+use facegate::api::{self, Api, ApiConfig, ApiParts, DoorControl, DoorError, DoorStatus};
 use facegate::gallery::{Cache, Gallery, ModelTag};
 use facegate::vision::VisionParams;
 use tokio::sync::oneshot;
@@ -178,4 +181,45 @@ pub async fn json(r: reqwest::Response) -> (u16, serde_json::Value) {
     let v = serde_json::from_str(&text)
         .unwrap_or_else(|e| panic!("status {status}: body is not JSON ({e}): {text}"));
     (status, v)
+}
+
+/// Create person `id` (card number 4711) through the API, as the admin; asserts 201.
+pub async fn create_person(s: &Server, id: &str, name: &str) {
+    let (status, body) = json(
+        s.post("/v1/persons")
+            .bearer_auth(&s.admin)
+            .json(&serde_json::json!({"id": id, "name": name, "external_id": "4711"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["id"], id);
+}
+
+/// A stand-in door for the routing and auth tests only (the API's and the console's): it
+/// records unlocks, nothing more, and reports `contact` as the door contact's state.
+#[derive(Default)]
+pub struct RecordingDoor {
+    pub unlocked: AtomicBool,
+    pub contact: Option<bool>,
+}
+
+#[async_trait]
+impl DoorControl for RecordingDoor {
+    async fn status(&self) -> Result<DoorStatus, DoorError> {
+        let unlocked = self.unlocked.load(Ordering::SeqCst);
+        Ok(DoorStatus {
+            state: if unlocked { "unlocked" } else { "locked" }.into(),
+            unlocked,
+            unlocked_until_ms: None,
+            open: self.contact,
+        })
+    }
+
+    async fn unlock(&self, _seconds: Option<u32>) -> Result<DoorStatus, DoorError> {
+        self.unlocked.store(true, Ordering::SeqCst);
+        self.status().await
+    }
 }

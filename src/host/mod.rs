@@ -1,6 +1,9 @@
-//! The host system around the door hardware, as `facegate doctor` checks it: which processes
-//! hold a device or file open, whether a folder can be written, how much disk space is left.
-//! Everything here only reads (a writability test creates and removes one empty file).
+//! The host system facegate runs on (not the door hardware, which is [`crate::hw`]): which
+//! processes hold a device or file open, whether a folder can be written, how much disk space
+//! is left, and the systemd notification protocol ([`systemd`]). Everything here only reads
+//! (a writability test creates and removes one empty file), except the notifications.
+
+pub mod systemd;
 
 use std::path::{Path, PathBuf};
 

@@ -9,6 +9,10 @@
 //! together) followed by `flush()` (fsync) before it is acknowledged, so an acknowledged
 //! enrollment or removal survives `kill -9` and power loss. Batches share one flush.
 
+mod open;
+#[cfg(test)]
+pub(crate) mod tests;
+
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -22,7 +26,6 @@ use super::outbox::Op;
 use super::record::{ModelTag, Person, Template};
 use super::sealed::PersonKeys;
 use super::{GalleryError, Match, Result};
-use crate::crypto::DeviceKey;
 
 const META_MODEL: &str = "model";
 pub(super) const META_FORMAT: &str = "format";
@@ -72,25 +75,7 @@ impl Index {
     }
 }
 
-/// Open the sled database at `path`. sled locks it for one process: when another holds it
-/// (a running door), the error says which process.
-pub(crate) fn open_db(path: &Path) -> Result<sled::Db> {
-    super::sled_db::open(path, sled::Mode::HighThroughput).map_err(|source| {
-        if super::sled_db::is_lock_conflict(&source) {
-            GalleryError::InUse {
-                path: path.display().to_string(),
-                holders: crate::hw::host::describe_holders(&crate::hw::host::holders(
-                    &path.join("db"),
-                )),
-            }
-        } else {
-            GalleryError::Storage {
-                path: path.display().to_string(),
-                source,
-            }
-        }
-    })
-}
+pub(crate) use open::open_db;
 
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
@@ -116,140 +101,6 @@ pub struct Cache {
 type TxError = TransactionError<GalleryError>;
 
 impl Cache {
-    /// Open (or create) the gallery at `path` for `model`, its records sealed under keys
-    /// wrapped by `device`. A gallery made with another model or another device key is
-    /// refused; a plaintext gallery (made before sealing) is converted first
-    /// ([`super::migrate`]).
-    pub fn open(path: &Path, model: &ModelTag, device: &DeviceKey) -> Result<Cache> {
-        super::migrate::prepare(path, model, device)?;
-        Cache::open_sealed(path, model, device)
-    }
-
-    /// [`Cache::open`] without the conversion of a plaintext gallery (which is refused).
-    pub fn open_sealed(path: &Path, model: &ModelTag, device: &DeviceKey) -> Result<Cache> {
-        let storage = |source| GalleryError::Storage {
-            path: path.display().to_string(),
-            source,
-        };
-        crate::crypto::fsmode::private_umask();
-        crate::crypto::fsmode::create_dir_all(path)?;
-        let db = open_db(path)?;
-        crate::crypto::fsmode::restrict_tree(path)?;
-        let tree = |name: &str| db.open_tree(name).map_err(storage);
-        let (persons, templates, outbox, meta) = (
-            tree("persons")?,
-            tree("templates")?,
-            tree("outbox")?,
-            tree("meta")?,
-        );
-        let format = meta.get(META_FORMAT).map_err(storage)?;
-        let fresh = format.is_none() && persons.is_empty() && templates.is_empty();
-        if let Some(f) = &format
-            && f.as_ref() != FORMAT.as_bytes()
-        {
-            return Err(GalleryError::Corrupt(format!(
-                "{}: format {:?}, this facegate reads {FORMAT} (plaintext galleries are \
-                 converted by Cache::open)",
-                path.display(),
-                String::from_utf8_lossy(f)
-            )));
-        }
-        let keys = PersonKeys::open(path, device, fresh)?;
-        if format.is_none() {
-            meta.insert(META_FORMAT, FORMAT).map_err(storage)?;
-        }
-        match meta.get(META_MODEL).map_err(storage)? {
-            Some(b) => {
-                let found: ModelTag = serde_json::from_slice(&b)
-                    .map_err(|e| GalleryError::Corrupt(format!("model record: {e}")))?;
-                if &found != model {
-                    return Err(GalleryError::ModelMismatch {
-                        path: path.display().to_string(),
-                        found: found.name,
-                        found_dim: found.dim,
-                        expected: model.name.clone(),
-                        expected_dim: model.dim,
-                    });
-                }
-            }
-            None => {
-                let b = serde_json::to_vec(model)
-                    .map_err(|e| GalleryError::Corrupt(format!("model record: {e}")))?;
-                meta.insert(META_MODEL, b).map_err(storage)?;
-                db.flush().map_err(storage)?;
-            }
-        }
-        let mut index = Index {
-            matrix: Matrix::new(model.dim),
-            keys: HashMap::new(),
-            names: Vec::new(),
-            by_person: HashMap::new(),
-        };
-        for kv in persons.iter() {
-            let (k, v) = kv.map_err(storage)?;
-            keys.load(&String::from_utf8_lossy(&k), &v)?;
-        }
-        let orphans = keys.destroy_orphans()?;
-        if orphans > 0 {
-            tracing::info!(
-                orphans,
-                "keys of person writes interrupted before they were stored destroyed"
-            );
-        }
-        for kv in templates.iter() {
-            let (k, v) = kv.map_err(storage)?;
-            let t = keys.open_template(key_id(&k)?, &v)?;
-            if t.embedding.len() != model.dim {
-                return Err(GalleryError::Corrupt(format!(
-                    "template {} has {} values, the gallery's model {}",
-                    t.id,
-                    t.embedding.len(),
-                    model.dim
-                )));
-            }
-            index.insert(&t);
-        }
-        tracing::info!(
-            path = %path.display(),
-            templates = index.matrix.len(),
-            persons = persons.len(),
-            outbox = outbox.len(),
-            "gallery cache open"
-        );
-        Ok(Cache {
-            path: path.to_owned(),
-            db,
-            persons,
-            templates,
-            outbox,
-            meta,
-            model: model.clone(),
-            index: RwLock::new(index),
-            keys,
-            sealing: parking_lot::RwLock::new(()),
-        })
-    }
-
-    /// The model a gallery was made with, read without loading it; `None` when there is no
-    /// gallery at `path` yet (nothing is created) or it records no model.
-    pub fn recorded_model(path: &Path) -> Result<Option<ModelTag>> {
-        if !path.join("db").exists() {
-            return Ok(None);
-        }
-        let storage = |source| GalleryError::Storage {
-            path: path.display().to_string(),
-            source,
-        };
-        let db = open_db(path)?;
-        let meta = db.open_tree("meta").map_err(storage)?;
-        match meta.get(META_MODEL).map_err(storage)? {
-            Some(b) => serde_json::from_slice(&b)
-                .map(Some)
-                .map_err(|e| GalleryError::Corrupt(format!("model record: {e}"))),
-            None => Ok(None),
-        }
-    }
-
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -553,171 +404,4 @@ fn key_id(k: &[u8]) -> Result<u64> {
         .try_into()
         .map_err(|_| GalleryError::Corrupt(format!("key of {} bytes", k.len())))?;
     Ok(u64::from_be_bytes(b))
-}
-
-#[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-    use crate::gallery::record::NewPerson;
-    use crate::gallery::{normalised, now_ms};
-
-    /// One device key for the whole test binary.
-    pub(crate) fn key() -> DeviceKey {
-        static KEY: std::sync::OnceLock<DeviceKey> = std::sync::OnceLock::new();
-        KEY.get_or_init(|| DeviceKey::generate().unwrap()).clone()
-    }
-
-    fn tmp(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "facegate-cache-{name}-{}-{}",
-            std::process::id(),
-            now_ms()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir
-    }
-
-    fn v(seed: usize, dim: usize) -> Vec<f32> {
-        (0..dim)
-            .map(|i| ((i * 31 + seed * 17) % 13) as f32 - 6.0)
-            .collect()
-    }
-
-    #[test]
-    fn a_gallery_in_use_is_named_and_its_model_read_without_creating_one() {
-        let dir = tmp("in-use");
-        let model = ModelTag::new("m", 8);
-        assert_eq!(Cache::recorded_model(&dir).unwrap(), None);
-        assert!(
-            !dir.exists(),
-            "reading the model of no gallery creates nothing"
-        );
-        let c = Cache::open(&dir, &model, &key()).unwrap();
-        match Cache::open(&dir, &model, &key()) {
-            Err(e @ GalleryError::InUse { .. }) => {
-                let m = e.to_string();
-                assert!(
-                    m.contains(&dir.display().to_string()) && m.contains("in use"),
-                    "{m}"
-                );
-            }
-            Err(e) => panic!("expected InUse, got {e}"),
-            Ok(_) => panic!("opened a gallery twice"),
-        }
-        assert!(matches!(
-            Cache::recorded_model(&dir),
-            Err(GalleryError::InUse { .. })
-        ));
-        drop(c);
-        assert_eq!(Cache::recorded_model(&dir).unwrap(), Some(model));
-    }
-
-    #[test]
-    fn persists_and_reloads_the_matrix() {
-        let dir = tmp("reload");
-        let model = ModelTag::new("m", 8);
-        let (alice, ids) = {
-            let c = Cache::open(&dir, &model, &key()).unwrap();
-            let p = c
-                .create_person_local(
-                    NewPerson {
-                        name: "Alice".into(),
-                        ..NewPerson::default()
-                    },
-                    true,
-                )
-                .unwrap();
-            let ids = c
-                .add_templates_local(&p.id, vec![v(1, 8), v(2, 8)], true)
-                .unwrap();
-            assert_eq!(c.outbox_len(), 2);
-            (p.id, ids)
-        };
-        let c = Cache::open(&dir, &model, &key()).unwrap();
-        assert_eq!(c.template_count(), 2);
-        assert_eq!(c.template_ids(&alice).len(), 2);
-        let probe = normalised(&v(2, 8), 8).unwrap();
-        let hits = c.search(&probe, 3);
-        assert_eq!(hits.len(), 1);
-        assert_eq!(hits[0].person, alice);
-        assert_eq!(hits[0].template, ids[1]);
-        assert!((hits[0].score - 1.0).abs() < 1e-5);
-        let removed = c.delete_person_local(&alice, true).unwrap();
-        assert_eq!((removed.persons, removed.templates), (1, 2));
-        // The person's two pending creations are dropped; the tombstone is queued.
-        assert_eq!(removed.outbox_entries, 2);
-        assert_eq!(c.outbox_len(), 1);
-        assert!(c.search(&probe, 3).is_empty());
-        assert!(c.template(ids[0]).unwrap().is_none());
-        drop(c);
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn refuses_a_gallery_of_another_model() {
-        let dir = tmp("model");
-        drop(Cache::open(&dir, &ModelTag::new("mobilefacenet", 192), &key()).unwrap());
-        let err = Cache::open(&dir, &ModelTag::new("arcface-r50", 512), &key())
-            .err()
-            .unwrap();
-        let msg = err.to_string();
-        assert!(
-            msg.contains("mobilefacenet") && msg.contains("arcface-r50"),
-            "{msg}"
-        );
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn rejects_bad_input_without_writing() {
-        let dir = tmp("bad");
-        let c = Cache::open(&dir, &ModelTag::new("m", 4), &key()).unwrap();
-        assert!(matches!(
-            c.add_templates_local("nobody", vec![vec![1.0; 4]], false),
-            Err(GalleryError::UnknownPerson(_))
-        ));
-        let p = c
-            .create_person_local(
-                NewPerson {
-                    id: Some("carol".into()),
-                    name: "Carol".into(),
-                    ..NewPerson::default()
-                },
-                false,
-            )
-            .unwrap();
-        assert!(matches!(
-            c.add_templates_local(&p.id, vec![vec![1.0; 5]], false),
-            Err(GalleryError::Dimension { .. })
-        ));
-        assert!(
-            c.add_templates_local(&p.id, vec![vec![0.0; 4]], false)
-                .is_err()
-        );
-        assert!(matches!(
-            c.create_person_local(
-                NewPerson {
-                    id: Some("carol".into()),
-                    name: "Other".into(),
-                    ..NewPerson::default()
-                },
-                false
-            ),
-            Err(GalleryError::PersonExists(_))
-        ));
-        assert!(
-            c.create_person_local(
-                NewPerson {
-                    id: Some("bad id!".into()),
-                    name: "X".into(),
-                    ..NewPerson::default()
-                },
-                false
-            )
-            .is_err()
-        );
-        assert_eq!(c.template_count(), 0);
-        assert_eq!(c.person_count(), 1);
-        let _ = std::fs::remove_dir_all(&dir);
-    }
 }

@@ -11,13 +11,13 @@
 //! handles both and is tested against both.
 //!
 //! ```no_run
-//! use facegate::hw::systemd;
+//! use facegate::host::systemd;
 //! // ... models loaded, camera and hardware opened ...
 //! systemd::notify_ready()?;
 //! let feed_every = systemd::watchdog_interval().map(|w| w / 2);
 //! // in the main loop, at least every `feed_every`:
 //! systemd::notify_watchdog()?;
-//! # Ok::<(), facegate::hw::systemd::NotifyError>(())
+//! # Ok::<(), facegate::host::systemd::NotifyError>(())
 //! ```
 
 use std::ffi::{OsStr, OsString};

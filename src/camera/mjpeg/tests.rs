@@ -1,0 +1,139 @@
+use super::*;
+use std::io::Cursor;
+use std::io::Read;
+
+#[test]
+fn urls_parse_with_port_auth_and_ipv6() {
+    let u = Url::parse("http://admin:p%40ss@192.0.2.7:8080/video.cgi?res=hi").unwrap();
+    assert_eq!(u.host, "192.0.2.7");
+    assert_eq!(u.port, 8080);
+    assert_eq!(u.path, "/video.cgi?res=hi");
+    assert_eq!(u.userinfo.as_deref(), Some("admin:p@ss"));
+    assert_eq!(
+        u.redacted(),
+        "http://admin:***@192.0.2.7:8080/video.cgi?res=hi"
+    );
+    let u = Url::parse("HTTP://cam.local").unwrap();
+    assert_eq!(
+        (u.host.as_str(), u.port, u.path.as_str()),
+        ("cam.local", 80, "/")
+    );
+    let u = Url::parse("http://[::1]:81/s").unwrap();
+    assert_eq!((u.host.as_str(), u.port), ("::1", 81));
+    assert_eq!(host_header(&u), "[::1]:81");
+    assert!(Url::parse("https://cam/").unwrap_err().contains("https"));
+    assert!(Url::parse("cam/video").is_err());
+    assert!(
+        Url::parse("http://cam:99999/")
+            .unwrap_err()
+            .contains("port")
+    );
+    assert!(Url::parse("http:///x").unwrap_err().contains("no host"));
+}
+
+#[test]
+fn base64_matches_rfc4648_vectors() {
+    for (plain, enc) in [
+        ("", ""),
+        ("f", "Zg=="),
+        ("fo", "Zm8="),
+        ("foo", "Zm9v"),
+        ("foob", "Zm9vYg=="),
+        ("fooba", "Zm9vYmE="),
+        ("foobar", "Zm9vYmFy"),
+        ("Aladdin:open sesame", "QWxhZGRpbjpvcGVuIHNlc2FtZQ=="),
+    ] {
+        assert_eq!(base64(plain.as_bytes()), enc, "{plain}");
+    }
+}
+
+#[test]
+fn boundary_parameter_is_found_quoted_or_not() {
+    assert_eq!(
+        boundary_of("multipart/x-mixed-replace; boundary=frame").as_deref(),
+        Some("frame")
+    );
+    assert_eq!(
+        boundary_of("multipart/x-mixed-replace;Boundary=\"--my b\"").as_deref(),
+        Some("--my b")
+    );
+    assert_eq!(boundary_of("multipart/x-mixed-replace"), None);
+    assert_eq!(parse_status("HTTP/1.0 401 Unauthorized"), Some(401));
+    assert_eq!(parse_status("ICY 200 OK"), None);
+}
+
+fn parts_of(body: &[u8], boundary: &str) -> Vec<Result<Vec<u8>, String>> {
+    let mut m = Multipart::new(Cursor::new(body.to_vec()), boundary);
+    let mut out = Vec::new();
+    loop {
+        match m.next_part() {
+            Ok(p) => out.push(Ok(p)),
+            Err(ReadError::Closed) => return out,
+            Err(e) => {
+                out.push(Err(read_reason(e, Duration::ZERO)));
+                return out;
+            }
+        }
+    }
+}
+
+#[test]
+fn parts_are_read_by_length_or_up_to_the_boundary() {
+    // Part 1 has a Content-Length and contains a fake boundary line; part 2 has none and
+    // contains bare line breaks; junk before the first boundary is skipped.
+    let body = b"preamble\r\n--fb\r\nContent-Type: image/jpeg\r\nContent-Length: 12\r\n\r\n\
+                 a\r\n--fb\r\nbcd\r\n\r\n--fb\r\nContent-Type: image/jpeg\r\n\r\nx\ny\r\nz\r\n\
+                 --fb--\r\n";
+    let parts = parts_of(body, "fb");
+    assert_eq!(
+        parts,
+        vec![Ok(b"a\r\n--fb\r\nbcd".to_vec()), Ok(b"x\ny\r\nz".to_vec())]
+    );
+    // A boundary parameter that already carries the dashes.
+    let body = b"--xx\r\nContent-Length: 3\r\n\r\nabc\r\n--xx\r\n\r\nde\r\n--xx\r\n";
+    assert_eq!(
+        parts_of(body, "--xx"),
+        vec![Ok(b"abc".to_vec()), Ok(b"de".to_vec())]
+    );
+}
+
+#[test]
+fn hostile_parts_are_refused() {
+    let parts = parts_of(b"--b\r\nContent-Length: 999999999999\r\n\r\nabc", "b");
+    assert!(
+        matches!(&parts[..], [Err(m)] if m.contains("limit")),
+        "{parts:?}"
+    );
+    let parts = parts_of(b"--b\r\nContent-Length: ten\r\n\r\nabc", "b");
+    assert!(
+        matches!(&parts[..], [Err(m)] if m.contains("ten")),
+        "{parts:?}"
+    );
+    let junk = vec![b'x'; MAX_SKIP + 10];
+    let parts = parts_of(&junk, "b");
+    assert!(
+        matches!(&parts[..], [Err(m)] if m.contains("no part boundary")),
+        "{parts:?}"
+    );
+    // Truncated part: the stream closed mid-frame.
+    assert!(parts_of(b"--b\r\nContent-Length: 10\r\n\r\nabc", "b").is_empty());
+}
+
+#[test]
+fn chunked_bodies_are_joined() {
+    let raw = b"5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\n\r\n";
+    let mut c = Chunked {
+        inner: Cursor::new(raw.to_vec()),
+        left: 0,
+        done: false,
+    };
+    let mut out = String::new();
+    c.read_to_string(&mut out).unwrap();
+    assert_eq!(out, "hello, world");
+    let mut bad = Chunked {
+        inner: Cursor::new(b"zz\r\nhello".to_vec()),
+        left: 0,
+        done: false,
+    };
+    assert!(bad.read_to_string(&mut String::new()).is_err());
+}
