@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod calibration;
+pub mod cohort;
 pub mod config;
 pub mod daemon;
 pub mod decision;
