@@ -75,8 +75,8 @@ impl Default for RecognitionConfig {
 pub enum RecognitionError {
     #[error(
         "the embedder's model card {card} has no [calibration], so no threshold can be derived \
-         from recognition.security / target_fpir: use an embedder with one (mobilefacenet), or \
-         measure it (facegate eval --open-set DIR --calibration-out FILE) and add it to the card, \
+         from recognition.security / target_fpir: use an embedder with one (mobilefacenet, \
+         mobilefacenet-int8), or measure it (facegate eval --open-set DIR --calibration-out FILE) and add it to the card, \
          or set recognition.threshold"
     )]
     NoCalibration { card: String },
