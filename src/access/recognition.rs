@@ -76,8 +76,8 @@ pub enum RecognitionError {
     #[error(
         "the embedder's model card {card} has no [calibration], so no threshold can be derived \
          from recognition.security / target_fpir: use an embedder with one (mobilefacenet, \
-         mobilefacenet-int8), or measure it (facegate eval --open-set DIR --calibration-out FILE) and add it to the card, \
-         or set recognition.threshold"
+         mobilefacenet-int8), or measure it (facegate eval --open-set DIR --calibration-out \
+         FILE) and add it to the card, or set recognition.threshold"
     )]
     NoCalibration { card: String },
     #[error("the embedder's model card {card} has no threshold; set recognition.threshold")]
@@ -183,10 +183,7 @@ mod tests {
     fn every_shipped_embedder_derives_its_threshold_from_its_calibration() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
         let cards = crate::vision::model::list_cards(&dir).unwrap();
-        let embedders: Vec<&ModelCard> = cards
-            .iter()
-            .filter(|c| c.embedder.is_some())
-            .collect();
+        let embedders: Vec<&ModelCard> = cards.iter().filter(|c| c.embedder.is_some()).collect();
         let names: Vec<&str> = embedders.iter().map(|c| c.name.as_str()).collect();
         assert!(names.contains(&"mobilefacenet-int8"), "{names:?}");
         assert!(names.contains(&"mobilefacenet"), "{names:?}");

@@ -295,7 +295,12 @@ pub fn measure(
                 &how,
             ));
         }
-        cohorts.extend(cohort_image.into_iter().chain(cohort_visit).map(|(c, k)| (g, k, c)));
+        cohorts.extend(
+            cohort_image
+                .into_iter()
+                .chain(cohort_visit)
+                .map(|(c, k)| (g, k, c)),
+        );
     }
     let (mut no_face, mut refused) = (0, 0);
     for o in images.values() {
