@@ -5,8 +5,8 @@
 //! Fixed protocol (`facegate eval --open-set DIR`, DIR = `<person>/<photos>`):
 //! - Identities (sorted by name) are shuffled with `seed`; the first `calibration_share` of them
 //!   form the CALIBRATION part, the others the REPORT part. Nothing reported is tuned on the
-//!   report part: thresholds come from the calibration part's impostor scores, the margin is
-//!   chosen on the calibration part.
+//!   report part: thresholds come from the calibration part's impostor scores, the margin
+//!   and the cohort rule (`super::open_cohort`) are chosen on the calibration part.
 //! - Each of `rounds` rounds (seeded) builds a gallery of `gallery` persons from the report part:
 //!   half of the persons with two or more photos are enrolled ("mated"), the other half are
 //!   strangers; persons with one photo fill the gallery up to its size (distractors, one photo
