@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod calibration;
 pub mod camera_view;
+pub mod cohort;
 pub mod config;
 pub mod daemon;
 pub mod decision;

@@ -75,9 +75,9 @@ impl Default for RecognitionConfig {
 pub enum RecognitionError {
     #[error(
         "the embedder's model card {card} has no [calibration], so no threshold can be derived \
-         from recognition.security / target_fpir: use an embedder with one (mobilefacenet), or \
-         measure it (facegate eval --open-set DIR --calibration-out FILE) and add it to the card, \
-         or set recognition.threshold"
+         from recognition.security / target_fpir: use an embedder with one (mobilefacenet, \
+         mobilefacenet-int8), or measure it (facegate eval --open-set DIR --calibration-out \
+         FILE) and add it to the card, or set recognition.threshold"
     )]
     NoCalibration { card: String },
     #[error("the embedder's model card {card} has no threshold; set recognition.threshold")]
@@ -177,5 +177,35 @@ mod tests {
             ..RecognitionConfig::default()
         };
         assert!(c.check().unwrap_err().contains("margin"));
+    }
+
+    #[test]
+    fn every_shipped_embedder_derives_its_threshold_from_its_calibration() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+        let cards = crate::vision::model::list_cards(&dir).unwrap();
+        let embedders: Vec<&ModelCard> = cards.iter().filter(|c| c.embedder.is_some()).collect();
+        let names: Vec<&str> = embedders.iter().map(|c| c.name.as_str()).collect();
+        assert!(names.contains(&"mobilefacenet-int8"), "{names:?}");
+        assert!(names.contains(&"mobilefacenet"), "{names:?}");
+        for card in embedders {
+            let floor = card.embedder.as_ref().and_then(|e| e.threshold).unwrap();
+            for probe in [ProbeKind::Image, ProbeKind::Visit] {
+                let op = RecognitionConfig::default()
+                    .operating_point(card, probe)
+                    .unwrap_or_else(|e| panic!("{}: {e}", card.name));
+                op.set_templates(1000);
+                let s = op.state();
+                // Derived for the target, not the fixed 1:1 threshold.
+                assert_eq!(s.target_fpir, Some(1e-3), "{}", card.name);
+                assert!(
+                    s.threshold > floor + 0.1 && s.threshold < 0.9,
+                    "{} {probe:?}: {} (floor {floor})",
+                    card.name,
+                    s.threshold
+                );
+                let e = s.expected_fpir.unwrap();
+                assert!((e - 1e-3).abs() < 1e-4, "{} {probe:?}: {e}", card.name);
+            }
+        }
     }
 }

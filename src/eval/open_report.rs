@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::open_cohort;
 use super::openset::{self, Part, Person, Point, Search, Setup};
 use super::{EvalError, ImageOutcome};
 use crate::access::calibration::{Calibration, ProbeKind};
@@ -80,6 +81,8 @@ pub struct OpenReport {
     pub refused: usize,
     pub calibration: Calibration,
     pub rows: Vec<Row>,
+    /// The cohort rules chosen on the calibration part: (report gallery size, probe, choice).
+    pub cohorts: Vec<(usize, ProbeKind, open_cohort::Choice)>,
     pub seconds: f64,
 }
 
@@ -220,49 +223,64 @@ pub fn measure(
     };
     let strictest = opts.targets.iter().copied().fold(1.0, f64::min);
     let mut rows = Vec::new();
+    let mut cohorts = Vec::new();
     for &g in &opts.galleries {
-        // The margin is chosen on the calibration part (its own open-set rounds, with the
-        // largest gallery it can hold up to g).
-        let margin = {
-            let mut cal_gallery = g;
-            let mut found = None;
-            while cal_gallery >= 50 {
-                let s = Setup {
-                    gallery: cal_gallery,
-                    ..visit
-                };
-                if let Ok((searches, _)) = openset::run(&cal, &s, opts.seed ^ 0xCA1, opts.rounds) {
-                    found = Some(openset::best_margin(&searches, strictest));
-                    break;
-                }
-                cal_gallery /= 2;
-            }
-            found.unwrap_or(0.0)
-        };
-        let specs: [(&str, Setup, f32, bool); 6] = [
-            ("today's rule (1:1 threshold)", one, 0.0, true),
-            ("calibrated threshold", one, 0.0, false),
+        // The margin and the cohort rule are chosen on the calibration part (its own open-set
+        // rounds, with the largest gallery it can hold up to g).
+        let cal_visits = cal_rounds(&cal, &visit, g, opts);
+        let margin = cal_visits
+            .as_ref()
+            .map_or(0.0, |(_, s)| openset::best_margin(s, strictest));
+        let cohort_visit = cal_visits.map(|(cg, s)| {
+            let c = open_cohort::choose(&s, cg, strictest, &opts.targets);
+            (c, ProbeKind::Visit)
+        });
+        let cohort_image = cal_rounds(&cal, &one, g, opts).map(|(cg, s)| {
+            let c = open_cohort::choose(&s, cg, strictest, &opts.targets);
+            (c, ProbeKind::Image)
+        });
+        let specs: [(&str, Setup, f32, Threshold); 8] = [
+            ("today's rule (1:1 threshold)", one, 0.0, Threshold::Fixed),
+            ("calibrated threshold", one, 0.0, Threshold::Derived),
             (
                 "+ multi-photo enrollment (templates apart)",
                 multi,
                 0.0,
-                false,
+                Threshold::Derived,
             ),
             (
                 "+ multi-photo enrollment (fused template)",
                 fused,
                 0.0,
-                false,
+                Threshold::Derived,
             ),
-            ("+ multi-frame visit fusion", visit, 0.0, false),
-            ("+ margin rule", visit, margin, false),
+            ("+ multi-frame visit fusion", visit, 0.0, Threshold::Derived),
+            ("+ margin rule", visit, margin, Threshold::Derived),
+            (
+                "one photo, cohort normalisation",
+                one,
+                0.0,
+                Threshold::Cohort(cohort_image.as_ref().map(|c| c.0.clone())),
+            ),
+            (
+                "+ multi-frame visit fusion, cohort normalisation",
+                visit,
+                0.0,
+                Threshold::Cohort(cohort_visit.as_ref().map(|c| c.0.clone())),
+            ),
         ];
-        for (label, setup, margin, fixed) in specs {
+        for (label, setup, margin, how) in specs {
+            if matches!(how, Threshold::Cohort(None)) {
+                continue;
+            }
             let setup = Setup {
                 gallery: g,
                 ..setup
             };
-            let (searches, stats) = openset::run(&rep, &setup, opts.seed, opts.rounds)?;
+            let (mut searches, stats) = openset::run(&rep, &setup, opts.seed, opts.rounds)?;
+            if let Threshold::Cohort(Some(c)) = &how {
+                searches = open_cohort::normalise(&searches, &c.rule);
+            }
             let templates = stats.templates / opts.rounds.max(1);
             let kind = openset::probe_kind(&setup);
             rows.push(row(
@@ -274,9 +292,15 @@ pub fn measure(
                 &calibration,
                 kind,
                 opts,
-                fixed,
+                &how,
             ));
         }
+        cohorts.extend(
+            cohort_image
+                .into_iter()
+                .chain(cohort_visit)
+                .map(|(c, k)| (g, k, c)),
+        );
     }
     let (mut no_face, mut refused) = (0, 0);
     for o in images.values() {
@@ -297,8 +321,41 @@ pub fn measure(
         refused,
         calibration,
         rows,
+        cohorts,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Where a row's calibrated threshold comes from.
+enum Threshold {
+    /// Today's rule: the fixed 1:1 threshold, no calibrated column.
+    Fixed,
+    /// Derived from the calibration tail and the gallery's template count.
+    Derived,
+    /// Cohort-normalised scores, the threshold read off the calibration part's rounds.
+    Cohort(Option<open_cohort::Choice>),
+}
+
+/// The calibration part's own open-set rounds with `setup` at the largest gallery it holds up
+/// to `g` (halving from `g`), and that gallery size.
+fn cal_rounds(
+    cal: &[&Person],
+    setup: &Setup,
+    g: usize,
+    opts: &Options,
+) -> Option<(usize, Vec<Search>)> {
+    let mut cal_gallery = g;
+    while cal_gallery >= 50 {
+        let s = Setup {
+            gallery: cal_gallery,
+            ..*setup
+        };
+        if let Ok((searches, _)) = openset::run(cal, &s, opts.seed ^ 0xCA1, opts.rounds) {
+            return Some((cal_gallery, searches));
+        }
+        cal_gallery /= 2;
+    }
+    None
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -311,8 +368,9 @@ fn row(
     calibration: &Calibration,
     kind: ProbeKind,
     opts: &Options,
-    fixed: bool,
+    how: &Threshold,
 ) -> Row {
+    let fixed = matches!(how, Threshold::Fixed);
     let det_at = opts
         .targets
         .iter()
@@ -324,7 +382,14 @@ fn row(
         opts.targets
             .iter()
             .map(|&t| {
-                let th = calibration.threshold(kind, t, templates);
+                let th = match how {
+                    Threshold::Cohort(Some(c)) => c
+                        .thresholds
+                        .iter()
+                        .find(|(x, _)| *x == t)
+                        .map_or(f32::INFINITY, |x| x.1),
+                    _ => calibration.threshold(kind, t, templates),
+                };
                 openset::point(searches, th, margin)
             })
             .collect()
@@ -431,6 +496,37 @@ impl fmt::Display for OpenReport {
                 }
                 writeln!(f)?;
             }
+        }
+        for (g, kind, c) in &self.cohorts {
+            writeln!(f)?;
+            writeln!(
+                f,
+                "== cohort rule for gallery {g} ({kind:?}), chosen on the calibration part (gallery {}, FPIR {:.0e}): raw FNIR {}",
+                c.gallery,
+                c.target,
+                pct(c.raw_fnir)
+            )?;
+            for t in &c.tried {
+                writeln!(
+                    f,
+                    "   k {:>2} weight {:.2}: FNIR {}",
+                    t.rule.k,
+                    t.rule.weight,
+                    pct(t.fnir)
+                )?;
+            }
+            let th: Vec<String> = c
+                .thresholds
+                .iter()
+                .map(|(t, s)| format!("{s:.4} at FPIR {t:.0e}"))
+                .collect();
+            writeln!(
+                f,
+                "   chosen k {} weight {:.2}; thresholds {}",
+                c.rule.k,
+                c.rule.weight,
+                th.join(", ")
+            )?;
         }
         writeln!(f)?;
         writeln!(f, "time            {:.1} s", self.seconds)

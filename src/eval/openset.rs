@@ -5,8 +5,8 @@
 //! Fixed protocol (`facegate eval --open-set DIR`, DIR = `<person>/<photos>`):
 //! - Identities (sorted by name) are shuffled with `seed`; the first `calibration_share` of them
 //!   form the CALIBRATION part, the others the REPORT part. Nothing reported is tuned on the
-//!   report part: thresholds come from the calibration part's impostor scores, the margin is
-//!   chosen on the calibration part.
+//!   report part: thresholds come from the calibration part's impostor scores, the margin
+//!   and the cohort rule (`super::open_cohort`) are chosen on the calibration part.
 //! - Each of `rounds` rounds (seeded) builds a gallery of `gallery` persons from the report part:
 //!   half of the persons with two or more photos are enrolled ("mated"), the other half are
 //!   strangers; persons with one photo fill the gallery up to its size (distractors, one photo
@@ -29,6 +29,7 @@ use serde::Serialize;
 
 use super::{EvalError, ImageOutcome};
 use crate::access::calibration::ProbeKind;
+use crate::access::cohort::{CohortRule, MAX_K};
 
 pub use super::open_calibrate::{best_margin, calibrate, impostor_scores, tail};
 pub use super::open_metrics::{Counts, Point, at_fpir, counts, det, point, wrong_person};
@@ -256,9 +257,32 @@ pub struct Search {
     pub best: f32,
     /// Best score of another person (-1 when there is none).
     pub second: f32,
+    /// Scores of the next persons after the best, best first (`others[..n_others]`; the first
+    /// is `second`): the cohort of [`CohortRule`].
+    pub others: [f32; MAX_K],
+    pub n_others: u8,
 }
 
 impl Search {
+    /// The next persons' scores after the best.
+    pub fn others(&self) -> &[f32] {
+        &self.others[..usize::from(self.n_others)]
+    }
+
+    /// This search with its best score replaced by the cohort-normalised one (the margin then
+    /// no longer applies: `second` is set to minus infinity).
+    pub fn normalised(&self, rule: &CohortRule) -> Search {
+        Search {
+            best: if self.failed.is_some() {
+                self.best
+            } else {
+                rule.score(self.best, self.others())
+            },
+            second: f32::NEG_INFINITY,
+            ..*self
+        }
+    }
+
     /// Whether the search returns its best person at `threshold` and `margin`.
     pub fn accepted(&self, threshold: f32, margin: f32) -> bool {
         self.failed.is_none() && self.best >= threshold && self.best - self.second >= margin
@@ -273,7 +297,9 @@ struct Gallery {
 }
 
 impl Gallery {
-    fn search(&self, probe: &[f32], scratch: &mut Vec<f32>) -> (usize, f32, f32) {
+    /// The best person, their score, and the next persons' scores (best first, at most
+    /// [`MAX_K`]; `others[0]` is the second-best, -1 when there is none).
+    fn search(&self, probe: &[f32], scratch: &mut Vec<f32>) -> (usize, f32, [f32; MAX_K], u8) {
         scratch.clear();
         scratch.resize(self.persons, -1.0);
         for (t, &o) in self.templates.iter().zip(&self.owner) {
@@ -282,17 +308,24 @@ impl Gallery {
                 scratch[o] = s;
             }
         }
-        let (mut best, mut b1, mut b2) = (0, -1.0f32, -1.0f32);
+        let (mut best, mut b1) = (0, -1.0f32);
         for (i, &s) in scratch.iter().enumerate() {
             if s > b1 {
-                b2 = b1;
                 b1 = s;
                 best = i;
-            } else if s > b2 {
-                b2 = s;
             }
         }
-        (best, b1, b2)
+        if best < scratch.len() {
+            scratch.swap_remove(best);
+        }
+        let n = scratch.len().min(MAX_K);
+        if n > 0 && n < scratch.len() {
+            scratch.select_nth_unstable_by(n - 1, |a, b| b.total_cmp(a));
+        }
+        scratch[..n].sort_by(|a, b| b.total_cmp(a));
+        let mut others = [-1.0f32; MAX_K];
+        others[..n].copy_from_slice(&scratch[..n]);
+        (best, b1, others, n as u8)
     }
 }
 
@@ -436,15 +469,19 @@ pub fn run(
                     correct: false,
                     best: -1.0,
                     second: -1.0,
+                    others: [-1.0; MAX_K],
+                    n_others: 0,
                 },
                 Ok(e) => {
-                    let (who, best, second) = g.search(e, &mut scratch);
+                    let (who, best, others, n_others) = g.search(e, &mut scratch);
                     Search {
                         mated: mated.is_some(),
                         failed: None,
                         correct: mated == Some(who),
                         best,
-                        second,
+                        second: others[0],
+                        others,
+                        n_others,
                     }
                 }
             };
@@ -480,12 +517,16 @@ mod tests {
     use crate::access::calibration::Calibration;
 
     fn s(mated: bool, correct: bool, best: f32, second: f32) -> Search {
+        let mut others = [-1.0; MAX_K];
+        others[0] = second;
         Search {
             mated,
             failed: None,
             correct,
             best,
             second,
+            others,
+            n_others: 1,
         }
     }
 

@@ -46,13 +46,15 @@ const LEFT: i32 = 70;
 const RIGHT: i32 = 24;
 const TOP: i32 = 44;
 const BOTTOM: i32 = 64;
-const COLOURS: [Rgb888; 6] = [
+const COLOURS: [Rgb888; 8] = [
     Rgb888::new(31, 119, 180),
     Rgb888::new(214, 39, 40),
     Rgb888::new(44, 160, 44),
     Rgb888::new(148, 103, 189),
     Rgb888::new(255, 127, 14),
     Rgb888::new(23, 190, 207),
+    Rgb888::new(0, 0, 0),
+    Rgb888::new(227, 119, 194),
 ];
 
 /// One curve: a label and `(FAR, TAR)` points.
