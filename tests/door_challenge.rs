@@ -464,3 +464,92 @@ fn a_head_turn_as_asked_opens_and_pictures_or_wrong_turns_are_refused() {
     drop(cache);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The figures behind the door test: each answer frame measured against the frontal face
+/// (turn towards the person's left, non-similarity motion, parallax; README, "Liveness").
+#[test]
+fn the_answers_measured_against_the_frontal_face() {
+    use facegate::vision::liveness::challenge::{self, Side, TURN};
+    let Some(faces) = common::shared_faces() else {
+        return;
+    };
+    let orl = faces.join("att_faces");
+    let photo = |s: &str, i: u32| orl_frame(&orl.join(format!("{s}/{i}.pgm")));
+    let config = LivenessConfig {
+        challenge: ChallengeKind::Turn,
+        ..LivenessConfig::default()
+    };
+    let models = common::models()
+        .clone()
+        .with_liveness(&common::repo().join("models"), &config)
+        .unwrap();
+    let mut p = facegate::vision::Pipeline::new(&models, facegate::vision::VisionParams::default())
+        .unwrap();
+    let mut points = |img: &RgbImage| {
+        let dets = p.detect(img).unwrap();
+        let det = dets.first().expect("a face");
+        p.landmarks(img, det).expect("landmark model").unwrap()
+    };
+    let front = photo("s1", 1);
+    let base = points(&front);
+    let mut rows: Vec<(String, challenge::TurnMeasure)> = Vec::new();
+    let mut add = |name: String, img: &RgbImage, rows: &mut Vec<_>| {
+        let m = challenge::measure(Side::Left, &base, &points(img)).unwrap();
+        rows.push((name, m));
+    };
+    for i in [2, 5, 4, 6] {
+        add(format!("s1/{i} (pose photo)"), &photo("s1", i), &mut rows);
+    }
+    for (dx, dy, z, r) in [
+        (25.0, 5.0, 1.05, 0.08),
+        (50.0, 10.0, 1.12, 0.15),
+        (-30.0, 0.0, 0.9, -0.2),
+    ] {
+        add(
+            format!("s1/1 moved in-plane ({dx}, {dy}) x{z} {r} rad"),
+            &moved_in_plane(&front, dx, dy, z, r),
+            &mut rows,
+        );
+    }
+    for d in [15.0f32, 30.0, 40.0, -20.0, -40.0] {
+        add(
+            format!("s1/1 turned in the hand {d}°"),
+            &turned_in_hand(&front, d.to_radians()),
+            &mut rows,
+        );
+    }
+    println!("| frame | turn (to the left) | moved | parallax | passes left | passes right |");
+    println!("|---|---|---|---|---|---|");
+    for (name, m) in &rows {
+        let right = challenge::TurnMeasure {
+            turn: -m.turn,
+            ..*m
+        };
+        println!(
+            "| {name} | {:.3} | {:.3} | {:.3} | {} | {} |",
+            m.turn,
+            m.moved,
+            m.parallax,
+            TURN.passes(m),
+            TURN.passes(&right)
+        );
+    }
+    // The pose photos pass for their own side only; no picture passes either side.
+    for (name, m) in &rows {
+        let right = challenge::TurnMeasure {
+            turn: -m.turn,
+            ..*m
+        };
+        let (l, r) = (TURN.passes(m), TURN.passes(&right));
+        if name.starts_with("s1/2") || name.starts_with("s1/5") {
+            assert!(l && !r, "{name}: {m:?}");
+        } else if name.starts_with("s1/4") || name.starts_with("s1/6") {
+            assert!(r && !l, "{name}: {m:?}");
+        } else {
+            assert!(!l && !r, "{name}: {m:?}");
+        }
+        if name.contains("in-plane") {
+            assert!(m.turn.abs() < TURN.min_turn / 2.0, "{name}: {m:?}");
+        }
+    }
+}

@@ -372,7 +372,9 @@ mod tests {
             let m = measure(side, &photo, &turned).unwrap();
             assert!(!TURN.passes(&m), "{m:?}");
             assert!(TURN.flat(&m), "{m:?}");
-            assert!(m.turn.abs() < 0.02 && m.parallax < 1e-3, "{m:?}");
+            // Perspective magnifies the near half a little: a small apparent turn (0.040 at
+            // 40° this close: half the threshold), and no parallax.
+            assert!(m.turn.abs() < TURN.min_turn && m.parallax < 1e-3, "{m:?}");
         }
     }
 
