@@ -116,7 +116,11 @@ fn bench(c: &mut Criterion) {
     .expect("landmark model");
     let mut turn = facegate::vision::liveness::Checker::new(&turn_models).expect("checker");
     g.bench_function("liveness landmarks 68 (crop + 64x64 grey)", |b| {
-        b.iter(|| turn.landmarks(&frame, &det).expect("loaded").expect("landmarks"))
+        b.iter(|| {
+            turn.landmarks(&frame, &det)
+                .expect("loaded")
+                .expect("landmarks")
+        })
     });
     g.bench_function("decode JPEG 640x480", |b| {
         let mut jpeg = Vec::new();

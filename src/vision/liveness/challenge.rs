@@ -298,11 +298,11 @@ mod tests {
         // Jaw 0..16: from the right ear round the chin to the left ear, behind the face.
         for (i, q) in p.iter_mut().enumerate().take(17) {
             let a = std::f32::consts::PI * (i as f32 / 16.0);
-            *q = [-1.0 * a.cos(), 0.1 + 1.1 * a.sin(), -0.8 * a.cos().abs()];
+            *q = [-a.cos(), 0.1 + 1.1 * a.sin(), -0.8 * a.cos().abs()];
         }
-        for i in 27..31 {
-            let t = (i - 27) as f32 / 3.0;
-            p[i] = [0.0, 0.05 + 0.4 * t, 0.15 + 0.35 * t];
+        for (k, q) in p[27..31].iter_mut().enumerate() {
+            let t = k as f32 / 3.0;
+            *q = [0.0, 0.05 + 0.4 * t, 0.15 + 0.35 * t];
         }
         for (k, i) in (31..36).enumerate() {
             p[i] = [-0.2 + 0.1 * k as f32, 0.5, 0.3];
