@@ -105,6 +105,23 @@ fn bench(c: &mut Criterion) {
     g.bench_function("liveness cues alone (FFT, bezel, colour)", |b| {
         b.iter(|| meter.measure(&frame, &det.bbox, &live_crop, 2.7))
     });
+    // The head-turn challenge's landmark network (loaded with `challenge = "turn"`).
+    let turn_models = facegate::vision::liveness::LivenessModels::load(
+        &dir,
+        &facegate::vision::liveness::LivenessConfig {
+            challenge: facegate::vision::liveness::ChallengeKind::Turn,
+            ..facegate::vision::liveness::LivenessConfig::default()
+        },
+    )
+    .expect("landmark model");
+    let mut turn = facegate::vision::liveness::Checker::new(&turn_models).expect("checker");
+    g.bench_function("liveness landmarks 68 (crop + 64x64 grey)", |b| {
+        b.iter(|| {
+            turn.landmarks(&frame, &det)
+                .expect("loaded")
+                .expect("landmarks")
+        })
+    });
     g.bench_function("decode JPEG 640x480", |b| {
         let mut jpeg = Vec::new();
         frame

@@ -255,6 +255,12 @@ pub fn start<S: FrameSource + 'static>(
             rt: rt.clone(),
             top_k: config.top_k,
             operating: Arc::clone(&config.operating),
+            challenge: models
+                .liveness
+                .as_ref()
+                .filter(|l| l.config.challenge != liveness::ChallengeKind::Off)
+                .map(|l| Duration::from_millis(l.config.challenge_timeout_ms)),
+            pending: None,
         };
         std::thread::Builder::new()
             .name("decide".into())
@@ -269,9 +275,14 @@ pub fn start<S: FrameSource + 'static>(
                     }
                     match looks.recv_timeout(Duration::from_millis(200)) {
                         Ok(l) => d.decide(l, &tx, &records),
-                        Err(mpsc::RecvTimeoutError::Timeout) => d.idle(),
+                        Err(mpsc::RecvTimeoutError::Timeout) => {
+                            d.expire_challenge(&tx, &records);
+                            d.idle();
+                        }
                         // Every worker ended: the camera has no more frames.
                         Err(mpsc::RecvTimeoutError::Disconnected) => {
+                            // A head turn still awaited is refused when its time is up.
+                            d.finish_challenge(&stop, &tx, &records);
                             if let Some(s) = &camera_status
                                 && s.get().is_misconfigured()
                             {

@@ -47,6 +47,10 @@ pub enum Refusal {
     /// The face is not live (a photo or a screen): the liveness check refuses it.
     #[error("not live{}", detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
     NotLive { detail: Option<String> },
+    /// The liveness challenge at the door (`liveness.challenge`) was not met: "head turn not
+    /// seen", "turn looked like a flat picture".
+    #[error("{detail}")]
+    Challenge { detail: String },
 }
 
 impl Refusal {
@@ -70,6 +74,7 @@ impl Refusal {
             Refusal::Rules(_) => "rules",
             Refusal::AntiPassback => "anti_passback",
             Refusal::NotLive { .. } => "not_live",
+            Refusal::Challenge { .. } => "challenge_failed",
         }
     }
 }

@@ -148,17 +148,28 @@ impl Policy {
         }
     }
 
-    /// The verdict for the decision core's `decision` on a fused track at `now_ms`: one event
-    /// per visit (cooldown), then anti-passback.
-    pub fn conclude(&mut self, decision: Decision, now_ms: i64) -> Verdict {
-        let key = match &decision {
+    /// The key of the cooldown: the person, or `None` for a face nobody was recognised as.
+    fn key(decision: &Decision) -> Option<String> {
+        match decision {
             Decision::Granted { person, .. } => Some(person.clone()),
             Decision::Refused { person, reason, .. } if reason.recognised() => person.clone(),
             Decision::Refused { .. } => None,
-        };
-        if let Some(&t) = self.last_event.get(&key)
-            && now_ms - t < self.config.cooldown_ms as i64
-        {
+        }
+    }
+
+    /// Whether [`Policy::conclude`] would answer [`Verdict::Cooldown`] (no new event) for
+    /// `decision` at `now_ms` (the door asks no liveness challenge then).
+    pub fn in_cooldown(&self, decision: &Decision, now_ms: i64) -> bool {
+        self.last_event
+            .get(&Self::key(decision))
+            .is_some_and(|&t| now_ms - t < self.config.cooldown_ms as i64)
+    }
+
+    /// The verdict for the decision core's `decision` on a fused track at `now_ms`: one event
+    /// per visit (cooldown), then anti-passback.
+    pub fn conclude(&mut self, decision: Decision, now_ms: i64) -> Verdict {
+        let key = Self::key(&decision);
+        if self.in_cooldown(&decision, now_ms) {
             return Verdict::Cooldown { person: key };
         }
         self.last_event.insert(key, now_ms);

@@ -264,6 +264,16 @@ impl Pipeline {
         self.liveness.as_mut().map(|c| c.frame(frame, det))
     }
 
+    /// The 68 landmarks of one detected face (the head-turn challenge); `None` when no
+    /// landmark model is loaded.
+    pub fn landmarks(
+        &mut self,
+        frame: &RgbImage,
+        det: &Detection,
+    ) -> Option<Result<Vec<Point>, VisionError>> {
+        self.liveness.as_mut().and_then(|c| c.landmarks(frame, det))
+    }
+
     /// Embed an already aligned 112×112 crop.
     pub fn embed_crop(&mut self, crop: &RgbImage) -> Result<Embedding, VisionError> {
         self.embedder.embed(crop, self.params.flip)

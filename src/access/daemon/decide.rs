@@ -2,6 +2,9 @@
 //! their looks, then the door, the display, Wiegand and the records).
 
 use super::*;
+use crate::access::decision::Refusal;
+use crate::vision::Point;
+use crate::vision::liveness::challenge::{self, Side, TurnCheck};
 
 /// What a recognition worker saw in one frame.
 pub(super) struct Looked {
@@ -22,6 +25,8 @@ pub(super) struct Look {
     pub(super) faces: usize,
     pub(super) face: Option<crate::vision::BBox>,
     pub(super) refusal: Option<String>,
+    /// The face's 68 landmarks (when the head-turn challenge is on).
+    pub(super) landmarks: Option<Vec<Point>>,
 }
 
 /// A recognition worker: vision on one frame at a time.
@@ -42,6 +47,7 @@ impl Worker {
                 faces: 0,
                 face: None,
                 refusal: None,
+                landmarks: None,
             });
         };
         let face = self
@@ -64,6 +70,15 @@ impl Worker {
             },
             _ => None,
         };
+        // The challenge reads every detected face, also one too turned to embed.
+        let landmarks = match self.pipeline.landmarks(img, det) {
+            None => None,
+            Some(Ok(p)) => Some(p),
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "landmarks not measured");
+                None
+            }
+        };
         Ok(Look {
             seen,
             quality: Some(face.quality),
@@ -72,6 +87,7 @@ impl Worker {
             faces: dets.len(),
             face: Some(det.bbox),
             refusal,
+            landmarks,
         })
     }
 }
@@ -98,6 +114,21 @@ pub(super) struct Decider {
     pub(super) rt: tokio::runtime::Handle,
     pub(super) top_k: usize,
     pub(super) operating: Arc<OperatingPoint>,
+    /// How long the head-turn challenge waits (`None`: challenge off).
+    pub(super) challenge: Option<Duration>,
+    /// A visit waiting for its head turn.
+    pub(super) pending: Option<Pending>,
+}
+
+/// A visit that would be admitted, waiting for the head turn the display asks for.
+pub(super) struct Pending {
+    check: TurnCheck,
+    /// The decision to conclude with when the turn is seen.
+    decision: Decision,
+    record: Option<crate::gallery::Person>,
+    /// The visit's fused face: a usable face during the turn must be the same person.
+    face: Vec<f32>,
+    deadline: Instant,
 }
 
 impl Decider {
@@ -150,6 +181,7 @@ impl Decider {
             quality,
             crop,
             liveness: evidence,
+            landmarks,
             ..
         } = match look {
             Ok(v) => v,
@@ -159,11 +191,29 @@ impl Decider {
             }
         };
         let (live_score, live_refuse) = self.liveness_of_visit(&seen, evidence);
+        let frame = Noted {
+            seq,
+            captured,
+            quality,
+            crop,
+            live_score,
+        };
+        if self.pending.is_some() {
+            self.challenge_frame(&seen, landmarks.as_deref(), frame, now, door, records);
+            return;
+        }
         let (verdict, record) = match self.policy.observe(&seen) {
             Step::Verdict(v) => (v, None),
             Step::Decide(fused) => match self.decide_visit(&fused, now) {
                 Ok((decision, record)) => {
                     let decision = decision::unless_live(decision, live_refuse);
+                    if let Some(wait) = self.challenge
+                        && matches!(decision, Decision::Granted { .. })
+                        && !self.policy.in_cooldown(&decision, now)
+                    {
+                        self.ask_turn(decision, record, fused, landmarks, captured + wait);
+                        return;
+                    }
                     (self.policy.conclude(decision, now), record)
                 }
                 Err(e) => {
@@ -172,6 +222,26 @@ impl Decider {
                 }
             },
         };
+        self.emit(verdict, record, frame, now, door, records);
+    }
+
+    /// Show, actuate and record a verdict.
+    fn emit(
+        &mut self,
+        verdict: Verdict,
+        record: Option<crate::gallery::Person>,
+        frame: Noted,
+        now: i64,
+        door: &mpsc::Sender<(DoorInput, Option<Instant>)>,
+        records: &mpsc::Sender<Record>,
+    ) {
+        let Noted {
+            seq,
+            captured,
+            quality,
+            crop,
+            live_score,
+        } = frame;
         match &verdict {
             Verdict::Idle => self.idle(),
             Verdict::Looking | Verdict::Cooldown { .. } => self.show(Screen::Looking, false),
@@ -238,6 +308,183 @@ impl Decider {
             }
         }
     }
+}
+
+/// What the decision thread keeps of one frame for its record.
+pub(super) struct Noted {
+    seq: u64,
+    captured: Instant,
+    quality: Option<Quality>,
+    crop: Option<image::RgbImage>,
+    live_score: Option<VisitScore>,
+}
+
+impl Decider {
+    /// A visit would be admitted: ask for a head turn to a random side and wait for it.
+    fn ask_turn(
+        &mut self,
+        decision: Decision,
+        record: Option<crate::gallery::Person>,
+        face: Vec<f32>,
+        landmarks: Option<Vec<Point>>,
+        deadline: Instant,
+    ) {
+        let side = Side::random();
+        tracing::info!(side = side.as_str(), "head turn asked");
+        self.pending = Some(Pending {
+            check: TurnCheck::new(side, challenge::TURN, landmarks),
+            decision,
+            record,
+            face,
+            deadline,
+        });
+        self.show(
+            Screen::TurnHead {
+                left: side == Side::Left,
+            },
+            true,
+        );
+    }
+
+    /// A frame while a head turn is awaited: admit once it is seen, refuse when the time is
+    /// up or another face shows up; else keep asking.
+    fn challenge_frame(
+        &mut self,
+        seen: &Seen,
+        landmarks: Option<&[Point]>,
+        frame: Noted,
+        now: i64,
+        door: &mpsc::Sender<(DoorInput, Option<Instant>)>,
+        records: &mpsc::Sender<Record>,
+    ) {
+        let Some(p) = self.pending.as_mut() else {
+            return;
+        };
+        let same_face = self.policy.config().same_face;
+        let other = match seen {
+            Seen::Face(e) => cosine(e, &p.face) < same_face,
+            _ => false,
+        };
+        let passed = !other && landmarks.is_some_and(|l| p.check.frame(l));
+        let failure = if other {
+            Some(challenge::Failure::OtherFace)
+        } else if !passed && frame.captured >= p.deadline {
+            Some(p.check.failure())
+        } else {
+            None
+        };
+        if !passed && failure.is_none() {
+            let left = p.check.side == Side::Left;
+            self.show(Screen::TurnHead { left }, false);
+            return;
+        }
+        let Some(p) = self.pending.take() else {
+            return;
+        };
+        let best = p.check.best.unwrap_or_default();
+        let decision = match failure {
+            None => {
+                tracing::info!(
+                    side = p.check.side.as_str(),
+                    turn = best.turn,
+                    parallax = best.parallax,
+                    "head turn seen"
+                );
+                p.decision
+            }
+            Some(f) => {
+                tracing::info!(
+                    side = p.check.side.as_str(),
+                    turn = best.turn,
+                    moved = best.moved,
+                    parallax = best.parallax,
+                    reason = f.reason(),
+                    "head turn challenge failed"
+                );
+                refuse_challenge(p.decision, f)
+            }
+        };
+        let verdict = self.policy.conclude(decision, now);
+        self.emit(verdict, p.record, frame, now, door, records);
+    }
+
+    /// No frame came for a while: a head turn awaited past its time is refused now.
+    pub(super) fn expire_challenge(
+        &mut self,
+        door: &mpsc::Sender<(DoorInput, Option<Instant>)>,
+        records: &mpsc::Sender<Record>,
+    ) {
+        let late = self
+            .pending
+            .as_ref()
+            .is_some_and(|p| Instant::now() >= p.deadline);
+        if !late {
+            return;
+        }
+        let Some(p) = self.pending.take() else {
+            return;
+        };
+        let f = p.check.failure();
+        tracing::info!(
+            side = p.check.side.as_str(),
+            reason = f.reason(),
+            "head turn challenge failed"
+        );
+        let now = now_ms();
+        let verdict = self.policy.conclude(refuse_challenge(p.decision, f), now);
+        let frame = Noted {
+            seq: self.last_seq,
+            captured: p.deadline,
+            quality: None,
+            crop: None,
+            live_score: None,
+        };
+        self.emit(verdict, p.record, frame, now, door, records);
+    }
+}
+
+impl Decider {
+    /// The camera has no more frames: wait for a pending challenge's time to run out (or a
+    /// stop), then refuse it.
+    pub(super) fn finish_challenge(
+        &mut self,
+        stop: &AtomicBool,
+        door: &mpsc::Sender<(DoorInput, Option<Instant>)>,
+        records: &mpsc::Sender<Record>,
+    ) {
+        while let Some(p) = &self.pending {
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
+            let left = p.deadline.saturating_duration_since(Instant::now());
+            std::thread::sleep(left.min(Duration::from_millis(100)));
+            self.expire_challenge(door, records);
+        }
+    }
+}
+
+/// The held decision turned into the challenge's refusal.
+fn refuse_challenge(decision: Decision, f: challenge::Failure) -> Decision {
+    let reason = Refusal::Challenge {
+        detail: f.reason().to_owned(),
+    };
+    match decision {
+        Decision::Granted { person, score } => Decision::Refused {
+            person: Some(person),
+            score: Some(score),
+            reason,
+        },
+        Decision::Refused { person, score, .. } => Decision::Refused {
+            person,
+            score,
+            reason,
+        },
+    }
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let n = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>() / (n(a) * n(b))
 }
 
 impl Decider {

@@ -31,6 +31,8 @@ pub enum Screen {
     Offline,
     /// The camera stopped delivering frames.
     CameraLost,
+    /// The liveness challenge: turn the head to the person's own left (`left`) or right.
+    TurnHead { left: bool },
 }
 
 impl Screen {
@@ -43,6 +45,7 @@ impl Screen {
             Screen::Denied { .. } => "denied",
             Screen::Offline => "offline",
             Screen::CameraLost => "camera_lost",
+            Screen::TurnHead { .. } => "turn_head",
         }
     }
 
@@ -52,7 +55,9 @@ impl Screen {
             Screen::Granted { .. } => Rgb888::new(0x30, 0xE0, 0x60),
             Screen::Denied { .. } => Rgb888::new(0xFF, 0x40, 0x40),
             Screen::Offline | Screen::CameraLost => Rgb888::new(0xFF, 0xB0, 0x20),
-            Screen::Idle | Screen::Looking => Rgb888::new(0xFF, 0xFF, 0xFF),
+            Screen::Idle | Screen::Looking | Screen::TurnHead { .. } => {
+                Rgb888::new(0xFF, 0xFF, 0xFF)
+            }
         }
     }
 }

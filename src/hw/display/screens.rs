@@ -46,6 +46,8 @@ where
         Screen::Denied { reason } => ("DENIED", reason.as_str(), &FONT_7X13),
         Screen::Offline => ("OFFLINE", "No network", &FONT_7X13),
         Screen::CameraLost => ("NO CAMERA", "Camera not working", &FONT_7X13),
+        Screen::TurnHead { left: true } => ("TURN", "Turn your head to your LEFT", &FONT_7X13),
+        Screen::TurnHead { left: false } => ("TURN", "Turn your head to your RIGHT", &FONT_7X13),
     };
     icon(d, screen)?;
     Text::with_baseline(
@@ -220,6 +222,18 @@ where
                 .into_styled(PrimitiveStyle::with_fill(ON))
                 .draw(d)?;
             Line::new(at(2, 23), at(22, 3))
+                .into_styled(stroke(2))
+                .draw(d)?;
+        }
+        Screen::TurnHead { left } => {
+            // An arrow across a face, pointing the way the head turns as the person sees
+            // the display (their left is the display's left).
+            face(d)?;
+            let (tip, tail, dx) = if *left { (1, 22, 1) } else { (22, 1, -1) };
+            Line::new(at(tail, 21), at(tip, 21))
+                .into_styled(stroke(2))
+                .draw(d)?;
+            Polyline::new(&[at(tip + 5 * dx, 16), at(tip, 21), at(tip + 5 * dx, 26)])
                 .into_styled(stroke(2))
                 .draw(d)?;
         }

@@ -21,7 +21,27 @@ model = "fr-liveness-128"
 threshold = 0.5
 # Frames of a visit the door looks at (the newest ones), at most.
 window = 15
+# Active challenge at the door, for high-security doors: "off", or "turn": once a face would
+# be admitted, the display asks the person to turn the head to the left or to the right
+# (chosen at random for each visit, so it cannot be pre-recorded) and the door waits for the
+# landmark model to see that turn, with the parallax of a real head (a photo turned in the
+# hand moves as one plane). Refused: "head turn not seen" or "turn looked like a flat
+# picture". Independent of `door` (the passive check still applies as set there).
+challenge = "off"
+# How long the door waits for the asked head turn (ms, from the moment it is asked).
+challenge_timeout_ms = 5000
+# Landmark model the challenge reads, by card name (models/<name>.toml, kind = "landmarks").
+landmark_model = "fr-landmark-68"
 "#;
+
+/// The door's active challenge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChallengeKind {
+    Off,
+    /// Turn the head to the side the display asks.
+    Turn,
+}
 
 /// What a liveness check does with its result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,6 +70,9 @@ pub struct LivenessConfig {
     pub model: String,
     pub threshold: f32,
     pub window: usize,
+    pub challenge: ChallengeKind,
+    pub challenge_timeout_ms: u64,
+    pub landmark_model: String,
 }
 
 impl Default for LivenessConfig {
@@ -60,6 +83,9 @@ impl Default for LivenessConfig {
             model: "fr-liveness-128".into(),
             threshold: 0.5,
             window: 15,
+            challenge: ChallengeKind::Off,
+            challenge_timeout_ms: 5000,
+            landmark_model: "fr-landmark-68".into(),
         }
     }
 }
@@ -83,12 +109,23 @@ impl LivenessConfig {
                 "liveness.model is empty but liveness is on (set door and api to \"off\")".into(),
             );
         }
+        if self.challenge != ChallengeKind::Off {
+            if !(500..=60_000).contains(&self.challenge_timeout_ms) {
+                return Err(format!(
+                    "liveness.challenge_timeout_ms = {} is outside 500..60000",
+                    self.challenge_timeout_ms
+                ));
+            }
+            if self.landmark_model.trim().is_empty() {
+                return Err("liveness.landmark_model is empty but liveness.challenge is on".into());
+            }
+        }
         Ok(())
     }
 
     /// Whether any user of the vision path needs the liveness models loaded.
     pub fn needed(&self) -> bool {
-        self.door != Mode::Off || self.api != Mode::Off
+        self.door != Mode::Off || self.api != Mode::Off || self.challenge != ChallengeKind::Off
     }
 }
 
@@ -113,5 +150,15 @@ mod tests {
         assert!(bad.check().unwrap_err().contains("threshold"));
         let e = toml::from_str::<Wrap>("[liveness]\ndoor = \"maybe\"\n").err();
         assert!(e.is_some());
+        let w: Wrap = toml::from_str("[liveness]\nchallenge = \"turn\"\n").unwrap();
+        assert_eq!(w.liveness.challenge, ChallengeKind::Turn);
+        assert!(w.liveness.needed());
+        let bad = LivenessConfig {
+            challenge: ChallengeKind::Turn,
+            challenge_timeout_ms: 100,
+            ..LivenessConfig::default()
+        };
+        assert!(bad.check().unwrap_err().contains("challenge_timeout_ms"));
+        assert!(toml::from_str::<Wrap>("[liveness]\nchallenge = \"blink\"\n").is_err());
     }
 }

@@ -6,12 +6,15 @@
 //! or paper edge, glare, colour), and, over the frames of a visit, motion ([`motion`]: a photo
 //! moves as one plane). The network's score and the cues' score (log-odds, [`fuse::FUSION`])
 //! are each averaged over the frames of a visit and the lower one counts, pulled down when the
-//! face moved as a plane. [`Visit`] keeps the frames of one visit.
+//! face moved as a plane. [`Visit`] keeps the frames of one visit. The optional active
+//! challenge ([`challenge`], `challenge = "turn"`) reads the 68-point landmarks ([`landmarks`]).
 
+pub mod challenge;
 pub mod cnn;
 pub mod config;
 pub mod cues;
 pub mod fuse;
+pub mod landmarks;
 pub mod motion;
 
 use std::collections::VecDeque;
@@ -20,7 +23,7 @@ use std::path::Path;
 use image::RgbImage;
 use serde::Serialize;
 
-pub use config::{LivenessConfig, Mode};
+pub use config::{ChallengeKind, LivenessConfig, Mode};
 pub use cues::Cues;
 pub use fuse::Fusion;
 pub use motion::Motion;
@@ -29,11 +32,14 @@ use super::VisionError;
 use super::detect::{Detection, Point};
 use super::model::{self, ModelCard, ModelKind, Plan};
 
-/// The liveness network, loaded and optimised once, and the settings.
+/// The liveness network (and the landmark network when a challenge is on), loaded and
+/// optimised once, and the settings.
 #[derive(Clone)]
 pub struct LivenessModels {
     pub card: ModelCard,
     plan: Plan,
+    /// The landmark model, loaded when `challenge` is not "off".
+    pub landmarks: Option<(ModelCard, Plan)>,
     pub config: LivenessConfig,
 }
 
@@ -42,9 +48,17 @@ impl LivenessModels {
     pub fn load(dir: &Path, config: &LivenessConfig) -> Result<LivenessModels, VisionError> {
         let card = model::find_card(dir, &config.model, ModelKind::Liveness)?;
         let plan = card.load_plan()?;
+        let landmarks = if config.challenge != ChallengeKind::Off {
+            let card = model::find_card(dir, &config.landmark_model, ModelKind::Landmarks)?;
+            let plan = card.load_plan()?;
+            Some((card, plan))
+        } else {
+            None
+        };
         Ok(LivenessModels {
             card,
             plan,
+            landmarks,
             config: config.clone(),
         })
     }
@@ -73,6 +87,7 @@ pub struct Checker {
     cnn: cnn::Cnn,
     cues: cues::CueMeter,
     scale: f32,
+    landmarker: Option<landmarks::Landmarker>,
     pub fusion: Fusion,
 }
 
@@ -82,8 +97,23 @@ impl Checker {
             cnn: cnn::Cnn::new(&models.card, &models.plan)?,
             cues: cues::CueMeter::new(),
             scale: models.crop_scale(),
+            landmarker: models
+                .landmarks
+                .as_ref()
+                .map(|(card, plan)| landmarks::Landmarker::new(card, plan))
+                .transpose()?,
             fusion: fuse::FUSION,
         })
+    }
+
+    /// The 68 landmarks of the face `det` (for the challenge); `None` when no landmark model
+    /// is loaded (challenge off).
+    pub fn landmarks(
+        &mut self,
+        frame: &RgbImage,
+        det: &Detection,
+    ) -> Option<Result<Vec<Point>, VisionError>> {
+        self.landmarker.as_mut().map(|l| l.points(frame, &det.bbox))
     }
 
     /// Look at the face `det` of `frame`.
