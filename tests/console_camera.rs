@@ -204,6 +204,25 @@ async fn a_person_is_enrolled_from_the_door_camera_by_the_admin_only() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(state["faces"], 1, "{state}");
+    // The door's frame rate (5 frames/s replayed) is reported, and shown on the status page.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let d = door.api("/v1/door").await;
+        let fps = d["frames_per_s"].as_f64().expect("frames_per_s");
+        assert!(fps < 20.0, "faster than the camera: {d}");
+        if fps > 0.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no frame rate: {d}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let status = door
+        .get(&admin, "/console/status")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(status.contains("frames&#x2f;s looked at"), "{status}");
     assert!(state["quality"]["eye_distance_px"].as_f64().unwrap() > 10.0);
     assert!(state["advice"].as_str().unwrap().starts_with("good"));
     let r = door.get(&admin, "/console/camera/frame.jpg").await;

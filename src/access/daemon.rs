@@ -25,6 +25,7 @@ use crate::vision::liveness::{self, FrameEvidence, Mode, Visit, VisitScore};
 use crate::vision::{Models, Pipeline, Quality, VisionParams};
 
 mod decide;
+mod rate;
 mod record;
 
 use decide::*;
@@ -62,6 +63,7 @@ pub struct DoorHandle {
     tx: mpsc::Sender<(DoorInput, Option<Instant>)>,
     status: Arc<Mutex<DoorStatus>>,
     view: Arc<CameraView>,
+    rate: Arc<rate::FrameRate>,
 }
 
 impl DoorHandle {
@@ -73,6 +75,11 @@ impl DoorHandle {
 
     pub fn status(&self) -> DoorStatus {
         *self.status.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Frames the door looks at per second (a moving average; 0 when none lately).
+    pub fn frames_per_second(&self) -> f64 {
+        self.rate.per_second(Instant::now())
     }
 
     /// What the door's camera sees, while somebody watches (enrollment at the door).
@@ -177,6 +184,7 @@ pub fn start<S: FrameSource + 'static>(
     // last is still in the network.
     let decided = Arc::new(AtomicU64::new(0));
     let view = CameraView::new();
+    let rate = Arc::new(rate::FrameRate::default());
     let (looks_tx, looks) = mpsc::channel::<Looked>();
     for (i, pipeline) in pipelines.into_iter().enumerate() {
         let mut w = Worker {
@@ -235,6 +243,7 @@ pub fn start<S: FrameSource + 'static>(
 
     let decide = {
         let stop = Arc::clone(&stop);
+        let frame_rate = Arc::clone(&rate);
         let tx = tx.clone();
         let liveness = models
             .liveness
@@ -274,7 +283,10 @@ pub fn start<S: FrameSource + 'static>(
                         d.idle();
                     }
                     match looks.recv_timeout(Duration::from_millis(200)) {
-                        Ok(l) => d.decide(l, &tx, &records),
+                        Ok(l) => {
+                            frame_rate.tick(Instant::now());
+                            d.decide(l, &tx, &records)
+                        }
                         Err(mpsc::RecvTimeoutError::Timeout) => {
                             d.expire_challenge(&tx, &records);
                             d.idle();
@@ -301,7 +313,12 @@ pub fn start<S: FrameSource + 'static>(
             .map_err(|e| DaemonError::Thread("decide", e))?
     };
     Ok(Running {
-        door: DoorHandle { tx, status, view },
+        door: DoorHandle {
+            tx,
+            status,
+            view,
+            rate,
+        },
         stop,
         decide: Some(decide),
         door_thread: Some(door_thread),

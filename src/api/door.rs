@@ -25,6 +25,10 @@ pub struct DoorStatus {
     pub unlocked_until_ms: Option<i64>,
     /// Door contact, when the door has one: true when open.
     pub open: Option<bool>,
+    /// Frames the door looks at per second (a moving average over about the last 10 frames;
+    /// 0 when it looked at none in the last 5 s: camera lost or stopped).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frames_per_s: Option<f64>,
 }
 
 #[async_trait]
@@ -82,5 +86,6 @@ fn door_status(door: &crate::access::daemon::DoorHandle) -> DoorStatus {
         unlocked,
         unlocked_until_ms: None,
         open: s.open,
+        frames_per_s: Some((door.frames_per_second() * 10.0).round() / 10.0),
     }
 }

@@ -230,7 +230,7 @@ fn schemas() -> Value {
             "id": s("integer"), "time_ms": s("integer"), "action": s("string"), "outcome": s("string"), "source": s("string"),
             "person": s("string"), "template": s("integer"), "score": s("number"), "reason": s("string"), "quality": s("object"),
             "face_crop": {"type": "boolean", "description": "A face crop is stored (GET /v1/events/{id}/face); absent when not."}}}}}},
-        "DoorStatus": {"type": "object", "properties": {"state": s("string"), "unlocked": s("boolean"), "unlocked_until_ms": opt("integer"), "open": opt("boolean")}},
+        "DoorStatus": {"type": "object", "properties": {"state": s("string"), "unlocked": s("boolean"), "unlocked_until_ms": opt("integer"), "open": opt("boolean"), "frames_per_s": opt("number")}},
         "Unlock": {"type": "object", "additionalProperties": false, "properties": {"seconds": s("integer"), "reason": s("string")}},
     })
 }

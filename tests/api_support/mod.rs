@@ -215,6 +215,7 @@ impl DoorControl for RecordingDoor {
             unlocked,
             unlocked_until_ms: None,
             open: self.contact,
+            frames_per_s: None,
         })
     }
 

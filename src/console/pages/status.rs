@@ -62,7 +62,13 @@ pub async fn page(State(ctx): State<Ctx>, Extension(me): Extension<Session>) -> 
     let door = {
         let a = ctx.api.get(me.access, "/v1/door").await;
         if a.ok() {
-            a.json()["state"].as_str().unwrap_or("?").to_owned()
+            let d = a.json();
+            let state = d["state"].as_str().unwrap_or("?").to_owned();
+            match d["frames_per_s"].as_f64() {
+                Some(fps) if fps > 0.0 => format!("{state}; camera: {fps} frames/s looked at"),
+                Some(_) => format!("{state}; camera: no frame in the last 5 s"),
+                None => state,
+            }
         } else {
             a.detail()
         }
