@@ -33,7 +33,7 @@ pub fn holders(path: &Path) -> Vec<Holder> {
 }
 
 /// [`holders`], optionally including this process.
-pub fn holders_of(path: &Path, skip_self: bool) -> Vec<Holder> {
+pub(crate) fn holders_of(path: &Path, skip_self: bool) -> Vec<Holder> {
     let Ok(target) = std::fs::canonicalize(path) else {
         return Vec::new();
     };

@@ -25,8 +25,9 @@ const MAX_PART: usize = 32 << 20;
 const MAX_SKIP: usize = 1 << 20;
 
 use multipart::{Chunked, ReadError, header, read_headers, read_line, trim};
-pub use multipart::{Multipart, boundary_of};
-pub use url::{Url, base64};
+pub(crate) use multipart::{Multipart, boundary_of};
+pub use url::Url;
+pub(crate) use url::base64;
 
 type Body = Box<dyn BufRead + Send>;
 

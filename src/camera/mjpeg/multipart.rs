@@ -70,7 +70,7 @@ impl From<io::Error> for ReadError {
 }
 
 /// The `boundary` parameter of a multipart content type.
-pub fn boundary_of(content_type: &str) -> Option<String> {
+pub(crate) fn boundary_of(content_type: &str) -> Option<String> {
     content_type.split(';').skip(1).find_map(|param| {
         let (name, value) = param.split_once('=')?;
         if !name.trim().eq_ignore_ascii_case("boundary") {
@@ -82,7 +82,7 @@ pub fn boundary_of(content_type: &str) -> Option<String> {
 }
 
 /// Reads the parts of a multipart body one after another.
-pub struct Multipart<R> {
+pub(crate) struct Multipart<R> {
     reader: R,
     /// Delimiter lines: "--" + boundary, and the boundary itself when it already starts with
     /// "--" (cameras that put the dashes in the parameter).

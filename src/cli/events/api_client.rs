@@ -1,16 +1,13 @@
-//! `facegate events` against a running facegate: its HTTP API, through a small HTTP/1.1 client.
+//! `facegate events` against a running facegate: its HTTP API, through reqwest.
 
 use super::*;
 
-/// A small HTTP/1.1 client for the running facegate's API (plain, or HTTPS trusting the
-/// certificate in `api.tls_cert`).
+/// The client for the running facegate's API (plain, or HTTPS trusting only the certificate in
+/// `api.tls_cert`): reqwest, the HTTP client the webhooks use, on a runtime of its own.
 pub(super) struct ApiClient {
-    pub(super) rt: tokio::runtime::Runtime,
-    pub(super) https: bool,
-    pub(super) host: String,
-    pub(super) port: u16,
-    pub(super) token: String,
-    pub(super) tls: Option<tokio_rustls::TlsConnector>,
+    rt: tokio::runtime::Runtime,
+    http: reqwest::Client,
+    token: String,
     pub(super) base: String,
 }
 
@@ -29,6 +26,9 @@ impl Response {
             .unwrap_or_else(|| String::from_utf8_lossy(&self.body).into_owned())
     }
 }
+
+/// How long one request may take, connection included.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
 pub(super) fn percent_encode(s: &str) -> String {
     s.bytes()
@@ -54,13 +54,13 @@ impl ApiClient {
             return Err(bad());
         };
         let hostport = rest.trim_end_matches('/');
-        let (host, port) = match hostport.rsplit_once(':') {
+        match hostport.rsplit_once(':') {
             Some((h, p)) if !h.is_empty() && !p.contains(']') => {
-                (h.to_owned(), p.parse::<u16>().map_err(|_| bad())?)
+                p.parse::<u16>().map_err(|_| bad())?;
             }
             _ if hostport.is_empty() || hostport.contains('/') => return Err(bad()),
-            _ => (hostport.to_owned(), if https { 443 } else { 80 }),
-        };
+            _ => {}
+        }
         let token = std::env::var(TOKEN_ENV)
             .map(|t| t.trim().to_owned())
             .unwrap_or_default();
@@ -69,22 +69,21 @@ impl ApiClient {
                 "reading through the API needs a token: set {TOKEN_ENV} to the viewer or admin token"
             );
         }
-        let tls = if https {
-            Some(tls_connector(config)?)
-        } else {
-            None
-        };
+        let mut http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none());
+        if https {
+            http = trust_only_the_api_certificate(http, config)?;
+        }
+        let http = http.build().context("HTTP client")?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .context("starting the async runtime")?;
         Ok(ApiClient {
             rt,
-            https,
-            host,
-            port,
+            http,
             token,
-            tls,
             base: format!("{}://{hostport}", if https { "https" } else { "http" }),
         })
     }
@@ -93,42 +92,21 @@ impl ApiClient {
         let url = format!("{}{path}", self.base);
         self.rt
             .block_on(async {
-                tokio::time::timeout(Duration::from_secs(15), self.request(path)).await
+                let r = self.http.get(&url).bearer_auth(&self.token).send().await?;
+                let status = r.status().as_u16();
+                let body = r.bytes().await?.to_vec();
+                Ok::<_, reqwest::Error>(Response { status, body })
             })
-            .map_err(|_| anyhow!("GET {url}: no answer within 15 s"))?
-            .with_context(|| format!("GET {url}"))
-    }
-
-    async fn request(&self, path: &str) -> Result<Response> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let host = self.host.trim_start_matches('[').trim_end_matches(']');
-        let tcp = tokio::net::TcpStream::connect((host, self.port)).await?;
-        let req = format!(
-            "GET {path} HTTP/1.1\r\nHost: {}:{}\r\nAuthorization: Bearer {}\r\nAccept: */*\r\n\
-             Connection: close\r\n\r\n",
-            self.host, self.port, self.token
-        );
-        let mut raw = Vec::new();
-        match (&self.tls, self.https) {
-            (Some(tls), true) => {
-                let name = rustls_pki_types::ServerName::try_from(host.to_owned())
-                    .map_err(|e| anyhow!("{host}: {e}"))?;
-                let mut s = tls.connect(name, tcp).await?;
-                s.write_all(req.as_bytes()).await?;
-                // A server may close without close_notify after Connection: close.
-                match s.read_to_end(&mut raw).await {
-                    Ok(_) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
-                    Err(e) => return Err(e.into()),
+            .map_err(|e| {
+                if e.is_timeout() {
+                    anyhow!(
+                        "GET {url}: no answer within {} s",
+                        REQUEST_TIMEOUT.as_secs()
+                    )
+                } else {
+                    anyhow::Error::new(e).context(format!("GET {url}"))
                 }
-            }
-            _ => {
-                let mut s = tcp;
-                s.write_all(req.as_bytes()).await?;
-                s.read_to_end(&mut raw).await?;
-            }
-        }
-        parse_response(&raw)
+            })
     }
 
     pub(super) fn events(
@@ -196,90 +174,29 @@ impl ApiClient {
     }
 }
 
-pub(super) fn tls_connector(config: &Config) -> Result<tokio_rustls::TlsConnector> {
+/// `http` trusting the certificates in `api.tls_cert` and nothing else.
+fn trust_only_the_api_certificate(
+    mut http: reqwest::ClientBuilder,
+    config: &Config,
+) -> Result<reqwest::ClientBuilder> {
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject;
-    use tokio_rustls::rustls::{ClientConfig, RootCertStore};
     let Some((cert, _)) = config.api.tls() else {
         bail!(
             "an https:// API address needs api.tls_cert in the configuration: its certificate \
              is the one trusted"
         );
     };
-    let mut roots = RootCertStore::empty();
+    http = http.use_rustls_tls().tls_built_in_root_certs(false);
     for c in CertificateDer::pem_file_iter(cert)
         .with_context(|| format!("reading {}", cert.display()))?
     {
         let c = c.with_context(|| format!("reading {}", cert.display()))?;
-        roots
-            .add(c)
+        let c = reqwest::Certificate::from_der(&c)
             .with_context(|| format!("{}: not a usable certificate", cert.display()))?;
+        http = http.add_root_certificate(c);
     }
-    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .context("TLS client configuration")?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
-}
-
-/// Status and body of a raw HTTP/1.1 response (Content-Length, chunked, or until close).
-pub(super) fn parse_response(raw: &[u8]) -> Result<Response> {
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| anyhow!("incomplete HTTP response ({} bytes)", raw.len()))?;
-    let head = std::str::from_utf8(&raw[..end]).context("HTTP response head")?;
-    let mut lines = head.split("\r\n");
-    let status: u16 = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| anyhow!("not an HTTP response"))?;
-    let mut chunked = false;
-    let mut length: Option<usize> = None;
-    for l in lines {
-        if let Some((k, v)) = l.split_once(':') {
-            let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
-            if k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked") {
-                chunked = true;
-            } else if k == "content-length" {
-                length = v.parse().ok();
-            }
-        }
-    }
-    let rest = &raw[end + 4..];
-    let body = if chunked {
-        let mut body = Vec::new();
-        let mut pos = 0;
-        loop {
-            let line_end = rest[pos..]
-                .windows(2)
-                .position(|w| w == b"\r\n")
-                .ok_or_else(|| anyhow!("truncated chunked body"))?;
-            let size_text = std::str::from_utf8(&rest[pos..pos + line_end])?;
-            let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-                .map_err(|_| anyhow!("bad chunk size {size_text:?}"))?;
-            pos += line_end + 2;
-            if size == 0 {
-                break;
-            }
-            let chunk = rest
-                .get(pos..pos + size)
-                .ok_or_else(|| anyhow!("truncated chunked body"))?;
-            body.extend_from_slice(chunk);
-            pos += size + 2;
-        }
-        body
-    } else if let Some(n) = length {
-        rest.get(..n)
-            .ok_or_else(|| anyhow!("truncated body ({} of {n} bytes)", rest.len()))?
-            .to_vec()
-    } else {
-        rest.to_vec()
-    };
-    Ok(Response { status, body })
+    Ok(http)
 }
 
 #[cfg(test)]
@@ -287,18 +204,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn responses_parse_with_length_chunked_and_close() {
-        let r = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello").unwrap();
-        assert_eq!((r.status, r.body.as_slice()), (200, &b"hello"[..]));
-        let r = parse_response(
-            b"HTTP/1.1 404 Not Found\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
-        )
-        .unwrap();
-        assert_eq!((r.status, r.body.as_slice()), (404, &b"abcde"[..]));
-        let r = parse_response(b"HTTP/1.1 200 OK\r\n\r\nuntil close").unwrap();
-        assert_eq!(r.body, b"until close");
-        assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort").is_err());
-        assert!(parse_response(b"garbage").is_err());
+    fn query_values_are_percent_encoded() {
         assert_eq!(percent_encode("a b/é"), "a%20b%2F%C3%A9");
     }
 }

@@ -30,11 +30,11 @@ use super::{GalleryError, Match, Result};
 const META_MODEL: &str = "model";
 pub(super) const META_FORMAT: &str = "format";
 /// Plaintext records (before issue 16); converted by [`super::migrate`] on open.
-pub const FORMAT_PLAIN: &str = "facegate-gallery-1";
+pub(crate) const FORMAT_PLAIN: &str = "facegate-gallery-1";
 /// Sealed records, keys in the key-slot file.
 pub const FORMAT: &str = "facegate-gallery-2";
-pub const META_WATERMARK: &str = "sync_watermark_ms";
-pub const META_LAST_SYNC: &str = "last_sync_ms";
+pub(crate) const META_WATERMARK: &str = "sync_watermark_ms";
+pub(crate) const META_LAST_SYNC: &str = "last_sync_ms";
 
 pub(super) struct Index {
     matrix: Matrix,

@@ -32,7 +32,7 @@ use super::record::{ModelTag, Person};
 use super::{GalleryError, Result};
 
 /// Most rows Milvus returns from one query (offset + limit).
-pub const QUERY_LIMIT: usize = 16_384;
+pub(crate) const QUERY_LIMIT: usize = 16_384;
 /// Ids per `id in [..]` filter.
 const IDS_PER_FILTER: usize = 1000;
 const PERSON_DOC_MAX: u32 = 65_535;
@@ -221,7 +221,7 @@ impl MilvusStore {
 /// that holds them; the other doors keep the name they know, or show the id). The card number
 /// (`external_id`), validity, schedule and metadata go as they are: every door needs them to
 /// decide and to send the card number on Wiegand.
-pub fn remote_doc(person: &Person) -> Result<Vec<u8>> {
+pub(crate) fn remote_doc(person: &Person) -> Result<Vec<u8>> {
     let mut p = person.clone();
     p.name = p.id.clone();
     p.to_json()
