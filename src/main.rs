@@ -5,12 +5,11 @@ mod cli;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
 use facegate::config::Config;
-use facegate::eval::{self, lfw, plot};
-use facegate::vision::{self, AlignLimits, Face, Models, Pipeline};
-use serde_json::json;
+use facegate::eval;
+use facegate::vision::Models;
 
 /// Where a device keeps its configuration.
 pub(crate) const SYSTEM_CONFIG: &str = "/etc/facegate/config.toml";
@@ -222,12 +221,12 @@ fn load_config(path: Option<&Path>) -> Result<Config> {
     }
 }
 
-fn load_models(config: &Config, embedder: Option<&str>) -> Result<Models> {
+pub(crate) fn load_models(config: &Config, embedder: Option<&str>) -> Result<Models> {
     Ok(facegate::app::load_models(config, embedder)?)
 }
 
 /// The same-person threshold: the configuration's, else the model card's.
-fn threshold(config: &Config, models: &Models) -> Result<f32> {
+pub(crate) fn threshold(config: &Config, models: &Models) -> Result<f32> {
     Ok(facegate::app::threshold(config, models)?)
 }
 
@@ -239,14 +238,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
         _ => load_config(cli.config.as_deref())?,
     };
     match cli.command {
-        Command::Detect { images, out } => detect(&config, &images, out.json),
+        Command::Detect { images, out } => cli::photos::detect(&config, &images, out.json),
         Command::Embed {
             image,
             face,
             models,
-        } => embed(&config, &image, face, models.embedder.as_deref()),
+        } => cli::photos::embed(&config, &image, face, models.embedder.as_deref()),
         Command::Compare { a, b, models, out } => {
-            compare(&config, &a, &b, models.embedder.as_deref(), out.json)
+            cli::photos::compare(&config, &a, &b, models.embedder.as_deref(), out.json)
         }
         Command::Eval {
             open:
@@ -278,7 +277,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             out,
             ..
         } => match (liveness, lfw_pairs) {
-            (Some(dir), _) => eval_liveness(
+            (Some(dir), _) => cli::eval::eval_liveness(
                 &config,
                 &dir,
                 eval::liveness::Settings {
@@ -289,7 +288,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 plot,
                 out.json,
             ),
-            (None, Some(pairs)) => eval_lfw(
+            (None, Some(pairs)) => cli::eval::eval_lfw(
                 &config,
                 &pairs,
                 root,
@@ -318,339 +317,4 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Token { viewer } => cli::serve::token(viewer),
         Command::Doctor(args) => cli::doctor::run(cli.config.as_deref(), args),
     }
-}
-
-fn read(config: &Config, path: &Path) -> Result<image::RgbImage> {
-    Ok(vision::frame::read_image(
-        path,
-        config.vision.max_image_pixels,
-    )?)
-}
-
-fn face_json(f: &Face) -> serde_json::Value {
-    let d = &f.detection;
-    json!({
-        "box": d.bbox,
-        "score": d.score,
-        "landmarks": d.landmarks,
-        "quality": f.quality,
-        "usable": f.embedding.is_ok(),
-        "rejected": f.embedding.as_ref().err().map(|r| r.to_string()),
-    })
-}
-
-fn detect(config: &Config, images: &[PathBuf], as_json: bool) -> Result<ExitCode> {
-    let models = load_models(config, None)?;
-    let mut pipeline = Pipeline::new(&models, config.vision.params())?;
-    let mut failed = 0;
-    let mut out = Vec::new();
-    for path in images {
-        let faces = read(config, path).and_then(|img| Ok(pipeline.analyse(&img)?));
-        match faces {
-            Err(e) => {
-                failed += 1;
-                eprintln!("error: {}: {e:#}", path.display());
-                out.push(json!({"file": path, "error": format!("{e:#}")}));
-            }
-            Ok(faces) if as_json => {
-                out.push(
-                    json!({"file": path, "faces": faces.iter().map(face_json).collect::<Vec<_>>()}),
-                );
-            }
-            Ok(faces) => {
-                println!(
-                    "{}: {} face{}",
-                    path.display(),
-                    faces.len(),
-                    if faces.len() == 1 { "" } else { "s" }
-                );
-                for (i, f) in faces.iter().enumerate() {
-                    let b = &f.detection.bbox;
-                    let q = &f.quality;
-                    print!(
-                        "  #{i} box {:.0},{:.0} {:.0}x{:.0}  score {:.2}  eyes {:.0}px  yaw {:+.0}°  roll {:+.0}°",
-                        b.x,
-                        b.y,
-                        b.w,
-                        b.h,
-                        q.detector_score,
-                        q.eye_distance_px,
-                        q.yaw_deg,
-                        q.roll_deg
-                    );
-                    match &f.embedding {
-                        Ok(_) => println!("  sharpness {:.0}", q.sharpness),
-                        Err(r) => println!("  not usable: {r}"),
-                    }
-                }
-            }
-        }
-    }
-    if as_json {
-        println!("{}", serde_json::to_string_pretty(&out)?);
-    }
-    Ok(if failed > 0 {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
-}
-
-/// The embedding of face `index` (by size) in an image, with a clear error when there is none.
-fn embed_face(
-    config: &Config,
-    pipeline: &mut Pipeline,
-    path: &Path,
-    index: usize,
-) -> Result<vision::Embedding> {
-    let img = read(config, path)?;
-    let faces = pipeline
-        .detect(&img)
-        .with_context(|| path.display().to_string())?;
-    let det = match faces.get(index) {
-        Some(d) => d,
-        None if faces.is_empty() => bail!("{}: no face found", path.display()),
-        None => bail!(
-            "{}: only {} faces found, no face #{index}",
-            path.display(),
-            faces.len()
-        ),
-    };
-    let face = pipeline.describe(&img, det)?;
-    face.embedding
-        .map_err(|r| anyhow!("{}: face #{index} not usable: {r}", path.display()))
-}
-
-fn embed(config: &Config, path: &Path, index: usize, embedder: Option<&str>) -> Result<ExitCode> {
-    let models = load_models(config, embedder)?;
-    let mut pipeline = Pipeline::new(&models, config.vision.params())?;
-    let e = embed_face(config, &mut pipeline, path, index)?;
-    let out = json!({
-        "file": path,
-        "face": index,
-        "model": models.embedder.name,
-        "dim": e.dim(),
-        "embedding": e.as_slice(),
-    });
-    println!("{}", serde_json::to_string(&out)?);
-    Ok(ExitCode::SUCCESS)
-}
-
-fn compare(
-    config: &Config,
-    a: &Path,
-    b: &Path,
-    embedder: Option<&str>,
-    as_json: bool,
-) -> Result<ExitCode> {
-    let models = load_models(config, embedder)?;
-    let t = threshold(config, &models)?;
-    let mut pipeline = Pipeline::new(&models, config.vision.params())?;
-    let ea = embed_face(config, &mut pipeline, a, 0)?;
-    let eb = embed_face(config, &mut pipeline, b, 0)?;
-    let s = ea.cosine(&eb);
-    let same = s >= t;
-    if as_json {
-        let out = json!({"a": a, "b": b, "similarity": s, "threshold": t, "same_person": same, "model": models.embedder.name});
-        println!("{}", serde_json::to_string_pretty(&out)?);
-    } else {
-        println!(
-            "similarity {s:.4} (threshold {t:.4}): {}",
-            if same {
-                "same person"
-            } else {
-                "different people"
-            }
-        );
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn eval_liveness(
-    config: &Config,
-    faces: &Path,
-    settings: eval::liveness::Settings,
-    plot_path: Option<PathBuf>,
-    as_json: bool,
-) -> Result<ExitCode> {
-    use facegate::vision::liveness::{Mode, fuse};
-    let mut config = config.clone();
-    if !config.liveness.needed() {
-        config.liveness.door = Mode::Enforce;
-    }
-    let models = load_models(&config, None)?;
-    let bar = indicatif::ProgressBar::new(0);
-    let t0 = std::time::Instant::now();
-    let visits = eval::liveness::collect(
-        &models,
-        &config.vision.params(),
-        faces,
-        &settings,
-        &|done, total| {
-            bar.set_length(total as u64);
-            bar.set_position(done as u64);
-        },
-    )?;
-    bar.finish_and_clear();
-    if visits.is_empty() {
-        bail!(
-            "no visits: is {} the shared face collection?",
-            faces.display()
-        );
-    }
-    let report = eval::liveness_report::report(&visits, &fuse::FUSION, config.liveness.threshold);
-    if let Some(p) = &plot_path {
-        use eval::liveness::{Split, det};
-        let test: Vec<&eval::liveness::VisitResult> =
-            visits.iter().filter(|v| v.split == Split::Test).collect();
-        let curve = |scorer: &eval::liveness::Scorer| {
-            let s = |live: bool| -> Vec<f32> {
-                test.iter()
-                    .filter(|v| v.attack.is_none() == live)
-                    .filter_map(|v| v.features.map(|f| scorer.score(&f)))
-                    .collect()
-            };
-            det(&s(true), &s(false))
-        };
-        let cnn = curve(&report.candidates[0].scorer);
-        let shipped = curve(&eval::liveness::Scorer::from_fusion(&fuse::FUSION));
-        let greedy = curve(&report.chosen.scorer);
-        plot::det_png(
-            p,
-            "Liveness DET, test part (synthetic attacks, per visit)",
-            &plot::LIVENESS_AXES,
-            &[
-                plot::Curve {
-                    label: "network alone".into(),
-                    points: &cnn,
-                },
-                plot::Curve {
-                    label: "shipped fusion".into(),
-                    points: &shipped,
-                },
-                plot::Curve {
-                    label: report.chosen.name.clone(),
-                    points: &greedy,
-                },
-            ],
-        )
-        .with_context(|| format!("writing {}", p.display()))?;
-    }
-    if as_json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({"report": report, "visits": visits}))?
-        );
-    } else {
-        print!("{}", report.text());
-        println!(
-            "
-{} visits of {} frames in {:.0} s ({} threads)",
-            visits.len(),
-            settings.frames,
-            t0.elapsed().as_secs_f64(),
-            settings.threads
-        );
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn eval_lfw(
-    config: &Config,
-    pairs: &Path,
-    root: Option<PathBuf>,
-    train: Option<PathBuf>,
-    plot_path: Option<PathBuf>,
-    embedders: Vec<String>,
-    threads: usize,
-    as_json: bool,
-) -> Result<ExitCode> {
-    let test = lfw::read_pairs(pairs)?;
-    let root = root.unwrap_or_else(|| pairs.parent().unwrap_or(Path::new(".")).to_owned());
-    let train = match train.or_else(|| {
-        if test.folds == 1 {
-            lfw::sibling_train_file(pairs)
-        } else {
-            None
-        }
-    }) {
-        Some(t) if test.folds == 1 => Some(lfw::read_pairs(&t)?),
-        _ => None,
-    };
-    // Benchmark photos are judged on recognition alone: no pose or size refusals.
-    let mut params = config.vision.params();
-    params.limits = AlignLimits::NONE;
-    let names: Vec<Option<String>> = if embedders.is_empty() {
-        vec![None]
-    } else {
-        embedders.into_iter().map(Some).collect()
-    };
-    let mut reports = Vec::new();
-    for name in &names {
-        let models = load_models(config, name.as_deref())?;
-        let report = eval::evaluate(
-            &models,
-            &params,
-            &test,
-            train.as_ref(),
-            &root,
-            threads,
-            config.vision.max_image_pixels,
-        )?;
-        if !as_json {
-            println!(
-                "== {} ({:?}, {}-d)",
-                models.embedder.name,
-                models.embedder.precision,
-                models.dim()
-            );
-            println!("{report}");
-        }
-        reports.push((models.embedder.name.clone(), report));
-    }
-    if as_json {
-        let out: Vec<_> = reports
-            .iter()
-            .map(|(name, r)| {
-                json!({
-                    "embedder": name,
-                    "pairs_file": r.pairs_file,
-                    "pairs": r.pairs,
-                    "evaluated": r.evaluated,
-                    "skipped": r.skipped,
-                    "failures": r.failures,
-                    "accuracy": r.accuracy,
-                    "accuracy_std": r.accuracy_std,
-                    "threshold": r.threshold,
-                    "tar_at_far_1e-3": r.tar_at_far_1e3,
-                    "tar_threshold": r.tar_threshold,
-                    "impostor_pairs": r.impostors,
-                    "seconds": r.seconds,
-                })
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&out)?);
-    }
-    if let Some(p) = plot_path {
-        let curves: Vec<plot::Curve> = reports
-            .iter()
-            .map(|(name, r)| plot::Curve {
-                label: format!("{name}: {:.2}%", r.accuracy * 100.0),
-                points: &r.roc,
-            })
-            .collect();
-        let title = format!(
-            "ROC on {}",
-            pairs.file_name().map_or_else(
-                || pairs.display().to_string(),
-                |n| n.to_string_lossy().into_owned()
-            )
-        );
-        plot::roc_png(&p, &title, &curves).with_context(|| format!("writing {}", p.display()))?;
-        if !as_json {
-            println!("ROC curve written to {}", p.display());
-        }
-    }
-    Ok(ExitCode::SUCCESS)
 }

@@ -1,10 +1,12 @@
 //! Sub-commands of the `facegate` binary that need more than a few lines.
 
 pub mod doctor;
+pub mod eval;
 pub mod events;
 pub mod gallery;
 pub mod key;
 pub mod open_set;
+pub mod photos;
 pub mod run;
 pub mod serve;
 
