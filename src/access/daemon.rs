@@ -25,9 +25,12 @@ use crate::vision::{Models, Pipeline, Quality, VisionParams};
 
 mod decide;
 mod record;
+pub mod track;
 
 use decide::*;
 pub use record::{FACE_JPEG_QUALITY, Record, face_jpeg};
+use track::{Plan, Tracker};
+pub use track::TrackConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -53,6 +56,9 @@ pub struct DaemonConfig {
     /// Attach the deciding frame's aligned face crop to each decision record
     /// (`access.save_face_crops`).
     pub save_face_crops: bool,
+    /// The face tracker: embed a visit's face once, again only when seen better or every
+    /// `refresh_frames` frames (`access.track_faces`, `access.track_refresh_frames`).
+    pub track: TrackConfig,
 }
 
 /// Remote control of a running door (the HTTP API's door endpoints use it).
@@ -82,6 +88,7 @@ pub struct Running {
     door_thread: Option<JoinHandle<()>>,
     capture: Option<crate::camera::CaptureHandle>,
     decided: Arc<AtomicU64>,
+    tracker: Arc<Mutex<Tracker>>,
 }
 
 impl Running {
@@ -93,6 +100,13 @@ impl Running {
     /// was busy were dropped, newest frame first).
     pub fn frames_decided(&self) -> u64 {
         self.decided.load(Ordering::Relaxed)
+    }
+
+    /// Faces embedded, and faces whose embedding the tracker reused from an earlier frame of
+    /// the same visit, so far.
+    pub fn faces_embedded(&self) -> (u64, u64) {
+        let t = self.tracker.lock().unwrap_or_else(|p| p.into_inner());
+        (t.embeds, t.reuses)
     }
 
     /// The camera has no more frames (a recorded source that does not loop). A misconfigured
@@ -170,10 +184,17 @@ pub fn start<S: FrameSource + 'static>(
     // last is still in the network.
     let decided = Arc::new(AtomicU64::new(0));
     let (looks_tx, looks) = mpsc::channel::<Looked>();
+    let tracker = Arc::new(Mutex::new(Tracker::new(config.track)));
+    let door_liveness = models
+        .liveness
+        .as_ref()
+        .is_some_and(|l| l.config.door != Mode::Off);
     for (i, pipeline) in pipelines.into_iter().enumerate() {
         let mut w = Worker {
             pipeline,
             save_crops: config.save_face_crops,
+            tracker: Arc::clone(&tracker),
+            coarse_when_tracked: config.track.enabled && !door_liveness,
         };
         let (stop, frames, looks_tx, decided) = (
             Arc::clone(&stop),
@@ -187,7 +208,7 @@ pub fn start<S: FrameSource + 'static>(
                 while !stop.load(Ordering::SeqCst) {
                     match frames.recv_timeout(Duration::from_millis(200)) {
                         Ok(Some(frame)) => {
-                            let look = w.look(&frame.image);
+                            let look = w.look(&frame.image, frame.seq, frame.captured);
                             decided.fetch_add(1, Ordering::Relaxed);
                             let sent = looks_tx.send(Looked {
                                 seq: frame.seq,
@@ -273,6 +294,7 @@ pub fn start<S: FrameSource + 'static>(
         door_thread: Some(door_thread),
         capture: Some(capture),
         decided,
+        tracker,
     })
 }
 
