@@ -152,7 +152,12 @@ fn main() {
         let img = frame::read_image(&frames.join("01_person_a.jpg"), frame::DEFAULT_MAX_PIXELS)
             .expect("01_person_a.jpg");
         let mut p = Pipeline::new(&models, params.clone()).expect("pipeline");
-        let det = p.detect(&img).expect("detect").into_iter().next().expect("a face");
+        let det = p
+            .detect(&img)
+            .expect("detect")
+            .into_iter()
+            .next()
+            .expect("a face");
         let c = det.bbox.centre();
         let (w, h) = (img.width() as f32, img.height() as f32);
         for k in 0..30 {
@@ -168,7 +173,8 @@ fn main() {
                 img.height(),
                 image::imageops::FilterType::Triangle,
             );
-            out.save(approach.join(format!("{k:02}.jpg"))).expect("save");
+            out.save(approach.join(format!("{k:02}.jpg")))
+                .expect("save");
         }
     }
     let mut bundled: Vec<PathBuf> = std::fs::read_dir(&frames)
@@ -210,10 +216,38 @@ fn main() {
         ("face in every frame", face, 60.0, 2, true, true),
         ("face in every frame", face, 30.0, 1, false, true),
         ("face in every frame", face, 30.0, 2, false, true),
-        ("walking up (approach)", approach.as_path(), 30.0, 1, true, false),
-        ("walking up (approach)", approach.as_path(), 30.0, 1, true, true),
-        ("bundled visits (mixed)", visits.as_path(), 30.0, 1, true, true),
-        ("bundled visits (mixed)", visits.as_path(), 30.0, 2, true, true),
+        (
+            "walking up (approach)",
+            approach.as_path(),
+            30.0,
+            1,
+            true,
+            false,
+        ),
+        (
+            "walking up (approach)",
+            approach.as_path(),
+            30.0,
+            1,
+            true,
+            true,
+        ),
+        (
+            "bundled visits (mixed)",
+            visits.as_path(),
+            30.0,
+            1,
+            true,
+            true,
+        ),
+        (
+            "bundled visits (mixed)",
+            visits.as_path(),
+            30.0,
+            2,
+            true,
+            true,
+        ),
     ];
     let broker = std::env::var("FACEGATE_MQTT_URL")
         .ok()

@@ -29,8 +29,8 @@ pub mod track;
 
 use decide::*;
 pub use record::{FACE_JPEG_QUALITY, Record, face_jpeg};
-use track::{Plan, Tracker};
 pub use track::TrackConfig;
+use track::{Plan, Tracker};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {

@@ -362,7 +362,8 @@ impl Detector {
         let view = SquareView::window(c.x, c.y, extent, self.side());
         // Only worth it when the window is smaller than the whole-frame view (by
         // `refine_min_zoom`).
-        if extent * self.params.refine_min_zoom.max(1.0) >= frame.width().max(frame.height()) as f32 {
+        if extent * self.params.refine_min_zoom.max(1.0) >= frame.width().max(frame.height()) as f32
+        {
             return Ok(CloserLook::Skipped);
         }
         let found = self.detect_in(frame, &view)?;

@@ -252,14 +252,26 @@ mod tests {
             p
         };
         assert_eq!(embed_at(&mut t, 1, t0, &bbox(0.0), &q), Plan::Embed);
-        assert!(matches!(embed_at(&mut t, 2, t0 + MS, &bbox(0.0), &q), Plan::Reuse(_)));
+        assert!(matches!(
+            embed_at(&mut t, 2, t0 + MS, &bbox(0.0), &q),
+            Plan::Reuse(_)
+        ));
         // Closer (eyes 20% further apart), more frontal (yaw 20° → 5°), sharper (1.5×).
         let closer = quality(48.0, 20.0, 100.0);
-        assert_eq!(embed_at(&mut t, 3, t0 + MS * 2, &bbox(0.0), &closer), Plan::Embed);
+        assert_eq!(
+            embed_at(&mut t, 3, t0 + MS * 2, &bbox(0.0), &closer),
+            Plan::Embed
+        );
         let frontal = quality(48.0, 5.0, 100.0);
-        assert_eq!(embed_at(&mut t, 4, t0 + MS * 3, &bbox(0.0), &frontal), Plan::Embed);
+        assert_eq!(
+            embed_at(&mut t, 4, t0 + MS * 3, &bbox(0.0), &frontal),
+            Plan::Embed
+        );
         let sharper = quality(48.0, 5.0, 150.0);
-        assert_eq!(embed_at(&mut t, 5, t0 + MS * 4, &bbox(0.0), &sharper), Plan::Embed);
+        assert_eq!(
+            embed_at(&mut t, 5, t0 + MS * 4, &bbox(0.0), &sharper),
+            Plan::Embed
+        );
         // Slightly worse or the same: reused (the best view so far).
         let same = quality(47.0, 6.0, 140.0);
         assert_eq!(
@@ -267,20 +279,29 @@ mod tests {
             Plan::Reuse(vec![5.0])
         );
         // A face elsewhere in the picture (no overlap): a new face.
-        assert_eq!(embed_at(&mut t, 7, t0 + MS * 6, &bbox(300.0), &same), Plan::Embed);
+        assert_eq!(
+            embed_at(&mut t, 7, t0 + MS * 6, &bbox(300.0), &same),
+            Plan::Embed
+        );
         // A gap of more than MAX_GAP: not followed.
         let late = t0 + MS * 6 + MAX_GAP + MS;
         assert_eq!(embed_at(&mut t, 8, late, &bbox(300.0), &same), Plan::Embed);
         // No face ends the track.
         t.lost(9);
-        assert_eq!(embed_at(&mut t, 10, late + MS * 2, &bbox(300.0), &same), Plan::Embed);
+        assert_eq!(
+            embed_at(&mut t, 10, late + MS * 2, &bbox(300.0), &same),
+            Plan::Embed
+        );
         // Off: every face is embedded.
         let mut off = Tracker::new(TrackConfig {
             enabled: false,
             refresh_frames: 10,
         });
         for seq in 1..5 {
-            assert_eq!(embed_at(&mut off, seq, t0 + MS * seq as u32, &bbox(0.0), &q), Plan::Embed);
+            assert_eq!(
+                embed_at(&mut off, seq, t0 + MS * seq as u32, &bbox(0.0), &q),
+                Plan::Embed
+            );
         }
     }
 
@@ -298,7 +319,10 @@ mod tests {
         assert_eq!((t.embeds, t.reuses), (1, 0));
         assert_eq!(t.plan(2, t0 + MS, &bbox(0.0), &closer), Plan::Embed);
         t.embedded(2, &[2.0], &closer);
-        assert_eq!(t.reuse(3, t0 + MS * 2, &bbox(0.0), &closer), Some(vec![2.0]));
+        assert_eq!(
+            t.reuse(3, t0 + MS * 2, &bbox(0.0), &closer),
+            Some(vec![2.0])
+        );
         assert_eq!((t.embeds, t.reuses), (2, 1));
     }
 
@@ -312,9 +336,15 @@ mod tests {
         // Frame 1 (another worker, late): embedded, and its embedding is not the track's.
         assert_eq!(t.plan(1, t0, &bbox(0.0), &q), Plan::Embed);
         t.embedded(1, &[1.0], &q);
-        assert_eq!(t.plan(3, t0 + MS * 2, &bbox(0.0), &q), Plan::Reuse(vec![2.0]));
+        assert_eq!(
+            t.plan(3, t0 + MS * 2, &bbox(0.0), &q),
+            Plan::Reuse(vec![2.0])
+        );
         // An embedding that arrives after a newer frame started a new track is dropped.
-        assert_eq!(t.plan(4, t0 + MS * 3, &bbox(0.0), &q), Plan::Reuse(vec![2.0]));
+        assert_eq!(
+            t.plan(4, t0 + MS * 3, &bbox(0.0), &q),
+            Plan::Reuse(vec![2.0])
+        );
         assert_eq!(t.plan(5, t0 + MS * 4, &bbox(400.0), &q), Plan::Embed);
         t.embedded(4, &[4.0], &q);
         assert_eq!(t.plan(6, t0 + MS * 5, &bbox(400.0), &q), Plan::Embed);
