@@ -5,6 +5,7 @@
 //!   cargo bench --bench door                          # 20 s per scenario
 //!   FACEGATE_BENCH_SECS=60 cargo bench --bench door   # longer runs
 //!   FACEGATE_BENCH_SINKS=only cargo bench --bench door   # only the sinks off / on pair
+//!   FACEGATE_BENCH_ONLY=tracker cargo bench --bench door # only the face tracker off / on pairs
 //!
 //! With `FACEGATE_MQTT_URL` set (a broker, e.g. `scripts/mosquitto start`), one scenario runs
 //! twice, the event sinks off and on: MQTT to that broker plus a webhook to a dead receiver
@@ -14,8 +15,8 @@
 //! What runs is the daemon of `facegate run` (`access::daemon::start`): the recorded camera
 //! (JPEG decode on the capture thread, newest-frame mailbox), the default vision settings and
 //! models, the sled cache with 10 000 synthetic persons plus the two people of the bundled
-//! frames (`frames/`), the policy (3 agreeing frames, no cooldown so every third frame of a
-//! face is a grant), the door thread and the in-memory relay pin, a stand-in for GPIO that
+//! frames (`frames/`), the face tracker (on unless the `tracker` column says off), the policy
+//! (3 agreeing frames, no cooldown so every third frame of a face is a grant), the door thread and the in-memory relay pin, a stand-in for GPIO that
 //! records every edge. The relay latency is measured by the door thread from the capture
 //! instant of the deciding frame to the relay write.
 
@@ -24,7 +25,7 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use facegate::access::daemon::{self, DaemonConfig, Record};
+use facegate::access::daemon::{self, DaemonConfig, Record, TrackConfig};
 use facegate::access::door::{DoorConfig, DoorEvent, UnlockBy};
 use facegate::access::policy::PolicyConfig;
 use facegate::app::sink::{EventSink, FanOut};
@@ -39,6 +40,8 @@ const GALLERY: usize = 10_000;
 
 struct Outcome {
     fps: f64,
+    /// Share of the decided frames' faces that were embedded (the rest reused by the tracker).
+    embedded: f64,
     camera_fps: f64,
     grants: usize,
     relay_ms: Vec<f64>,
@@ -138,6 +141,42 @@ fn main() {
         let name = format!("0{i}_person_a.jpg");
         std::fs::copy(frames.join(&name), face_only.join(&name)).expect("copy");
     }
+    // Person A walking up to the camera: each frame a 2% tighter crop of the photo around the
+    // face, resized back to the photo's size, so the face grows from frame to frame (30
+    // frames, eyes 1.8x further apart at the end, then the loop starts over: a new visit).
+    // Unlike the copies above, no two frames are the same and the face is seen better and
+    // better: the tracker's case of a face that needs embedding again.
+    let approach = dir.join("approach");
+    std::fs::create_dir_all(&approach).expect("mkdir");
+    {
+        let img = frame::read_image(&frames.join("01_person_a.jpg"), frame::DEFAULT_MAX_PIXELS)
+            .expect("01_person_a.jpg");
+        let mut p = Pipeline::new(&models, params.clone()).expect("pipeline");
+        let det = p
+            .detect(&img)
+            .expect("detect")
+            .into_iter()
+            .next()
+            .expect("a face");
+        let c = det.bbox.centre();
+        let (w, h) = (img.width() as f32, img.height() as f32);
+        for k in 0..30 {
+            let s = 1.02f32.powi(k);
+            let (cw, ch) = (w / s, h / s);
+            let x = (c.x - cw / 2.0).clamp(0.0, w - cw);
+            let y = (c.y - ch / 2.0).clamp(0.0, h - ch);
+            let crop = image::imageops::crop_imm(&img, x as u32, y as u32, cw as u32, ch as u32)
+                .to_image();
+            let out = image::imageops::resize(
+                &crop,
+                img.width(),
+                img.height(),
+                image::imageops::FilterType::Triangle,
+            );
+            out.save(approach.join(format!("{k:02}.jpg")))
+                .expect("save");
+        }
+    }
     let mut bundled: Vec<PathBuf> = std::fs::read_dir(&frames)
         .expect("frames/")
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -151,12 +190,14 @@ fn main() {
     }
 
     println!(
-        "{:<24} {:>7} {:>6} {:>8} {:>10} {:>7} {:>10} {:>10} {:>10}",
+        "{:<24} {:>7} {:>6} {:>7} {:>8} {:>10} {:>9} {:>7} {:>10} {:>10} {:>10}",
         "scenario",
         "workers",
         "mirror",
+        "tracker",
         "camera",
         "decided",
+        "embedded",
         "grants",
         "relay p50",
         "relay p99",
@@ -166,14 +207,47 @@ fn main() {
     // the Pi turn the mirror off (half the embedder cost).
     let face = face_only.as_path();
     let sinks_only = std::env::var("FACEGATE_BENCH_SINKS").is_ok_and(|v| v == "only");
-    let plain: &[(&str, &Path, f32, usize, bool)] = &[
-        ("face in every frame", face, 30.0, 1, true),
-        ("face in every frame", face, 30.0, 2, true),
-        ("face in every frame", face, 60.0, 2, true),
-        ("face in every frame", face, 30.0, 1, false),
-        ("face in every frame", face, 30.0, 2, false),
-        ("bundled visits (mixed)", visits.as_path(), 30.0, 1, true),
-        ("bundled visits (mixed)", visits.as_path(), 30.0, 2, true),
+    // (label, frames, camera fps, workers, mirror, tracker)
+    let plain: &[(&str, &Path, f32, usize, bool, bool)] = &[
+        ("face in every frame", face, 30.0, 1, true, false),
+        ("face in every frame", face, 30.0, 1, true, true),
+        ("face in every frame", face, 30.0, 2, true, false),
+        ("face in every frame", face, 30.0, 2, true, true),
+        ("face in every frame", face, 60.0, 2, true, true),
+        ("face in every frame", face, 30.0, 1, false, true),
+        ("face in every frame", face, 30.0, 2, false, true),
+        (
+            "walking up (approach)",
+            approach.as_path(),
+            30.0,
+            1,
+            true,
+            false,
+        ),
+        (
+            "walking up (approach)",
+            approach.as_path(),
+            30.0,
+            1,
+            true,
+            true,
+        ),
+        (
+            "bundled visits (mixed)",
+            visits.as_path(),
+            30.0,
+            1,
+            true,
+            true,
+        ),
+        (
+            "bundled visits (mixed)",
+            visits.as_path(),
+            30.0,
+            2,
+            true,
+            true,
+        ),
     ];
     let broker = std::env::var("FACEGATE_MQTT_URL")
         .ok()
@@ -181,38 +255,54 @@ fn main() {
     if broker.is_none() {
         println!("(FACEGATE_MQTT_URL not set: the sinks off / on pair is not run)");
     }
-    let pair: Vec<(&str, &Path, f32, usize, bool, bool)> = match broker {
+    type Run<'a> = (&'a str, &'a Path, f32, usize, bool, bool, bool);
+    let pair: Vec<Run> = match broker {
         Some(_) => vec![
-            ("sinks off", face, 30.0, 1, true, false),
-            ("sinks on (MQTT+webhook)", face, 30.0, 1, true, true),
+            ("sinks off", face, 30.0, 1, true, true, false),
+            ("sinks on (MQTT+webhook)", face, 30.0, 1, true, true, true),
         ],
         None => vec![],
     };
-    let runs: Vec<(&str, &Path, f32, usize, bool, bool)> = if sinks_only {
+    // FACEGATE_BENCH_ONLY=WORD: only the scenarios whose label contains WORD, or "tracker":
+    // only the tracker off / on pairs.
+    let only = std::env::var("FACEGATE_BENCH_ONLY").unwrap_or_default();
+    let runs: Vec<Run> = if sinks_only {
         pair
     } else {
         plain
             .iter()
-            .map(|&(l, f, c, w, m)| (l, f, c, w, m, false))
+            .map(|&(l, f, c, w, m, t)| (l, f, c, w, m, t, false))
             .chain(pair)
+            .filter(|r| match only.as_str() {
+                "" => true,
+                "tracker" => r.3 == 1 && r.4 && r.0 != "bundled visits (mixed)",
+                word => r.0.contains(word),
+            })
             .collect()
     };
-    for (label, folder, camera_fps, workers, mirror, sinks) in runs {
+    for (label, folder, camera_fps, workers, mirror, track, sinks) in runs {
         let mut params = params.clone();
         params.flip = mirror;
         let sinks = sinks.then(|| events_out(&dir, &rt));
+        let track = TrackConfig {
+            enabled: track,
+            ..TrackConfig::default()
+        };
         let o = scenario(
-            &models, &params, threshold, &cache, &rt, folder, camera_fps, workers, secs, sinks,
+            &models, &params, threshold, &cache, &rt, folder, camera_fps, workers, track, secs,
+            sinks,
         );
         let mut lat = o.relay_ms.clone();
         lat.sort_by(f64::total_cmp);
         println!(
-            "{:<24} {:>7} {:>6} {:>6.1}/s {:>8.1}/s {:>7} {:>7.1} ms {:>7.1} ms {:>7.1} ms",
+            "{:<24} {:>7} {:>6} {:>7} {:>6.1}/s {:>8.1}/s {:>8.0}% {:>7} {:>7.1} ms {:>7.1} ms {:>7.1} ms",
             label,
             workers,
             if mirror { "on" } else { "off" },
+            if track.enabled { "on" } else { "off" },
             o.camera_fps,
             o.fps,
+            o.embedded * 100.0,
             o.grants,
             percentile(&lat, 0.5),
             percentile(&lat, 0.99),
@@ -289,6 +379,7 @@ fn scenario(
     folder: &Path,
     camera_fps: f32,
     workers: usize,
+    track: TrackConfig,
     secs: f64,
     sinks: Option<EventsOut>,
 ) -> Outcome {
@@ -334,6 +425,7 @@ fn scenario(
             display_hold_ms: 0,
             workers,
             save_face_crops: false,
+            track,
         },
         tx,
     )
@@ -342,9 +434,12 @@ fn scenario(
     std::thread::sleep(Duration::from_secs(1));
     let _: Vec<Record> = rx.try_iter().collect();
     let start_frames = running.frames_decided();
+    let start_faces = running.faces_embedded();
     let start = Instant::now();
     std::thread::sleep(Duration::from_secs_f64(secs));
     let decided = running.frames_decided() - start_frames;
+    let faces = running.faces_embedded();
+    let (embeds, reuses) = (faces.0 - start_faces.0, faces.1 - start_faces.1);
     let elapsed = start.elapsed().as_secs_f64();
     running.stop();
     if let Some(t) = records_thread {
@@ -367,6 +462,7 @@ fn scenario(
     }
     Outcome {
         fps: decided as f64 / elapsed,
+        embedded: embeds as f64 / (embeds + reuses).max(1) as f64,
         camera_fps: f64::from(camera_fps),
         grants,
         relay_ms,

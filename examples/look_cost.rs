@@ -6,7 +6,9 @@
 //! Usage: look_cost [--image PATH] [--runs N] [--warmup N] [--stage NAME]...
 //!   stages: look (detect + closer look + align + embed with the mirror: the API's identify),
 //!   detect (one detector pass), detect-refine (with the closer look), align, embed (one crop),
-//!   embed-mirror (crop and mirror, the default), decode (the JPEG). Default: all of them.
+//!   embed-mirror (crop and mirror, the default), decode (the JPEG), tracked (what the door's
+//!   face tracker does with a frame whose face it follows: one detector pass, the largest face
+//!   aligned for its quality, no closer look, no embedder). Default: all of them.
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -16,7 +18,7 @@ use anyhow::{Context, Result, bail};
 use facegate::vision::{Models, Pipeline, VisionParams, align, frame};
 use image::RgbImage;
 
-const STAGES: [&str; 7] = [
+const STAGES: [&str; 8] = [
     "decode",
     "detect",
     "detect-refine",
@@ -24,6 +26,7 @@ const STAGES: [&str; 7] = [
     "embed",
     "embed-mirror",
     "look",
+    "tracked",
 ];
 
 fn main() -> Result<()> {
@@ -99,6 +102,14 @@ fn main() -> Result<()> {
                     p.params.flip = true;
                     black_box(p.embed_crop(&crop)?);
                     p.params.flip = defaults.flip;
+                }
+                "tracked" => {
+                    let coarse = p.detect_coarse(&photo)?;
+                    let face = coarse
+                        .iter()
+                        .max_by(|a, b| a.bbox.area().total_cmp(&b.bbox.area()))
+                        .context("no face")?;
+                    black_box(p.align_face(&photo, face));
                 }
                 _ => {
                     black_box(p.analyse(&photo)?);

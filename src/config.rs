@@ -49,6 +49,10 @@ min_face_px = 24
 # Take a second, closer look at each face for more precise landmarks (costs one more
 # detector run per face; improves accuracy on small faces).
 refine_landmarks = true
+# ...but only for a face the closer look magnifies at least this much (the frame's long side
+# over 2.2 face widths): a face already large in the frame gains little from it. 1.0: every
+# face smaller than the frame. 1.0..=10.
+refine_min_zoom = 1.0
 # Also search the frame in overlapping windows for faces too small for the whole-frame view
 # (group photos, a camera far from the door). Costs 9 more detector runs per frame.
 small_faces = false
@@ -111,6 +115,7 @@ pub struct VisionConfig {
     pub nms_iou: f32,
     pub min_face_px: f32,
     pub refine_landmarks: bool,
+    pub refine_min_zoom: f32,
     pub small_faces: bool,
     pub flip_average: bool,
     pub min_eye_distance_px: f32,
@@ -131,6 +136,7 @@ impl Default for VisionConfig {
             nms_iou: d.nms_iou,
             min_face_px: d.min_face_px,
             refine_landmarks: d.refine,
+            refine_min_zoom: d.refine_min_zoom,
             small_faces: d.small_faces,
             flip_average: VisionParams::default().flip,
             min_eye_distance_px: l.min_eye_distance_px,
@@ -149,6 +155,7 @@ impl VisionConfig {
                 nms_iou: self.nms_iou,
                 min_face_px: self.min_face_px,
                 refine: self.refine_landmarks,
+                refine_min_zoom: self.refine_min_zoom,
                 small_faces: self.small_faces,
                 ..DetectParams::default()
             },
@@ -219,6 +226,12 @@ impl Config {
             return Err(format!(
                 "vision.min_face_px = {} is outside 0..4096",
                 v.min_face_px
+            ));
+        }
+        if !(1.0..=10.0).contains(&v.refine_min_zoom) {
+            return Err(format!(
+                "vision.refine_min_zoom = {} is outside 1..10",
+                v.refine_min_zoom
             ));
         }
         if !(v.min_eye_distance_px >= 0.0 && v.min_eye_distance_px <= 1024.0) {

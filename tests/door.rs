@@ -109,6 +109,7 @@ fn enrolled_people_are_admitted_and_nobody_else() {
         display_hold_ms: 300,
         workers: 2,
         save_face_crops: false,
+        track: facegate::access::daemon::TrackConfig::default(),
     };
     let records = common::replay_door(common::models(), cache.clone(), &rt, hw, camera, config);
 
@@ -219,6 +220,7 @@ fn door_config(save_face_crops: bool) -> DaemonConfig {
         display_hold_ms: 300,
         workers: 2,
         save_face_crops,
+        track: facegate::access::daemon::TrackConfig::default(),
     }
 }
 

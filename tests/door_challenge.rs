@@ -384,6 +384,7 @@ fn a_head_turn_as_asked_opens_and_pictures_or_wrong_turns_are_refused() {
         display_hold_ms: 300,
         workers: 2,
         save_face_crops: false,
+        track: facegate::access::daemon::TrackConfig::default(),
     };
     let records = common::replay_door(
         &models,

@@ -169,6 +169,7 @@ fn with_500_enrolled_strangers_are_never_admitted_and_the_enrolled_are() {
         display_hold_ms: 100,
         workers: 2,
         save_face_crops: false,
+        track: facegate::access::daemon::TrackConfig::default(),
     };
     let records = common::replay_door(models, cache.clone(), &rt, hw, camera, config);
 

@@ -63,6 +63,7 @@ fn door_decides(
         display_hold_ms: 300,
         workers: 1,
         save_face_crops: false,
+        track: facegate::access::daemon::TrackConfig::default(),
     };
     let records = common::replay_door(common::models(), gallery, rt, hw, camera, config);
     let verdicts: Vec<&Verdict> = records

@@ -160,6 +160,7 @@ fn a_camera_misconfigured_while_running_stops_recognition_but_not_the_door() {
             display_hold_ms: 100,
             workers: 1,
             save_face_crops: false,
+            track: facegate::access::daemon::TrackConfig::default(),
         },
         tx,
     )

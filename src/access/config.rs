@@ -25,6 +25,14 @@ held_open_s = 30
 # last is still in the network, so more frames per second are seen on a multi-core board; the
 # latency of one frame stays that of one look. 0 = one per CPU core, at most 4. 1..=16.
 workers = 0
+# The face tracker: a face followed from frame to frame (its box overlapping the last frame's)
+# is embedded once per visit, and again only when it is seen better (eyes 20% further apart,
+# 10 degrees more frontal, or a 1.5x sharper crop) or every `track_refresh_frames` frames; the
+# frames in between reuse its newest embedding. The detector and the liveness stage still run
+# on every frame. Off: every frame's face is embedded.
+track_faces = true
+# A tracked face is embedded again at least once every this many frames (1..=100).
+track_refresh_frames = 10
 # Keep the aligned face crop (112x112 JPEG, 4-6 KB) of every decision at the door with its
 # audit event (`facegate events --crops DIR`, GET /v1/events/{id}/face with the admin token).
 # Off by default: a face crop is biometric personal data; turn it on only with a legal basis
@@ -48,6 +56,8 @@ pub struct AccessConfig {
     pub anti_passback_s: u64,
     pub held_open_s: u64,
     pub workers: usize,
+    pub track_faces: bool,
+    pub track_refresh_frames: u32,
     pub save_face_crops: bool,
     pub face_crop_retention_days: u32,
     pub face_crop_max: usize,
@@ -61,6 +71,8 @@ impl Default for AccessConfig {
         AccessConfig {
             frames: 3,
             workers: 0,
+            track_faces: true,
+            track_refresh_frames: 10,
             cooldown_s: 5,
             anti_passback_s: 0,
             held_open_s: 30,
@@ -99,6 +111,12 @@ impl AccessConfig {
             return Err(format!(
                 "access.workers = {} is over 16 (0 = one per CPU core)",
                 self.workers
+            ));
+        }
+        if !(1..=100).contains(&self.track_refresh_frames) {
+            return Err(format!(
+                "access.track_refresh_frames = {} is outside 1..100",
+                self.track_refresh_frames
             ));
         }
         if self.held_open_s == 0 || self.held_open_s > 86_400 {
@@ -144,6 +162,14 @@ impl AccessConfig {
             frames: self.frames,
             cooldown_ms: self.cooldown_s * 1000,
             anti_passback_ms: self.anti_passback_s * 1000,
+        }
+    }
+
+    /// The door's face tracker settings.
+    pub fn track(&self) -> crate::access::daemon::TrackConfig {
+        crate::access::daemon::TrackConfig {
+            enabled: self.track_faces,
+            refresh_frames: self.track_refresh_frames,
         }
     }
 

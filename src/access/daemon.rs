@@ -27,9 +27,12 @@ use crate::vision::{Models, Pipeline, Quality, VisionParams};
 mod decide;
 mod rate;
 mod record;
+pub mod track;
 
 use decide::*;
 pub use record::{FACE_JPEG_QUALITY, Record, face_jpeg};
+pub use track::TrackConfig;
+use track::{Plan, Tracker};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -55,6 +58,9 @@ pub struct DaemonConfig {
     /// Attach the deciding frame's aligned face crop to each decision record
     /// (`access.save_face_crops`).
     pub save_face_crops: bool,
+    /// The face tracker: embed a visit's face once, again only when seen better or every
+    /// `refresh_frames` frames (`access.track_faces`, `access.track_refresh_frames`).
+    pub track: TrackConfig,
 }
 
 /// Remote control of a running door (the HTTP API's door endpoints use it).
@@ -96,6 +102,7 @@ pub struct Running {
     door_thread: Option<JoinHandle<()>>,
     capture: Option<crate::camera::CaptureHandle>,
     decided: Arc<AtomicU64>,
+    tracker: Arc<Mutex<Tracker>>,
 }
 
 impl Running {
@@ -107,6 +114,13 @@ impl Running {
     /// was busy were dropped, newest frame first).
     pub fn frames_decided(&self) -> u64 {
         self.decided.load(Ordering::Relaxed)
+    }
+
+    /// Faces embedded, and faces whose embedding the tracker reused from an earlier frame of
+    /// the same visit, so far.
+    pub fn faces_embedded(&self) -> (u64, u64) {
+        let t = self.tracker.lock().unwrap_or_else(|p| p.into_inner());
+        (t.embeds, t.reuses)
     }
 
     /// The camera has no more frames (a recorded source that does not loop). A misconfigured
@@ -186,10 +200,18 @@ pub fn start<S: FrameSource + 'static>(
     let view = CameraView::new();
     let rate = Arc::new(rate::FrameRate::default());
     let (looks_tx, looks) = mpsc::channel::<Looked>();
+    let tracker = Arc::new(Mutex::new(Tracker::new(config.track)));
+    // The liveness stage and the head-turn challenge need every frame's closer look (the
+    // liveness network's box, the landmarks): then a tracked face skips only the embedder.
+    let door_liveness = models.liveness.as_ref().is_some_and(|l| {
+        l.config.door != Mode::Off || l.config.challenge != liveness::ChallengeKind::Off
+    });
     for (i, pipeline) in pipelines.into_iter().enumerate() {
         let mut w = Worker {
             pipeline,
             save_crops: config.save_face_crops,
+            tracker: Arc::clone(&tracker),
+            coarse_when_tracked: config.track.enabled && !door_liveness,
         };
         let (stop, frames, looks_tx, decided, view) = (
             Arc::clone(&stop),
@@ -204,7 +226,7 @@ pub fn start<S: FrameSource + 'static>(
                 while !stop.load(Ordering::SeqCst) {
                     match frames.recv_timeout(Duration::from_millis(200)) {
                         Ok(Some(frame)) => {
-                            let look = w.look(&frame.image);
+                            let look = w.look(&frame.image, frame.seq, frame.captured);
                             decided.fetch_add(1, Ordering::Relaxed);
                             // Only while the console watches (enrollment at the door).
                             if let Ok(l) = &look
@@ -324,6 +346,7 @@ pub fn start<S: FrameSource + 'static>(
         door_thread: Some(door_thread),
         capture: Some(capture),
         decided,
+        tracker,
     })
 }
 

@@ -93,6 +93,7 @@ impl DoorApp {
                 display_hold_ms: 2000,
                 workers: config.access.worker_count(),
                 save_face_crops: config.access.save_face_crops,
+                track: config.access.track(),
             },
             tx,
         )?;

@@ -83,6 +83,10 @@ pub struct DetectParams {
     /// Take a second, closer look at each face (up to `refine_max_faces`) for better landmarks.
     pub refine: bool,
     pub refine_max_faces: usize,
+    /// The closer look is taken only when it magnifies the face at least this much over the
+    /// whole-frame view (the frame's long side over the closer look's window, 2.2 face
+    /// widths); 1.0: whenever the window is smaller than the frame.
+    pub refine_min_zoom: f32,
     /// Also search overlapping windows a third of the frame's long side for faces too small
     /// for the whole-frame view (group photos; 12 more detector runs on a 4:3 frame).
     pub small_faces: bool,
@@ -96,6 +100,7 @@ impl Default for DetectParams {
             min_face_px: 24.0,
             refine: true,
             refine_max_faces: 4,
+            refine_min_zoom: 1.0,
             small_faces: false,
         }
     }
@@ -208,11 +213,29 @@ impl Detector {
 
     /// All faces in the frame, largest first.
     pub fn detect(&mut self, frame: &RgbImage) -> Result<Vec<Detection>, VisionError> {
+        let faces = self.detect_coarse(frame)?;
+        self.refine(frame, faces)
+    }
+
+    /// The first step of [`Detector::detect`]: the faces of the whole-frame view (and of the
+    /// small-face windows, when on), in the detector's order, before the closer look and the
+    /// size limit.
+    pub fn detect_coarse(&mut self, frame: &RgbImage) -> Result<Vec<Detection>, VisionError> {
         let view = SquareView::letterbox(frame.width(), frame.height(), self.side());
         let mut faces = self.detect_in(frame, &view)?;
         if self.params.small_faces {
             self.search_windows(frame, &mut faces)?;
         }
+        Ok(faces)
+    }
+
+    /// The second step of [`Detector::detect`]: the closer look (when `refine` is on) at the
+    /// faces of [`Detector::detect_coarse`], then the size limit, largest first.
+    pub fn refine(
+        &mut self,
+        frame: &RgbImage,
+        mut faces: Vec<Detection>,
+    ) -> Result<Vec<Detection>, VisionError> {
         if self.params.refine {
             // A real face is found again in the closer look; a pattern that only looked like
             // one from afar usually is not, and is dropped.
@@ -337,8 +360,10 @@ impl Detector {
         let c = face.bbox.centre();
         let extent = face.bbox.w.max(face.bbox.h) * REFINE_EXTENT;
         let view = SquareView::window(c.x, c.y, extent, self.side());
-        // Only worth it when the window is smaller than the whole-frame view.
-        if extent >= frame.width().max(frame.height()) as f32 {
+        // Only worth it when the window is smaller than the whole-frame view (by
+        // `refine_min_zoom`).
+        if extent * self.params.refine_min_zoom.max(1.0) >= frame.width().max(frame.height()) as f32
+        {
             return Ok(CloserLook::Skipped);
         }
         let found = self.detect_in(frame, &view)?;

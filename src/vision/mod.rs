@@ -178,6 +178,16 @@ pub struct Face {
     pub embedding: Result<Embedding, Rejection>,
 }
 
+/// One detected face aligned but not embedded ([`Pipeline::align_face`]).
+#[derive(Debug, Clone)]
+pub struct Aligned {
+    pub quality: Quality,
+    /// The aligned 112×112 crop (empty when the face was refused).
+    pub crop: RgbImage,
+    /// Why the face cannot be embedded (too small, turned, tilted), if so.
+    pub usable: Result<(), Rejection>,
+}
+
 /// Detect, align and embed. One per worker thread; not shared.
 pub struct Pipeline {
     detector: Detector,
@@ -218,8 +228,41 @@ impl Pipeline {
         self.detector.detect(frame)
     }
 
+    /// [`Pipeline::detect`] in two steps: the faces of the whole-frame view, before the closer
+    /// look and the size limit...
+    pub fn detect_coarse(&mut self, frame: &RgbImage) -> Result<Vec<Detection>, VisionError> {
+        self.detector.params = self.params.detect;
+        self.detector.detect_coarse(frame)
+    }
+
+    /// ...then the closer look at those faces (when `refine_landmarks` is on), largest first.
+    pub fn refine(
+        &mut self,
+        frame: &RgbImage,
+        coarse: Vec<Detection>,
+    ) -> Result<Vec<Detection>, VisionError> {
+        self.detector.params = self.params.detect;
+        self.detector.refine(frame, coarse)
+    }
+
     /// Align and embed one detected face.
     pub fn describe(&mut self, frame: &RgbImage, det: &Detection) -> Result<Face, VisionError> {
+        let aligned = self.align_face(frame, det);
+        let embedding = match aligned.usable {
+            Err(r) => Err(r),
+            Ok(()) => Ok(self.embedder.embed(&aligned.crop, self.params.flip)?),
+        };
+        Ok(Face {
+            detection: det.clone(),
+            quality: aligned.quality,
+            crop: aligned.crop,
+            embedding,
+        })
+    }
+
+    /// Align one detected face and measure its quality, without embedding it (the door's
+    /// tracker decides from the quality whether the face needs embedding again).
+    pub fn align_face(&self, frame: &RgbImage, det: &Detection) -> Aligned {
         let geometry = align::geometry(det);
         let mut quality = Quality {
             detector_score: det.score,
@@ -231,22 +274,16 @@ impl Pipeline {
         };
         let checked = align::check(det, &self.params.limits);
         let mut crop = RgbImage::new(CROP, CROP);
-        let embedding = match checked.and_then(|_| align::align_into(frame, det, &mut crop)) {
-            Err(r) => {
-                crop = RgbImage::new(0, 0);
-                Err(r)
-            }
-            Ok(()) => {
-                quality.sharpness = align::sharpness(&crop);
-                Ok(self.embedder.embed(&crop, self.params.flip)?)
-            }
-        };
-        Ok(Face {
-            detection: det.clone(),
+        let usable = checked.and_then(|_| align::align_into(frame, det, &mut crop));
+        match usable {
+            Err(_) => crop = RgbImage::new(0, 0),
+            Ok(()) => quality.sharpness = align::sharpness(&crop),
+        }
+        Aligned {
             quality,
             crop,
-            embedding,
-        })
+            usable,
+        }
     }
 
     /// Detect, align and embed every face in the frame, largest first.

@@ -33,12 +33,42 @@ pub(super) struct Look {
 pub(super) struct Worker {
     pub(super) pipeline: Pipeline,
     pub(super) save_crops: bool,
+    /// Shared by the workers: which faces need embedding ([`Tracker`]).
+    pub(super) tracker: Arc<Mutex<Tracker>>,
+    /// A frame whose face the tracker follows is not looked at closer (no closer look, no
+    /// embedder). Only when the door does not check liveness: the liveness stage runs on every
+    /// frame's face with the closer look's landmarks.
+    pub(super) coarse_when_tracked: bool,
 }
 
 impl Worker {
-    pub(super) fn look(&mut self, img: &image::RgbImage) -> Result<Look, String> {
-        let dets = self.pipeline.detect(img).map_err(|e| e.to_string())?;
+    fn tracker(&self) -> std::sync::MutexGuard<'_, Tracker> {
+        self.tracker.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Look at frame `seq` (captured at `captured`): detect, align, and embed the largest face
+    /// unless the tracker has its embedding from an earlier frame of the same visit.
+    pub(super) fn look(
+        &mut self,
+        img: &image::RgbImage,
+        seq: u64,
+        captured: Instant,
+    ) -> Result<Look, String> {
+        let coarse = self
+            .pipeline
+            .detect_coarse(img)
+            .map_err(|e| e.to_string())?;
+        if self.coarse_when_tracked
+            && let Some(look) = self.tracked_coarse(img, &coarse, seq, captured)
+        {
+            return Ok(look);
+        }
+        let dets = self
+            .pipeline
+            .refine(img, coarse)
+            .map_err(|e| e.to_string())?;
         let Some(det) = dets.first() else {
+            self.tracker().lost(seq);
             return Ok(Look {
                 seen: Seen::NoFace,
                 quality: None,
@@ -50,14 +80,30 @@ impl Worker {
                 landmarks: None,
             });
         };
-        let face = self
-            .pipeline
-            .describe(img, det)
-            .map_err(|e| e.to_string())?;
-        let (seen, refusal) = match face.embedding {
-            Ok(e) => (Seen::Face(e.0), None),
+        let aligned = self.pipeline.align_face(img, det);
+        let refusal = aligned.usable.as_ref().err().map(|r| r.to_string());
+        let seen = match aligned.usable {
             // A face too turned or too small to judge.
-            Err(r) => (Seen::Unusable, Some(r.to_string())),
+            Err(_) => {
+                self.tracker().lost(seq);
+                Seen::Unusable
+            }
+            Ok(()) => {
+                let plan = self
+                    .tracker()
+                    .plan(seq, captured, &det.bbox, &aligned.quality);
+                match plan {
+                    Plan::Reuse(e) => Seen::Face(e),
+                    Plan::Embed => {
+                        let e = self
+                            .pipeline
+                            .embed_crop(&aligned.crop)
+                            .map_err(|e| e.to_string())?;
+                        self.tracker().embedded(seq, &e.0, &aligned.quality);
+                        Seen::Face(e.0)
+                    }
+                }
+            }
         };
         let liveness = match &seen {
             Seen::Face(_) => match self.pipeline.liveness(img, det) {
@@ -81,13 +127,46 @@ impl Worker {
         };
         Ok(Look {
             seen,
-            quality: Some(face.quality),
-            crop: self.save_crops.then_some(face.crop),
+            quality: Some(aligned.quality),
+            crop: self.save_crops.then_some(aligned.crop),
             liveness,
             faces: dets.len(),
             face: Some(det.bbox),
             refusal,
             landmarks,
+        })
+    }
+
+    /// The look at a frame whose largest face, in the whole-frame view, continues the track and
+    /// is not seen better: the track's embedding, without the closer look (half of the
+    /// detector's work) or the embedder. `None`: look closer (a new face, a better view, a
+    /// refresh, or a face the limits refuse).
+    fn tracked_coarse(
+        &mut self,
+        img: &image::RgbImage,
+        coarse: &[crate::vision::Detection],
+        seq: u64,
+        captured: Instant,
+    ) -> Option<Look> {
+        let min = self.pipeline.params.detect.min_face_px;
+        let face = coarse
+            .iter()
+            .filter(|f| f.bbox.w >= min)
+            .max_by(|a, b| a.bbox.area().total_cmp(&b.bbox.area()))?;
+        let aligned = self.pipeline.align_face(img, face);
+        aligned.usable.as_ref().ok()?;
+        let e = self
+            .tracker()
+            .reuse(seq, captured, &face.bbox, &aligned.quality)?;
+        Some(Look {
+            seen: Seen::Face(e),
+            quality: Some(aligned.quality),
+            crop: self.save_crops.then_some(aligned.crop),
+            liveness: None,
+            faces: coarse.len(),
+            face: Some(face.bbox),
+            refusal: None,
+            landmarks: None,
         })
     }
 }
