@@ -4,6 +4,9 @@
 
 mod api_support;
 mod common;
+mod run_support;
+
+use run_support::csrf_of;
 
 use std::sync::Arc;
 
@@ -153,14 +156,6 @@ impl Console {
     async fn persons(&self) -> Vec<facegate::gallery::Person> {
         self.api.gallery.persons(None, 100).await.unwrap()
     }
-}
-
-fn csrf_of(page: &str) -> String {
-    let at = page
-        .find("name=\"csrf\" value=\"")
-        .unwrap_or_else(|| panic!("no CSRF field in {page}"));
-    let rest = &page[at + 19..];
-    rest[..rest.find('"').unwrap()].to_owned()
 }
 
 fn location(r: &reqwest::Response) -> String {

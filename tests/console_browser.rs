@@ -13,38 +13,18 @@
 //! test prints SKIPPED, except when CI=true, where it fails.
 
 mod common;
+mod run_support;
 
-use std::net::TcpStream;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use facegate::api::auth::{generate_token, hash_token};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_for_port(port: u16, what: &str, child: &mut common::KillOnDrop) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what} exited before listening: {status}");
-        }
-        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// The browser, or why the test cannot run.
 fn browser_present() -> bool {
@@ -155,47 +135,15 @@ async fn the_console_in_a_real_browser() {
     std::fs::create_dir_all(&shots.dir).unwrap();
 
     // The door: recorded frames without a face (the door stays quiet), in-memory hardware.
-    let frames = dir.join("frames");
-    std::fs::create_dir_all(&frames).unwrap();
-    std::fs::copy(
-        common::fixture("no_face_coffee.jpg"),
-        frames.join("0000.jpg"),
-    )
-    .unwrap();
-    let (admin, viewer) = (generate_token().unwrap(), generate_token().unwrap());
-    let port = free_port();
-    let config = dir.join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[gallery]\npath = {:?}\n{}\n[camera]\nrecorded_fps = 2.0\n\n[hw]\nunlock_ms = 60000\n\n\
-             [api]\nlisten = \"127.0.0.1:{port}\"\nadmin_token_sha256 = \"{}\"\n\
-             viewer_token_sha256 = \"{}\"\n\n[console]\nsession_minutes = 30\n",
-            dir.join("gallery").display().to_string(),
-            common::key_line(&dir),
-            hash_token(&admin),
-            hash_token(&viewer),
-        ),
-    )
-    .unwrap();
-    let mut door = common::KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_facegate"))
-            .arg("--config")
-            .arg(&config)
-            .args(["run", "--frames"])
-            .arg(&frames)
-            .arg("--no-hardware")
-            .arg(dir.join("status.png"))
-            .env("FACEGATE_MODELS", common::repo().join("models"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start facegate run"),
+    let door = run_support::start(
+        &dir,
+        "no_face_coffee.jpg",
+        2.0,
+        "[hw]\nunlock_ms = 60000\n\n[console]\nsession_minutes = 30\n",
     );
-    wait_for_port(port, "facegate run", &mut door);
-    let base = format!("http://127.0.0.1:{port}");
+    let (base, admin, viewer) = (door.base.clone(), door.admin.clone(), door.viewer.clone());
 
-    let driver_port = free_port();
+    let driver_port = run_support::free_port();
     let mut driver = common::KillOnDrop(
         Command::new(CHROMEDRIVER)
             .arg(format!("--port={driver_port}"))
@@ -207,7 +155,7 @@ async fn the_console_in_a_real_browser() {
             .expect("start chromedriver"),
     );
     let _browsers = KillGroupOnDrop(driver.id());
-    wait_for_port(driver_port, "chromedriver", &mut driver);
+    run_support::wait_for_port(driver_port, "chromedriver", &mut driver);
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),

@@ -6,12 +6,10 @@
 //! the session's CSRF token enrolls nothing.
 
 mod common;
+mod run_support;
 
-use std::net::TcpStream;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use facegate::api::auth::{generate_token, hash_token};
 use reqwest::StatusCode;
 use reqwest::header::SET_COOKIE;
 use serde_json::{Value, json};
@@ -21,7 +19,7 @@ struct Door {
     admin: String,
     viewer: String,
     http: reqwest::Client,
-    _child: common::KillOnDrop,
+    _run: run_support::RunningDoor,
 }
 
 struct Signed {
@@ -29,66 +27,22 @@ struct Signed {
     csrf: String,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn start(name: &str, photo: &str) -> Door {
-    let dir = common::tmpdir(name);
-    let frames = dir.join("frames");
-    std::fs::create_dir_all(&frames).unwrap();
-    std::fs::copy(common::fixture(photo), frames.join("0000.jpg")).unwrap();
-    let (admin, viewer) = (generate_token().unwrap(), generate_token().unwrap());
-    let port = free_port();
-    let config = dir.join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[gallery]\npath = {:?}\n{}\n[camera]\nrecorded_fps = 5.0\n\n[liveness]\ndoor = \"off\"\n\n\
-             [api]\nlisten = \"127.0.0.1:{port}\"\nadmin_token_sha256 = \"{}\"\n\
-             viewer_token_sha256 = \"{}\"\n",
-            dir.join("gallery").display().to_string(),
-            common::key_line(&dir),
-            hash_token(&admin),
-            hash_token(&viewer),
-        ),
-    )
-    .unwrap();
-    let mut child = common::KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_facegate"))
-            .arg("--config")
-            .arg(&config)
-            .args(["run", "--frames"])
-            .arg(&frames)
-            .arg("--no-hardware")
-            .arg(dir.join("status.png"))
-            .env("FACEGATE_MODELS", common::repo().join("models"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start facegate run"),
+    let run = run_support::start(
+        &common::tmpdir(name),
+        photo,
+        5.0,
+        "[liveness]\ndoor = \"off\"\n",
     );
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("facegate run exited before listening: {status}");
-        }
-        assert!(Instant::now() < deadline, "facegate run did not listen");
-        std::thread::sleep(Duration::from_millis(100));
-    }
     Door {
-        base: format!("http://127.0.0.1:{port}"),
-        admin,
-        viewer,
+        base: run.base.clone(),
+        admin: run.admin.clone(),
+        viewer: run.viewer.clone(),
         http: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap(),
-        _child: child,
+        _run: run,
     }
 }
 
@@ -123,9 +77,7 @@ impl Door {
             .text()
             .await
             .unwrap();
-        let at = page.find("name=\"csrf\" value=\"").expect("a CSRF field");
-        let rest = &page[at + 19..];
-        let csrf = rest[..rest.find('"').unwrap()].to_owned();
+        let csrf = run_support::csrf_of(&page);
         Signed { cookie, csrf }
     }
 
