@@ -213,6 +213,38 @@ async fn the_console_in_a_real_browser() {
     assert!(text(&c, "main").await.contains("1 face template"));
     shots.take(&c, "person").await;
 
+    // Enrollment at the door camera: the live preview and its advice. The recorded camera shows
+    // no face here, so capture is not tried (tests/console_camera.rs captures a face).
+    click(&c, "#enroll-camera").await;
+    let camera = "/console/persons/obama/camera";
+    assert_eq!(path_when(&c, camera).await, camera);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let advice = text(&c, "#camera-advice").await;
+        if advice.contains("no face") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the preview's advice: {advice}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    shots.take(&c, "camera").await;
+    // Capture with nobody at the camera: nothing is enrolled, and the page says why.
+    click(&c, "#capture").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let said = text(&c, "main").await;
+        if said.contains("Nothing was enrolled") {
+            assert!(said.contains("no face"), "{said}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "after capture: {said}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    c.goto(&format!("{base}/console/persons/obama"))
+        .await
+        .unwrap();
+    text(&c, "#person-name").await;
+
     // A photo without a face: refused, with the reason.
     c.find(Locator::Css("#photos"))
         .await

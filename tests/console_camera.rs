@@ -138,7 +138,16 @@ async fn a_person_is_enrolled_from_the_door_camera_by_the_admin_only() {
     assert!(page.contains("/console/persons/biden/camera"), "{page}");
     let r = door.get(&admin, "/console/persons/biden/camera").await;
     assert_eq!(r.status(), StatusCode::OK);
-    assert!(r.text().await.unwrap().contains("id=\"camera-frame\""));
+    let page = r.text().await.unwrap();
+    assert!(page.contains("id=\"camera-frame\""), "{page}");
+    assert!(
+        page.contains("Enroll Joe Biden at the door camera"),
+        "{page}"
+    );
+    assert!(
+        page.contains("action=\"/console/persons/biden/capture\""),
+        "{page}"
+    );
 
     // The preview follows the camera: one usable face, its quality, a JPEG with the box.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -175,6 +184,28 @@ async fn a_person_is_enrolled_from_the_door_camera_by_the_admin_only() {
         .await
         .unwrap();
     assert!(status.contains("frames&#x2f;s looked at"), "{status}");
+    assert!(status.contains("id=\"disk\" class=\""), "{status}");
+    assert!(
+        status.contains("(UTC)") && !status.contains("not set"),
+        "{status}"
+    );
+    let ready = door.api("/readyz").await;
+    let free = ready["host"]["disk"]["free_bytes"].as_u64().unwrap();
+    let want = match facegate::host::judge_free_space(free) {
+        Ok(()) => "ok",
+        Err(false) => "low",
+        Err(true) => "full",
+    };
+    assert_eq!(ready["host"]["disk"]["state"], want, "{ready}");
+    assert!(
+        status.contains(&format!("id=\"disk\" class=\"{want}\"")),
+        "{status}"
+    );
+    assert!(
+        ready["host"]["disk"].get("path").is_none(),
+        "no path without a token"
+    );
+    assert_eq!(ready["host"]["clock"]["set"], true);
     assert!(state["quality"]["eye_distance_px"].as_f64().unwrap() > 10.0);
     assert!(state["advice"].as_str().unwrap().starts_with("good"));
     let r = door.get(&admin, "/console/camera/frame.jpg").await;
@@ -215,6 +246,7 @@ async fn a_person_is_enrolled_from_the_door_camera_by_the_admin_only() {
     assert_eq!(r.status(), StatusCode::OK);
     let page = r.text().await.unwrap();
     assert!(page.contains("door camera, frame"), "{page}");
+    assert!(page.contains("Enrollment of Joe Biden"), "{page}");
     assert!(page.contains("1 photo enrolled"), "{page}");
     let person = door.api("/v1/persons/biden").await;
     assert_eq!(

@@ -62,6 +62,11 @@ impl SpaceGuard {
         self.reserve
     }
 
+    /// The guarded paths (the gallery's first).
+    pub fn paths(&self) -> &[PathBuf] {
+        &self.paths
+    }
+
     /// `Ok` when every guarded filesystem has more than the reserve free. A path that does
     /// not exist (yet) is checked at its nearest existing parent.
     pub fn check(&self) -> Result<(), SpaceError> {

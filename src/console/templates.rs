@@ -65,6 +65,7 @@ impl Templates {
         }
         env.add_filter("time", |ms: i64| format_local(ms, &SystemZone));
         env.add_filter("urlseg", |s: String| super::dispatch::enc(&s));
+        env.add_filter("bytes", |b: u64| crate::host::human_bytes(b));
         env.add_filter("schedule", |v: minijinja::Value| {
             let windows: Vec<crate::gallery::record::Window> = serde_json::to_value(&v)
                 .ok()

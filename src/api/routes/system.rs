@@ -13,6 +13,36 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
+/// What `facegate doctor` checks of the machine that a running server can report cheaply: the
+/// free space of the gallery's disk and whether the clock is set (no path: `/readyz` needs no
+/// token).
+fn host_state(api: &crate::api::Api) -> Value {
+    let now = crate::gallery::now_ms();
+    let (y, m, d) = crate::access::rules::utc_date(now);
+    let clock = json!({
+        "utc_date": format!("{y:04}-{m:02}-{d:02}"),
+        "set": crate::access::rules::check_clock(now).is_ok(),
+    });
+    let disk = api
+        .space
+        .paths()
+        .first()
+        .and_then(|p| crate::host::nearest_existing(p))
+        .map(|dir| match crate::host::disk_space(&dir) {
+            Ok((free, total)) => json!({
+                "free_bytes": free,
+                "total_bytes": total,
+                "state": match crate::host::judge_free_space(free) {
+                    Ok(()) => "ok",
+                    Err(false) => "low",
+                    Err(true) => "full",
+                },
+            }),
+            Err(_) => json!({"state": "unknown"}),
+        });
+    json!({"clock": clock, "disk": disk})
+}
+
 pub async fn readyz(State(api): State<AppState>) -> Response {
     let models = api.inference.models();
     let models = json!({
@@ -30,6 +60,7 @@ pub async fn readyz(State(api): State<AppState>) -> Response {
                 "milvus": s.remote,
                 "last_sync_ms": s.last_sync_ms,
                 "recognition": api.operating.state(),
+                "host": host_state(&api),
             });
             (StatusCode::OK, Json(body)).into_response()
         }
@@ -40,6 +71,7 @@ pub async fn readyz(State(api): State<AppState>) -> Response {
                 "detail": e.to_string(),
                 "models": models,
                 "gallery": {"open": false},
+                "host": host_state(&api),
             });
             (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
         }

@@ -78,7 +78,8 @@ async fn person(ctx: &Ctx, me: &Session, id: &str) -> Result<Value, Response> {
     if !answer.ok() {
         return Err(api_failure(ctx, me, &answer));
     }
-    Ok(answer.json())
+    // {"person": {...}, "faces": [...]}
+    Ok(answer.json()["person"].clone())
 }
 
 /// What the camera sees now, as JSON for the page's script.
