@@ -535,3 +535,106 @@ fn unlock_command_needs_the_secret_is_audited_and_only_then_opens() {
         "the unlock event went out"
     );
 }
+
+#[test]
+fn events_reach_a_tls_broker_and_an_untrusted_one_gets_nothing() {
+    let dir = common::tmpdir("mqtt-tls");
+    // The broker's certificate for 127.0.0.1 (self-signed: the authority facegate trusts), and
+    // another one facegate must not accept in its place.
+    let server =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .unwrap();
+    let tls = dir.join("mosquitto").join("tls");
+    std::fs::create_dir_all(&tls).unwrap();
+    std::fs::write(tls.join("server.pem"), server.cert.pem()).unwrap();
+    std::fs::write(tls.join("server.key"), server.signing_key.serialize_pem()).unwrap();
+    std::fs::write(dir.join("ca.pem"), server.cert.pem()).unwrap();
+    let other = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    std::fs::write(dir.join("other-ca.pem"), other.cert.pem()).unwrap();
+    let Some(pb) = PrivateBroker::start(&dir) else {
+        return;
+    };
+    let b = pb.broker.clone();
+    let key = common::device_key(&dir);
+    let audit = Arc::new(AuditLog::open(&dir.join("audit"), 1000, &key).unwrap());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let start = |ca: &str, queue: &str| {
+        let mqtt = MqttConfig {
+            enabled: true,
+            url: format!("mqtts://127.0.0.1:{}", b.port),
+            username: b.user.clone(),
+            password: Secret::new(b.password.clone()),
+            ca_file: dir.join(ca),
+            topic_prefix: unique("fgtls"),
+            device_id: "tls".into(),
+            discovery: false,
+            keep_alive_s: 5,
+            ..MqttConfig::default()
+        };
+        EventsOut::start(
+            &mqtt,
+            &WebhooksConfig::default(),
+            &dir.join(queue),
+            &key,
+            rt.handle(),
+            DoorSide {
+                door: None,
+                audit: Arc::clone(&audit),
+            },
+        )
+        .unwrap()
+    };
+    let records = events_support::records(5);
+
+    // Trusted: every event acknowledged by the broker over TLS.
+    let mut out = start("ca.pem", "events-out-trusted");
+    for r in &records {
+        out.record(r);
+    }
+    assert!(
+        wait_until(Duration::from_secs(20), || out.queued() == 0),
+        "not delivered over TLS: {} queued",
+        out.queued()
+    );
+    out.flush().unwrap();
+    drop(out);
+
+    // A broker whose certificate is not from the configured authority: nothing is sent, the
+    // events wait in the queue.
+    let mut out = start("other-ca.pem", "events-out-untrusted");
+    for r in &records {
+        out.record(r);
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        out.queued(),
+        records.len(),
+        "sent to a broker it does not trust"
+    );
+    // Plain MQTT to the TLS listener is not accepted either.
+    let plain = MqttConfig {
+        enabled: true,
+        url: format!("mqtt://127.0.0.1:{}", b.port),
+        username: b.user.clone(),
+        password: Secret::new(b.password.clone()),
+        topic_prefix: unique("fgplain"),
+        device_id: "plain".into(),
+        discovery: false,
+        ..MqttConfig::default()
+    };
+    let mut out = EventsOut::start(
+        &plain,
+        &WebhooksConfig::default(),
+        &dir.join("events-out-plain"),
+        &key,
+        rt.handle(),
+        DoorSide {
+            door: None,
+            audit: Arc::clone(&audit),
+        },
+    )
+    .unwrap();
+    out.record(&records[0]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(out.queued(), 1, "plain MQTT reached a TLS-only listener");
+}
