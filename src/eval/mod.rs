@@ -18,6 +18,7 @@ pub mod liveness_report;
 pub mod metrics;
 pub mod open_calibrate;
 pub mod open_cohort;
+pub mod open_data;
 pub mod open_metrics;
 pub mod open_report;
 pub mod openset;

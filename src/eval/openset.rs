@@ -23,111 +23,17 @@
 //!   it would at a door: a miss for a mated probe, never an accept for a non-mated one.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::{EvalError, ImageOutcome};
+use super::ImageOutcome;
 use crate::access::calibration::ProbeKind;
 use crate::access::cohort::{CohortRule, MAX_K};
 
 pub use super::open_calibrate::{best_margin, calibrate, impostor_scores, tail};
+pub use super::open_data::{Identity, apply_errata, read_identities};
 pub use super::open_metrics::{Counts, Point, at_fpir, counts, det, point, wrong_person};
-
-/// One person's photos, in file-name order.
-#[derive(Debug, Clone)]
-pub struct Identity {
-    pub name: String,
-    pub photos: Vec<PathBuf>,
-}
-
-const IMAGE_EXT: [&str; 7] = ["jpg", "jpeg", "png", "pgm", "bmp", "webp", "ppm"];
-
-/// Read `DIR/<person>/<photos>`, sorted.
-pub fn read_identities(dir: &Path) -> Result<Vec<Identity>, EvalError> {
-    let read = |p: &Path| {
-        std::fs::read_dir(p).map_err(|source| EvalError::Read {
-            path: p.to_owned(),
-            source,
-        })
-    };
-    let mut out = Vec::new();
-    for entry in read(dir)? {
-        let entry = entry.map_err(|source| EvalError::Read {
-            path: dir.to_owned(),
-            source,
-        })?;
-        let path = entry.path();
-        if !path.is_dir() {
-            continue;
-        }
-        let mut photos: Vec<PathBuf> = read(&path)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.extension()
-                    .and_then(|e| e.to_str())
-                    .is_some_and(|e| IMAGE_EXT.contains(&e.to_ascii_lowercase().as_str()))
-            })
-            .collect();
-        photos.sort();
-        if !photos.is_empty() {
-            out.push(Identity {
-                name: entry.file_name().to_string_lossy().into_owned(),
-                photos,
-            });
-        }
-    }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(out)
-}
-
-/// Apply an errata file to the identities: `same A B` (B is the same person as A: B's photos
-/// join A's), `drop PERSON/FILE` (a photo whose label is wrong: left out). `#` starts a comment.
-pub fn apply_errata(ids: &mut Vec<Identity>, text: &str, path: &Path) -> Result<usize, EvalError> {
-    let err = |line: usize, reason: String| EvalError::Format {
-        path: path.to_owned(),
-        line,
-        reason,
-    };
-    let mut applied = 0;
-    for (i, line) in text.lines().enumerate() {
-        let line = line.split('#').next().unwrap_or("").trim();
-        let t: Vec<&str> = line.split_whitespace().collect();
-        match t.as_slice() {
-            [] => {}
-            ["same", a, b] => {
-                let Some(bi) = ids.iter().position(|x| x.name == *b) else {
-                    continue;
-                };
-                let moved = ids.remove(bi);
-                match ids.iter_mut().find(|x| x.name == *a) {
-                    Some(x) => {
-                        x.photos.extend(moved.photos);
-                        x.photos.sort();
-                        applied += 1;
-                    }
-                    None => ids.push(moved),
-                }
-            }
-            ["drop", photo] => {
-                for x in ids.iter_mut() {
-                    let before = x.photos.len();
-                    x.photos.retain(|p| !p.ends_with(photo));
-                    applied += before - x.photos.len();
-                }
-                ids.retain(|x| !x.photos.is_empty());
-            }
-            _ => {
-                return Err(err(
-                    i + 1,
-                    format!("expected `same A B` or `drop PERSON/FILE`, got {line:?}"),
-                ));
-            }
-        }
-    }
-    ids.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(applied)
-}
 
 /// SplitMix64: small, seeded, reproducible on every platform.
 #[derive(Debug, Clone)]
@@ -515,6 +421,7 @@ pub fn probe_kind(setup: &Setup) -> ProbeKind {
 mod tests {
     use super::*;
     use crate::access::calibration::Calibration;
+    use std::path::Path;
 
     fn s(mated: bool, correct: bool, best: f32, second: f32) -> Search {
         let mut others = [-1.0; MAX_K];
