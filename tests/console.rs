@@ -6,7 +6,7 @@ mod api_support;
 mod common;
 mod run_support;
 
-use run_support::csrf_of;
+use run_support::Signed;
 
 use std::sync::Arc;
 
@@ -97,44 +97,13 @@ async fn start(name: &str, console: ConsoleConfig) -> Console {
 }
 
 /// A signed-in browser, as far as HTTP goes: the session cookie and the page's CSRF token.
-struct Signed {
-    cookie: String,
-    csrf: String,
-}
-
 impl Console {
     fn url(&self, p: &str) -> String {
         format!("{}{p}", self.base)
     }
 
     async fn sign_in(&self, token: &str) -> (reqwest::Response, Option<Signed>) {
-        let r = self
-            .http
-            .post(self.url("/console/login"))
-            .form(&[("token", token)])
-            .send()
-            .await
-            .unwrap();
-        let Some(set) = r
-            .headers()
-            .get(SET_COOKIE)
-            .map(|v| v.to_str().unwrap().to_owned())
-        else {
-            return (r, None);
-        };
-        let cookie = set.split(';').next().unwrap().to_owned();
-        let page = self
-            .http
-            .get(self.url("/console/persons"))
-            .header("cookie", &cookie)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let csrf = csrf_of(&page);
-        (r, Some(Signed { cookie, csrf }))
+        run_support::sign_in(&self.http, &self.base, token).await
     }
 
     async fn get(&self, s: Option<&Signed>, p: &str) -> reqwest::Response {

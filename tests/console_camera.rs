@@ -8,10 +8,11 @@
 mod common;
 mod run_support;
 
+use run_support::Signed;
+
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use reqwest::header::SET_COOKIE;
 use serde_json::{Value, json};
 
 struct Door {
@@ -20,11 +21,6 @@ struct Door {
     viewer: String,
     http: reqwest::Client,
     _run: run_support::RunningDoor,
-}
-
-struct Signed {
-    cookie: String,
-    csrf: String,
 }
 
 fn start(name: &str, photo: &str) -> Door {
@@ -52,33 +48,9 @@ impl Door {
     }
 
     async fn sign_in(&self, token: &str) -> Signed {
-        let r = self
-            .http
-            .post(self.url("/console/login"))
-            .form(&[("token", token)])
-            .send()
-            .await
-            .unwrap();
+        let (r, s) = run_support::sign_in(&self.http, &self.base, token).await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
-        let cookie = r.headers()[SET_COOKIE]
-            .to_str()
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_owned();
-        let page = self
-            .http
-            .get(self.url("/console/persons"))
-            .header("cookie", &cookie)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let csrf = run_support::csrf_of(&page);
-        Signed { cookie, csrf }
+        s.expect("a session")
     }
 
     async fn get(&self, s: &Signed, p: &str) -> reqwest::Response {

@@ -19,43 +19,15 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-use sha2::Sha256;
 
 const HOOK_SECRET: &str = "serve-webhook-secret-0123456789";
 
 /// (body, signature verified) in arrival order.
 type Bodies = Arc<Mutex<Vec<(Value, bool)>>>;
 
-/// The receiver's own check of `X-Facegate-Signature: t=…,v1=HEX(HMAC-SHA256(secret, "t.body"))`.
-fn verified(headers: &HeaderMap, body: &[u8]) -> bool {
-    let Some(h) = headers
-        .get("x-facegate-signature")
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let parts: Vec<(&str, &str)> = h.split(',').filter_map(|p| p.split_once('=')).collect();
-    let get = |k: &str| parts.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
-    let (Some(t), Some(v1)) = (get("t"), get("v1")) else {
-        return false;
-    };
-    let mut mac = Hmac::<Sha256>::new_from_slice(HOOK_SECRET.as_bytes()).unwrap();
-    mac.update(t.as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    let want: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    want == v1
-}
-
 async fn hook(State(bodies): State<Bodies>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let ok = verified(&headers, &body);
+    let ok = events_support::verify_signature(HOOK_SECRET.as_bytes(), &headers, &body);
     let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
     bodies.lock().unwrap().push((json, ok));
     StatusCode::NO_CONTENT

@@ -17,9 +17,7 @@ use axum::http::{HeaderMap, StatusCode};
 use facegate::access::AuditLog;
 use facegate::app::sink::EventSink;
 use facegate::events_out::{DoorSide, EventsOut, MqttConfig, Secret, WebhooksConfig};
-use hmac::{Hmac, Mac};
 use serde_json::Value;
-use sha2::Sha256;
 
 const SECRET: &str = "webhook-shared-secret-0123456789";
 
@@ -29,43 +27,9 @@ struct Received {
     bodies: Arc<Mutex<Vec<(Value, bool)>>>,
 }
 
-/// The receiver's own check, written as a receiver would from the README: split the header,
-/// recompute HMAC-SHA256(secret, t + "." + body), compare, refuse a timestamp over 5 min old.
+/// The receiver's own check ([`events_support::verify_signature`]) with this test's secret.
 fn verify(headers: &HeaderMap, body: &[u8]) -> bool {
-    let Some(h) = headers
-        .get("x-facegate-signature")
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let mut t = None;
-    let mut v1 = None;
-    for part in h.split(',') {
-        match part.split_once('=') {
-            Some(("t", x)) => t = Some(x.to_owned()),
-            Some(("v1", x)) => v1 = Some(x.to_owned()),
-            _ => {}
-        }
-    }
-    let (Some(t), Some(v1)) = (t, v1) else {
-        return false;
-    };
-    let now = facegate::gallery::now_ms() / 1000;
-    if (now - t.parse::<i64>().unwrap_or(0)).abs() > 300 {
-        return false;
-    }
-    let Ok(want) = (0..v1.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(v1.get(i..i + 2).unwrap_or("zz"), 16))
-        .collect::<Result<Vec<u8>, _>>()
-    else {
-        return false;
-    };
-    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(t.as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    mac.verify_slice(&want).is_ok()
+    events_support::verify_signature(SECRET.as_bytes(), headers, body)
 }
 
 async fn hook(State(r): State<Received>, headers: HeaderMap, body: Bytes) -> StatusCode {

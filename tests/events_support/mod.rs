@@ -442,3 +442,44 @@ pub fn in_order_dedup(seqs: &[u64]) -> Vec<u64> {
     }
     out
 }
+
+/// A webhook receiver's own check of `X-Facegate-Signature` (tests/webhooks.rs,
+/// tests/serve_events.rs), written as a receiver would from the README: split the header,
+/// recompute HMAC-SHA256(secret, t + "." + body), compare, refuse a timestamp over 5 min old.
+pub fn verify_signature(secret: &[u8], headers: &axum::http::HeaderMap, body: &[u8]) -> bool {
+    use hmac::Mac as _;
+    let Some(h) = headers
+        .get("x-facegate-signature")
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let mut t = None;
+    let mut v1 = None;
+    for part in h.split(',') {
+        match part.split_once('=') {
+            Some(("t", x)) => t = Some(x.to_owned()),
+            Some(("v1", x)) => v1 = Some(x.to_owned()),
+            _ => {}
+        }
+    }
+    let (Some(t), Some(v1)) = (t, v1) else {
+        return false;
+    };
+    let now = facegate::gallery::now_ms() / 1000;
+    if (now - t.parse::<i64>().unwrap_or(0)).abs() > 300 {
+        return false;
+    }
+    let Ok(want) = (0..v1.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(v1.get(i..i + 2).unwrap_or("zz"), 16))
+        .collect::<Result<Vec<u8>, _>>()
+    else {
+        return false;
+    };
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
+    mac.update(t.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac.verify_slice(&want).is_ok()
+}

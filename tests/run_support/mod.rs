@@ -86,6 +86,46 @@ pub fn start(dir: &Path, photo: &str, fps: f32, extra: &str) -> RunningDoor {
     }
 }
 
+/// A console session: its cookie and its forms' CSRF token.
+pub struct Signed {
+    pub cookie: String,
+    pub csrf: String,
+}
+
+/// Sign in to the console at `base` with `token` (the client must not follow redirects); the
+/// sign-in's answer, and the session when one was opened.
+pub async fn sign_in(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+) -> (reqwest::Response, Option<Signed>) {
+    let r = http
+        .post(format!("{base}/console/login"))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap();
+    let Some(set) = r
+        .headers()
+        .get(reqwest::header::SET_COOKIE)
+        .map(|v| v.to_str().unwrap().to_owned())
+    else {
+        return (r, None);
+    };
+    let cookie = set.split(';').next().unwrap().to_owned();
+    let page = http
+        .get(format!("{base}/console/persons"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = csrf_of(&page);
+    (r, Some(Signed { cookie, csrf }))
+}
+
 /// The CSRF token in a console page's forms.
 pub fn csrf_of(page: &str) -> String {
     let at = page

@@ -20,6 +20,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::api_failure;
+use super::persons::load;
 use crate::access::camera_view::{CameraView, Seen};
 use crate::console::dispatch::enc;
 use crate::console::session::Session;
@@ -57,7 +58,7 @@ pub async fn page(
     Path(id): Path<String>,
 ) -> PageResult {
     admin_only(&ctx, &me)?;
-    let person = person(&ctx, &me, &id).await?;
+    let (person, _) = load(&ctx, &me, &id).await?;
     let camera = view(&ctx).is_some();
     if let Some(v) = view(&ctx) {
         v.watch();
@@ -68,18 +69,6 @@ pub async fn page(
         json!({"nav": "persons", "person": person, "camera": camera, "no_camera": NO_CAMERA,
                "frames": CAPTURE_FRAMES}),
     ))
-}
-
-async fn person(ctx: &Ctx, me: &Session, id: &str) -> Result<Value, Response> {
-    let answer = ctx
-        .api
-        .get(me.access, &format!("/v1/persons/{}", enc(id)))
-        .await;
-    if !answer.ok() {
-        return Err(api_failure(ctx, me, &answer));
-    }
-    // {"person": {...}, "faces": [...]}
-    Ok(answer.json()["person"].clone())
 }
 
 /// What the camera sees now, as JSON for the page's script.
@@ -206,7 +195,7 @@ pub async fn capture(
 ) -> PageResult {
     ctx.check_csrf(&me, &form.csrf)?;
     admin_only(&ctx, &me)?;
-    let person = person(&ctx, &me, &id).await?;
+    let (person, _) = load(&ctx, &me, &id).await?;
     let Some(v) = view(&ctx) else {
         return Err(ctx.error(StatusCode::NOT_FOUND, Some(&me), NO_CAMERA));
     };
@@ -277,7 +266,7 @@ pub async fn capture(
         },
         "enrolled.html",
         Some(&me),
-        &mut json!({"nav": "persons", "person": person["id"], "person_name": person["name"],
+        &mut json!({"nav": "persons", "person": person.id, "person_name": person.name,
                     "results": [result], "enrolled": enrolled, "rejected": 1 - enrolled,
                     "camera": true}),
     ))

@@ -126,7 +126,7 @@ pub struct ShowQuery {
 }
 
 /// A person and their faces, from the API.
-async fn load(
+pub(super) async fn load(
     ctx: &Ctx,
     me: &Session,
     id: &str,
