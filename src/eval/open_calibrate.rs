@@ -19,14 +19,9 @@ pub fn impostor_scores(people: &[&Person], frames: usize) -> Vec<f32> {
     let mut out = Vec::new();
     for (i, p) in people.iter().enumerate() {
         let photos: Vec<&Photo> = p.photos.iter().collect();
-        let ps = if frames > 1 {
-            if photos.len() < 2 {
-                continue;
-            }
-            probes(&photos, frames)
-        } else {
-            probes(&photos, 1)
-        };
+        // A visit is up to `frames` photos of one person, as in the report part's rounds (a
+        // person with one photo makes a one-frame visit there too).
+        let ps = probes(&photos, frames.max(1));
         for probe in ps.iter().filter_map(|x| x.as_ref().ok()) {
             for (j, t) in &templates {
                 if *j != i {
