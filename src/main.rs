@@ -215,10 +215,14 @@ pub(crate) fn config_file(path: Option<&Path>) -> Option<PathBuf> {
 }
 
 fn load_config(path: Option<&Path>) -> Result<Config> {
-    match config_file(path) {
-        Some(p) => Ok(Config::load(&p)?),
-        None => Ok(Config::default()),
-    }
+    let config = match config_file(path) {
+        Some(p) => Config::load(&p)?,
+        None => Config::default(),
+    };
+    // The door's time zone (access.time_zone, else the system's), for the weekly schedules and
+    // the local times of every command; set once, before anything reads it.
+    let _ = facegate::access::when::set_local_zone(config.access.time_zone()?);
+    Ok(config)
 }
 
 pub(crate) fn load_models(config: &Config, embedder: Option<&str>) -> Result<Models> {

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use facegate::access::audit::FaceQuality;
-use facegate::access::when::{SystemZone, format_local, format_rfc3339};
+use facegate::access::when::{format_local, format_rfc3339, local_zone};
 use facegate::access::{Action, AuditLog, EventSource, NewEvent, Outcome};
 use facegate::api::auth::{generate_token, hash_token};
 use facegate::gallery::{Cache, Gallery, ModelTag, NewPerson, now_ms};
@@ -145,7 +145,7 @@ fn filters_limits_json_table_crops_and_bad_input() {
     assert_eq!(first["name"], "Alice Example");
     assert!((first["score"].as_f64().unwrap() - 0.81).abs() < 1e-6);
     assert_eq!(first["quality"]["sharpness"], 312.0);
-    assert_eq!(first["time"], format_rfc3339(t_3d, &SystemZone));
+    assert_eq!(first["time"], format_rfc3339(t_3d, local_zone()));
     assert!(first["id"].is_u64());
     assert!(first.get("face_crop").is_none());
     assert_eq!(all[1]["reason"], "person is disabled");
@@ -165,9 +165,9 @@ fn filters_limits_json_table_crops_and_bad_input() {
     assert_eq!(q(&["--since", "3h"]), ["-", "alice", "carol"]);
     assert_eq!(q(&["--since", "3h", "--until", "10m"]), ["-", "alice"]);
     // A local "YYYY-MM-DD HH:MM" a minute before Bob's visit, and RFC 3339 to the millisecond.
-    let before_bob = format_local(t_26h - MIN, &SystemZone)[..16].to_owned();
+    let before_bob = format_local(t_26h - MIN, local_zone())[..16].to_owned();
     assert_eq!(q(&["--since", &before_bob]), ["bob", "-", "alice", "carol"]);
-    let at_unknown = format_rfc3339(t_2h, &SystemZone);
+    let at_unknown = format_rfc3339(t_2h, local_zone());
     assert_eq!(q(&["--until", &at_unknown]), ["alice", "bob"]);
     assert_eq!(
         q(&["--since", &at_unknown, "--until", "20m"]),
@@ -200,7 +200,7 @@ fn filters_limits_json_table_crops_and_bad_input() {
         "{out}"
     );
     assert!(
-        lines[1].starts_with(&format_local(t_26h, &SystemZone)),
+        lines[1].starts_with(&format_local(t_26h, local_zone())),
         "{out}"
     );
     assert!(lines[3].contains("alice (Alice Example)"), "{out}");
