@@ -219,9 +219,11 @@ fn load_config(path: Option<&Path>) -> Result<Config> {
         Some(p) => Config::load(&p)?,
         None => Config::default(),
     };
-    // The door's time zone (access.time_zone, else the system's), for the weekly schedules and
-    // the local times of every command; set once, before anything reads it.
-    let _ = facegate::access::when::set_local_zone(config.access.time_zone()?);
+    // A named access.time_zone (else the system's zone) for the weekly schedules and the local
+    // times of every command.
+    if !config.access.time_zone.trim().is_empty() {
+        let _ = facegate::access::when::set_local_zone(config.access.time_zone()?);
+    }
     Ok(config)
 }
 

@@ -32,7 +32,7 @@ impl LocalTime {
     /// The door's local time at `ms` (Unix milliseconds), in the door's time zone
     /// ([`when::local_zone`]: `access.time_zone`, else the system's).
     pub fn at(ms: i64) -> LocalTime {
-        LocalTime::in_zone(ms, when::local_zone())
+        LocalTime::in_zone(ms, &when::local_zone())
     }
 
     /// The wall-clock time at `ms` in `zone`. Across a change to or from summer time the

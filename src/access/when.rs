@@ -13,6 +13,7 @@
 //! read as the first of the two, so that `--since` loses nothing.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use jiff::Timestamp;
 use jiff::civil::{Date, DateTime, Time};
@@ -56,27 +57,34 @@ pub fn zone_named(name: &str) -> Result<TimeZone, UnknownZone> {
     })
 }
 
-/// The system's time zone; UTC, with a warning, when it cannot be determined.
+/// The system's time zone (jiff looks at `TZ` and `/etc/localtime` again every five minutes,
+/// so a zone changed with `timedatectl` is followed without a restart); UTC, with a warning
+/// (once), when it cannot be determined.
 fn system_zone() -> TimeZone {
+    static WARNED: AtomicBool = AtomicBool::new(false);
     TimeZone::try_system().unwrap_or_else(|e| {
-        tracing::warn!(
-            "the system's time zone is unknown ({e}): local times and weekly schedules are in \
-             UTC; set access.time_zone or TZ"
-        );
+        if !WARNED.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                "the system's time zone is unknown ({e}): local times and weekly schedules \
+                 are in UTC; set access.time_zone or TZ"
+            );
+        }
         TimeZone::UTC
     })
 }
 
-/// Make `zone` the door's local zone ([`local_zone`]) for the rest of the process. Done once,
-/// by the program after reading its configuration; `Err` when the zone was already in use.
+/// Make `zone` the door's local zone ([`local_zone`]) for the rest of the process, instead of
+/// the system's. Done once, by the program after reading its configuration (a named
+/// `access.time_zone`); `Err` when one was already set.
 pub fn set_local_zone(zone: TimeZone) -> Result<(), TimeZone> {
     LOCAL_ZONE.set(zone)
 }
 
 /// The door's local zone: the one [`set_local_zone`] set (`access.time_zone`), else the
-/// system's. Weekly schedules, `--since` and listed local times are in this zone.
-pub fn local_zone() -> &'static TimeZone {
-    LOCAL_ZONE.get_or_init(system_zone)
+/// system's. Weekly schedules, `--since` and listed local times are in this zone. (A clone of
+/// a `TimeZone` is cheap: it is reference-counted.)
+pub fn local_zone() -> TimeZone {
+    LOCAL_ZONE.get().cloned().unwrap_or_else(system_zone)
 }
 
 /// The instant of a Unix time in ms, clamped to the range jiff represents (years -9999..=9999).
@@ -476,7 +484,7 @@ mod tests {
     fn system_zone_agrees_with_itself() {
         // Whatever the machine's zone: local midnight today maps back to 00:00:00 local (or
         // the first instant of a day that starts later, where midnight is skipped).
-        let z = local_zone();
+        let z = &local_zone();
         let t = parse_when("today", NOW, z).unwrap();
         assert_eq!(local_datetime(t, z).date(), local_datetime(NOW, z).date());
         assert!(t <= NOW && NOW - t < 25 * 3_600_000);

@@ -148,7 +148,7 @@ impl Reader {
 }
 
 pub fn run(config: &Config, args: EventsArgs) -> Result<ExitCode> {
-    let zone = when::local_zone();
+    let zone = &when::local_zone();
     let now = now_ms();
     let filter = filter_from(&args, now, zone)?;
     if args.follow && filter.until_ms.is_some() {

@@ -58,7 +58,7 @@ impl PersonForm {
             if s.is_empty() {
                 return Ok(None);
             }
-            parse_when(s, crate::gallery::now_ms(), local_zone())
+            parse_when(s, crate::gallery::now_ms(), &local_zone())
                 .map(Some)
                 .map_err(|e| format!("{what}: {e}"))
         };
@@ -140,7 +140,7 @@ pub fn blank() -> FormView {
 
 /// `YYYY-MM-DDTHH:MM`, local: the value of an `<input type="datetime-local">`.
 pub fn datetime_local(ms: i64) -> String {
-    datetime_local_in(ms, local_zone())
+    datetime_local_in(ms, &local_zone())
 }
 
 fn datetime_local_in(ms: i64, zone: &TimeZone) -> String {

@@ -63,7 +63,7 @@ impl Templates {
                     source,
                 })?;
         }
-        env.add_filter("time", |ms: i64| format_local(ms, local_zone()));
+        env.add_filter("time", |ms: i64| format_local(ms, &local_zone()));
         env.add_filter("urlseg", |s: String| super::dispatch::enc(&s));
         env.add_filter("bytes", |b: u64| crate::host::human_bytes(b));
         env.add_filter("schedule", |v: minijinja::Value| {

@@ -59,7 +59,7 @@ impl Filters {
         add("source", &self.source);
         add("cursor", &self.cursor);
         if !self.since.trim().is_empty() {
-            let ms = parse_when(&self.since, crate::gallery::now_ms(), local_zone())
+            let ms = parse_when(&self.since, crate::gallery::now_ms(), &local_zone())
                 .map_err(|e| format!("since: {e}"))?;
             q.push(format!("from_ms={ms}"));
         }
