@@ -215,10 +215,16 @@ pub(crate) fn config_file(path: Option<&Path>) -> Option<PathBuf> {
 }
 
 fn load_config(path: Option<&Path>) -> Result<Config> {
-    match config_file(path) {
-        Some(p) => Ok(Config::load(&p)?),
-        None => Ok(Config::default()),
+    let config = match config_file(path) {
+        Some(p) => Config::load(&p)?,
+        None => Config::default(),
+    };
+    // A named access.time_zone (else the system's zone) for the weekly schedules and the local
+    // times of every command.
+    if !config.access.time_zone.trim().is_empty() {
+        let _ = facegate::access::when::set_local_zone(config.access.time_zone()?);
     }
+    Ok(config)
 }
 
 pub(crate) fn load_models(config: &Config, embedder: Option<&str>) -> Result<Models> {

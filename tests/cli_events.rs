@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use facegate::access::audit::FaceQuality;
-use facegate::access::when::{SystemZone, format_local, format_rfc3339};
+use facegate::access::when::{format_local, format_rfc3339, local_zone};
 use facegate::access::{Action, AuditLog, EventSource, NewEvent, Outcome};
 use facegate::api::auth::{generate_token, hash_token};
 use facegate::gallery::{Cache, Gallery, ModelTag, NewPerson, now_ms};
@@ -145,7 +145,7 @@ fn filters_limits_json_table_crops_and_bad_input() {
     assert_eq!(first["name"], "Alice Example");
     assert!((first["score"].as_f64().unwrap() - 0.81).abs() < 1e-6);
     assert_eq!(first["quality"]["sharpness"], 312.0);
-    assert_eq!(first["time"], format_rfc3339(t_3d, &SystemZone));
+    assert_eq!(first["time"], format_rfc3339(t_3d, &local_zone()));
     assert!(first["id"].is_u64());
     assert!(first.get("face_crop").is_none());
     assert_eq!(all[1]["reason"], "person is disabled");
@@ -165,9 +165,9 @@ fn filters_limits_json_table_crops_and_bad_input() {
     assert_eq!(q(&["--since", "3h"]), ["-", "alice", "carol"]);
     assert_eq!(q(&["--since", "3h", "--until", "10m"]), ["-", "alice"]);
     // A local "YYYY-MM-DD HH:MM" a minute before Bob's visit, and RFC 3339 to the millisecond.
-    let before_bob = format_local(t_26h - MIN, &SystemZone)[..16].to_owned();
+    let before_bob = format_local(t_26h - MIN, &local_zone())[..16].to_owned();
     assert_eq!(q(&["--since", &before_bob]), ["bob", "-", "alice", "carol"]);
-    let at_unknown = format_rfc3339(t_2h, &SystemZone);
+    let at_unknown = format_rfc3339(t_2h, &local_zone());
     assert_eq!(q(&["--until", &at_unknown]), ["alice", "bob"]);
     assert_eq!(
         q(&["--since", &at_unknown, "--until", "20m"]),
@@ -200,7 +200,7 @@ fn filters_limits_json_table_crops_and_bad_input() {
         "{out}"
     );
     assert!(
-        lines[1].starts_with(&format_local(t_26h, &SystemZone)),
+        lines[1].starts_with(&format_local(t_26h, &local_zone())),
         "{out}"
     );
     assert!(lines[3].contains("alice (Alice Example)"), "{out}");
@@ -495,4 +495,76 @@ fn while_the_door_runs_the_events_come_through_its_api() {
             .all(|e| e["face_crop"] == true && e["name"] == "Barack Obama")
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `access.time_zone` names the zone of `--since` and of the listed times, over `TZ`; `""` is
+/// the system's (`TZ` here); an unknown name stops the command with a clear error.
+#[test]
+fn the_configured_time_zone_is_used_and_an_unknown_one_refused() {
+    let dir = common::tmpdir("cli-events-zone");
+    let base = std::fs::read_to_string(common::gallery_config(
+        &dir,
+        "base.toml",
+        &dir.join("gallery"),
+    ))
+    .unwrap();
+    let config = |name: &str, zone: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("{base}\n[access]\ntime_zone = {zone:?}\n")).unwrap();
+        path
+    };
+    // 2026-06-15 12:00:00 UTC: 17:45 in Kathmandu (+05:45), 08:00 in New York (summer, -04:00).
+    let t = 1_781_524_800_000;
+    let log = AuditLog::open(&dir.join("audit"), 1000, &common::device_key(&dir)).unwrap();
+    log.append_at(
+        NewEvent::new(Action::Access, Outcome::Unknown, EventSource::Door).score(0.1),
+        t,
+    )
+    .unwrap();
+    drop(log);
+    let run = |config: &Path, args: &[&str]| {
+        let mut c = facegate_cmd(config, args);
+        c.env("TZ", "America/New_York");
+        let out = c.output().expect("run facegate");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let times = |config: &Path, since: &str| -> Vec<String> {
+        let (ok, out, err) = run(config, &["events", "--json", "--since", since]);
+        assert!(ok, "{since}: {err}");
+        json_lines(&out)
+            .iter()
+            .map(|e| e["time"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    let kathmandu = config("kathmandu.toml", "Asia/Kathmandu");
+    assert_eq!(
+        times(&kathmandu, "2026-06-15 17:45"),
+        ["2026-06-15T17:45:00.000+05:45"]
+    );
+    assert!(times(&kathmandu, "2026-06-15 17:46").is_empty());
+    let (ok, out, err) = run(&kathmandu, &["events", "--since", "2026-06-15"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("2026-06-15 17:45:00"), "{out}");
+    assert!(out.contains("local time (UTC+05:45)"), "{out}");
+
+    // "" is the system's zone: TZ.
+    let system = config("system.toml", "");
+    assert_eq!(
+        times(&system, "2026-06-15 08:00"),
+        ["2026-06-15T08:00:00.000-04:00"]
+    );
+    assert!(times(&system, "2026-06-15 08:01").is_empty());
+
+    let typo = config("typo.toml", "Asia/Katmandoo");
+    let (ok, out, err) = run(&typo, &["events"]);
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains("access.time_zone = \"Asia/Katmandoo\"") && err.contains("IANA"),
+        "{err}"
+    );
 }

@@ -20,6 +20,14 @@ cooldown_s = 5
 anti_passback_s = 0
 # A door open longer than this raises a held-open alarm (needs a door contact, see [hw]).
 held_open_s = 30
+# The time zone of the weekly schedules (and of the local times `facegate events` and the
+# console read and show): an IANA name such as "Europe/Berlin", from the system's tz database
+# (/usr/share/zoneinfo) or, on a board without one, the copy built into facegate. "" = the
+# system's zone (TZ, else /etc/localtime; UTC with a warning when neither is set). Schedules
+# follow the wall clock: a window inside the hour skipped when summer time begins does not
+# open that day, one inside the hour repeated when it ends opens twice. An unknown name is a
+# configuration error.
+time_zone = ""
 # Recognition workers: threads that each take the newest camera frame and look at it (detect,
 # align, embed, search the gallery). With two, the next frame is being looked at while the
 # last is still in the network, so more frames per second are seen on a multi-core board; the
@@ -55,6 +63,8 @@ pub struct AccessConfig {
     pub cooldown_s: u64,
     pub anti_passback_s: u64,
     pub held_open_s: u64,
+    /// IANA time zone of the schedules; empty: the system's ([`AccessConfig::time_zone`]).
+    pub time_zone: String,
     pub workers: usize,
     pub track_faces: bool,
     pub track_refresh_frames: u32,
@@ -76,6 +86,7 @@ impl Default for AccessConfig {
             cooldown_s: 5,
             anti_passback_s: 0,
             held_open_s: 30,
+            time_zone: String::new(),
             save_face_crops: false,
             face_crop_retention_days: 30,
             face_crop_max: 10_000,
@@ -125,6 +136,10 @@ impl AccessConfig {
                 self.held_open_s
             ));
         }
+        if !self.time_zone.trim().is_empty() {
+            self.time_zone()
+                .map_err(|e| format!("access.time_zone = {e}"))?;
+        }
         if !(1..=3650).contains(&self.face_crop_retention_days) {
             return Err(format!(
                 "access.face_crop_retention_days = {} is outside 1..3650 (to keep no crops, set \
@@ -139,6 +154,11 @@ impl AccessConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The door's time zone: `time_zone`, or for "" the system's.
+    pub fn time_zone(&self) -> Result<super::when::TimeZone, super::when::UnknownZone> {
+        super::when::zone_named(&self.time_zone)
     }
 
     /// The number of recognition workers: `workers`, or for 0 one per CPU core (at most 4).
@@ -216,5 +236,35 @@ mod tests {
         };
         assert!(max0.check().unwrap_err().contains("face_crop_max"));
         assert!(AccessConfig::default().check().is_ok());
+    }
+
+    #[test]
+    fn the_time_zone_is_the_systems_unless_named_and_an_unknown_name_is_refused() {
+        assert!(DEFAULT_TOML.contains("time_zone = \"\""));
+        assert_eq!(AccessConfig::default().time_zone, "");
+        assert!(AccessConfig::default().time_zone().is_ok());
+        let berlin = AccessConfig {
+            time_zone: "Europe/Berlin".into(),
+            ..AccessConfig::default()
+        };
+        assert!(berlin.check().is_ok());
+        assert_eq!(
+            berlin.time_zone().unwrap().iana_name(),
+            Some("Europe/Berlin")
+        );
+        let typo = AccessConfig {
+            time_zone: "Europe/Berln".into(),
+            ..AccessConfig::default()
+        };
+        let e = typo.check().unwrap_err();
+        assert!(e.starts_with("access.time_zone = \"Europe/Berln\""), "{e}");
+        assert!(e.contains("did you mean \"Europe/Berlin\""), "{e}");
+        let e = crate::config::Config::parse(
+            "[access]\ntime_zone = \"Nowhere/Atlantis\"\n",
+            std::path::Path::new("c.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("Nowhere/Atlantis") && e.contains("IANA"), "{e}");
     }
 }

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::when::{self, TimeZone};
 use crate::gallery::Person;
 use crate::gallery::record::{DAYS, parse_hhmm};
 
@@ -28,31 +29,28 @@ pub struct LocalTime {
 }
 
 impl LocalTime {
-    /// The door's local time at `ms` (Unix milliseconds), from the system time zone.
+    /// The door's local time at `ms` (Unix milliseconds), in the door's time zone
+    /// ([`when::local_zone`]: `access.time_zone`, else the system's).
     pub fn at(ms: i64) -> LocalTime {
-        let secs = (ms.div_euclid(1000)) as libc::time_t;
-        // SAFETY: localtime_r writes only into `tm`, which lives for the call.
-        let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-        let ok = unsafe { !libc::localtime_r(&secs, &mut tm).is_null() };
-        if !ok {
-            return LocalTime::utc(ms);
-        }
+        LocalTime::in_zone(ms, &when::local_zone())
+    }
+
+    /// The wall-clock time at `ms` in `zone`. Across a change to or from summer time the
+    /// schedule follows the wall clock: on the day the clocks go forward the skipped hour
+    /// (02:00-03:00 in Europe/Berlin) is never the local time, so a window inside it does not
+    /// open that day; on the day they go back the repeated hour is lived twice, and a window
+    /// inside it opens twice.
+    pub fn in_zone(ms: i64, zone: &TimeZone) -> LocalTime {
+        let t = when::local_datetime(ms, zone);
         LocalTime {
-            // tm_wday: 0 = Sunday.
-            weekday: ((tm.tm_wday + 6) % 7) as u8,
-            minute: (tm.tm_hour * 60 + tm.tm_min) as u16,
+            weekday: t.weekday().to_monday_zero_offset() as u8,
+            minute: t.hour() as u16 * 60 + t.minute() as u16,
         }
     }
 
-    /// UTC time at `ms` (for tests and when the time zone is unknown).
+    /// UTC time at `ms` (for tests).
     pub fn utc(ms: i64) -> LocalTime {
-        let secs = ms.div_euclid(1000);
-        let days = secs.div_euclid(86_400);
-        // 1970-01-01 was a Thursday (weekday 3 when Monday is 0).
-        LocalTime {
-            weekday: ((days + 3).rem_euclid(7)) as u8,
-            minute: (secs.rem_euclid(86_400) / 60) as u16,
-        }
+        LocalTime::in_zone(ms, &TimeZone::UTC)
     }
 }
 
@@ -63,7 +61,8 @@ pub const EARLIEST_PLAUSIBLE_YEAR: i64 = 2024;
 
 /// The UTC calendar date (year, month 1-12, day 1-31) of `ms` (Unix milliseconds).
 pub fn utc_date(ms: i64) -> (i64, u32, u32) {
-    super::when::civil_from_days(ms.div_euclid(86_400_000))
+    let d = when::local_datetime(ms, &TimeZone::UTC).date();
+    (i64::from(d.year()), d.month() as u32, d.day() as u32)
 }
 
 /// Whether the clock at `now_ms` looks set: `Err` names the date it shows.
@@ -191,5 +190,89 @@ mod tests {
             minute: 9 * 60,
         };
         assert_eq!(check(&p, 1000, sunday), Err(Refusal::OutsideSchedule));
+    }
+
+    /// The minutes (UTC, from `start` for `hours`) at which `p`'s schedule lets them in,
+    /// judged in Europe/Berlin.
+    fn open_minutes(p: &Person, start: &str, hours: i64) -> Vec<String> {
+        let berlin = when::zone_named("Europe/Berlin").unwrap();
+        let t0 = when::parse_when(start, 0, &TimeZone::UTC).unwrap();
+        (0..hours * 60)
+            .map(|m| t0 + m * 60_000)
+            .filter(|&ms| check(p, ms, LocalTime::in_zone(ms, &berlin)).is_ok())
+            .map(|ms| when::format_local(ms, &TimeZone::UTC)[11..16].to_owned())
+            .collect()
+    }
+
+    fn sunday(from: &str, until: &str) -> Person {
+        let mut p = person();
+        p.schedule = vec![Window {
+            days: vec!["sun".into()],
+            from: from.into(),
+            until: until.into(),
+        }];
+        p
+    }
+
+    #[test]
+    fn schedules_follow_the_wall_clock_when_the_clocks_go_forward() {
+        // 2026-03-29, a Sunday: in Berlin 02:00 CET (01:00 UTC) becomes 03:00 CEST.
+        let day = "2026-03-29T00:00:00Z";
+        // A window inside the skipped hour does not open that day.
+        assert!(open_minutes(&sunday("02:00", "02:45"), day, 4).is_empty());
+        // 01:30-03:30 local is one hour long that day: 00:30-01:30 UTC.
+        let open = open_minutes(&sunday("01:30", "03:30"), day, 4);
+        assert_eq!(open.len(), 60);
+        assert_eq!((open[0].as_str(), open[59].as_str()), ("00:30", "01:29"));
+        // The week before and after, the same window is two hours long.
+        assert_eq!(
+            open_minutes(&sunday("01:30", "03:30"), "2026-03-22T00:00:00Z", 4).len(),
+            120
+        );
+    }
+
+    #[test]
+    fn schedules_follow_the_wall_clock_when_the_clocks_go_back() {
+        // 2026-10-25, a Sunday: in Berlin 03:00 CEST (01:00 UTC) becomes 02:00 CET, and
+        // 02:00-03:00 local happens twice.
+        let day = "2026-10-25T00:00:00Z";
+        // A window inside the repeated hour opens twice: 00:15-00:45 and 01:15-01:45 UTC.
+        let open = open_minutes(&sunday("02:15", "02:45"), day, 4);
+        assert_eq!(open.len(), 60);
+        assert_eq!((open[0].as_str(), open[29].as_str()), ("00:15", "00:44"));
+        assert_eq!((open[30].as_str(), open[59].as_str()), ("01:15", "01:44"));
+        // 01:00-03:00 local lasts three hours that day (23:00-02:00 UTC).
+        let open = open_minutes(&sunday("01:00", "03:00"), "2026-10-24T22:00:00Z", 5);
+        assert_eq!(open.len(), 180);
+        assert_eq!((open[0].as_str(), open[179].as_str()), ("23:00", "01:59"));
+    }
+
+    #[test]
+    fn local_time_is_in_the_zone_given() {
+        // 2026-11-24 13:45 UTC: 14:45 in Berlin, 08:45 in New York, 00:45 on Wednesday in
+        // Sydney (summer time, +11:00).
+        let ms = 1_795_527_900_000;
+        let at = |name: &str| LocalTime::in_zone(ms, &when::zone_named(name).unwrap());
+        assert_eq!(
+            at("Europe/Berlin"),
+            LocalTime {
+                weekday: 1,
+                minute: 14 * 60 + 45
+            }
+        );
+        assert_eq!(
+            at("America/New_York"),
+            LocalTime {
+                weekday: 1,
+                minute: 8 * 60 + 45
+            }
+        );
+        assert_eq!(
+            at("Australia/Sydney"),
+            LocalTime {
+                weekday: 2,
+                minute: 45
+            }
+        );
     }
 }

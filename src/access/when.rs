@@ -2,173 +2,125 @@
 //! date or date and time, a span back from now (`15m`, `2h`, `3d`, `1w`), `today`,
 //! `yesterday`, `now`; and local times for listings.
 //!
-//! Local time comes from a [`Zone`]: [`SystemZone`] (the C library's, i.e. `TZ` and
-//! `/etc/localtime`) in the program, a [`FixedZone`] in tests.
+//! The calendar and the time zones are [`jiff`]'s: real IANA zones from the system's tz
+//! database (`/usr/share/zoneinfo`, `TZ` and `/etc/localtime`), with a copy of the database
+//! bundled into the binary as a fallback for a board without one. The door's zone
+//! ([`local_zone`]) is `access.time_zone` when set, else the system's.
+//!
+//! Daylight saving time: a local time that does not exist (in Europe/Berlin, 2026-03-29 02:30:
+//! the clocks go from 02:00 to 03:00) is read as the same instant a clock not yet moved forward
+//! would show, i.e. 03:30 summer time; a local time that happens twice (2026-10-25 02:30) is
+//! read as the first of the two, so that `--since` loses nothing.
 
-/// A time zone: the offset from UTC at an instant, and local wall-clock time to an instant.
-pub trait Zone {
-    /// Seconds east of UTC at the Unix time `utc_s`.
-    fn offset_s(&self, utc_s: i64) -> i64;
-    /// The Unix time (seconds) of a local wall-clock time; `None` if it does not exist.
-    fn local_to_utc(&self, t: &Civil) -> Option<i64>;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use jiff::Timestamp;
+use jiff::civil::{Date, DateTime, Time};
+use jiff::tz::Offset;
+pub use jiff::tz::TimeZone;
+
+static LOCAL_ZONE: OnceLock<TimeZone> = OnceLock::new();
+
+/// An `access.time_zone` that names no zone of the tz database.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{name:?} is not a time zone of the tz database (/usr/share/zoneinfo, or the copy built \
+     into facegate){suggestion}: use an IANA name such as \"Europe/Berlin\", or \"\" for the \
+     system's zone"
+)]
+pub struct UnknownZone {
+    pub name: String,
+    suggestion: String,
 }
 
-/// A wall-clock date and time (no zone).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Civil {
-    pub year: i64,
-    /// 1-12.
-    pub month: u32,
-    /// 1-31.
-    pub day: u32,
-    pub hour: u32,
-    pub minute: u32,
-    pub second: u32,
-}
-
-impl Civil {
-    /// Midnight at the start of a date.
-    pub fn midnight(year: i64, month: u32, day: u32) -> Civil {
-        Civil {
-            year,
-            month,
-            day,
-            hour: 0,
-            minute: 0,
-            second: 0,
+/// The zone an `access.time_zone` value names: `""` is the system's zone (`TZ`, else
+/// `/etc/localtime`), anything else an IANA name (`Europe/Berlin`, `UTC`).
+pub fn zone_named(name: &str) -> Result<TimeZone, UnknownZone> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Ok(system_zone());
+    }
+    TimeZone::get(name).map_err(|_| {
+        let names: Vec<String> = jiff::tz::db()
+            .available()
+            .map(|n| n.as_str().to_owned())
+            .collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let suggestion = crate::config::nearest(name, &refs)
+            .map(|s| format!("; did you mean {s:?}?"))
+            .unwrap_or_default();
+        UnknownZone {
+            name: name.to_owned(),
+            suggestion,
         }
-    }
+    })
 }
 
-/// A zone with a constant offset (tests, UTC).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FixedZone(pub i64);
-
-impl Zone for FixedZone {
-    fn offset_s(&self, _utc_s: i64) -> i64 {
-        self.0
-    }
-
-    fn local_to_utc(&self, t: &Civil) -> Option<i64> {
-        Some(civil_to_unix(t) - self.0)
-    }
+/// The system's time zone (jiff looks at `TZ` and `/etc/localtime` again every five minutes,
+/// so a zone changed with `timedatectl` is followed without a restart); UTC, with a warning
+/// (once), when it cannot be determined.
+fn system_zone() -> TimeZone {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    TimeZone::try_system().unwrap_or_else(|e| {
+        if !WARNED.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                "the system's time zone is unknown ({e}): local times and weekly schedules \
+                 are in UTC; set access.time_zone or TZ"
+            );
+        }
+        TimeZone::UTC
+    })
 }
 
-/// The system's time zone (`localtime_r` / `mktime`).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemZone;
-
-impl Zone for SystemZone {
-    fn offset_s(&self, utc_s: i64) -> i64 {
-        let secs = utc_s as libc::time_t;
-        // SAFETY: localtime_r writes only into `tm`, which lives for the call.
-        let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-        let ok = unsafe { !libc::localtime_r(&secs, &mut tm).is_null() };
-        if ok { tm.tm_gmtoff as i64 } else { 0 }
-    }
-
-    fn local_to_utc(&self, t: &Civil) -> Option<i64> {
-        // SAFETY: a zeroed tm is valid input; mktime reads and normalises only `tm`.
-        let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-        tm.tm_year = i32::try_from(t.year - 1900).ok()?;
-        tm.tm_mon = t.month as i32 - 1;
-        tm.tm_mday = t.day as i32;
-        tm.tm_hour = t.hour as i32;
-        tm.tm_min = t.minute as i32;
-        tm.tm_sec = t.second as i32;
-        // Let the C library decide whether daylight saving time is in force.
-        tm.tm_isdst = -1;
-        let s = unsafe { libc::mktime(&mut tm) };
-        (s != -1).then_some(s as i64)
-    }
+/// Make `zone` the door's local zone ([`local_zone`]) for the rest of the process, instead of
+/// the system's. Done once, by the program after reading its configuration (a named
+/// `access.time_zone`); `Err` when one was already set.
+pub fn set_local_zone(zone: TimeZone) -> Result<(), TimeZone> {
+    LOCAL_ZONE.set(zone)
 }
 
-/// Days from 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+/// The door's local zone: the one [`set_local_zone`] set (`access.time_zone`), else the
+/// system's. Weekly schedules, `--since` and listed local times are in this zone. (A clone of
+/// a `TimeZone` is cheap: it is reference-counted.)
+pub fn local_zone() -> TimeZone {
+    LOCAL_ZONE.get().cloned().unwrap_or_else(system_zone)
 }
 
-/// The date (year, month 1-12, day 1-31) of a day count from 1970-01-01, in the proleptic
-/// Gregorian calendar (by eras of 400 years counted from 0000-03-01).
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+/// The instant of a Unix time in ms, clamped to the range jiff represents (years -9999..=9999).
+pub fn timestamp(ms: i64) -> Timestamp {
+    Timestamp::from_millisecond(ms).unwrap_or(if ms < 0 {
+        Timestamp::MIN
+    } else {
+        Timestamp::MAX
+    })
 }
 
-fn civil_to_unix(t: &Civil) -> i64 {
-    days_from_civil(t.year, t.month, t.day) * 86_400
-        + i64::from(t.hour) * 3600
-        + i64::from(t.minute) * 60
-        + i64::from(t.second)
-}
-
-fn days_in_month(y: i64, m: u32) -> u32 {
-    match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        _ if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
-        _ => 28,
-    }
-}
-
-/// The local wall-clock time of a Unix time in ms.
-pub fn to_civil(ms: i64, zone: &dyn Zone) -> Civil {
-    let s = ms.div_euclid(1000);
-    let local = s + zone.offset_s(s);
-    let (year, month, day) = civil_from_days(local.div_euclid(86_400));
-    let sod = local.rem_euclid(86_400);
-    Civil {
-        year,
-        month,
-        day,
-        hour: (sod / 3600) as u32,
-        minute: (sod % 3600 / 60) as u32,
-        second: (sod % 60) as u32,
-    }
+/// The local wall-clock date and time of a Unix time in ms.
+pub fn local_datetime(ms: i64, zone: &TimeZone) -> DateTime {
+    zone.to_datetime(timestamp(ms))
 }
 
 /// `2026-11-24 08:03:12`, local.
-pub fn format_local(ms: i64, zone: &dyn Zone) -> String {
-    let c = to_civil(ms, zone);
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-        c.year, c.month, c.day, c.hour, c.minute, c.second
-    )
+pub fn format_local(ms: i64, zone: &TimeZone) -> String {
+    local_datetime(ms, zone)
+        .strftime("%Y-%m-%d %H:%M:%S")
+        .to_string()
 }
 
 /// `+01:00`: the offset at `ms`.
-pub fn format_offset(ms: i64, zone: &dyn Zone) -> String {
-    let off = zone.offset_s(ms.div_euclid(1000));
+pub fn format_offset(ms: i64, zone: &TimeZone) -> String {
+    let off = zone.to_offset(timestamp(ms)).seconds();
     let sign = if off < 0 { '-' } else { '+' };
-    let a = off.abs();
+    let a = off.unsigned_abs();
     format!("{sign}{:02}:{:02}", a / 3600, a % 3600 / 60)
 }
 
 /// RFC 3339 with the local offset and milliseconds: `2026-11-24T08:03:12.345+01:00`.
-pub fn format_rfc3339(ms: i64, zone: &dyn Zone) -> String {
-    let c = to_civil(ms, zone);
+pub fn format_rfc3339(ms: i64, zone: &TimeZone) -> String {
     format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}{}",
-        c.year,
-        c.month,
-        c.day,
-        c.hour,
-        c.minute,
-        c.second,
+        "{}.{:03}{}",
+        local_datetime(ms, zone).strftime("%Y-%m-%dT%H:%M:%S"),
         ms.rem_euclid(1000),
         format_offset(ms, zone)
     )
@@ -187,11 +139,11 @@ pub struct WhenError {
 
 /// Parse a time as typed, relative to `now_ms`, in `zone`. Returns Unix ms.
 ///
-/// - `15m`, `2h`, `3d`, `1w`, `30s`: that long before now;
-/// - `now`, `today` (local midnight this morning), `yesterday` (local midnight before);
+/// - `15m`, `2h`, `3d`, `1w`, `30s`: that long before now (a day is 24 hours);
+/// - `now`, `today` (the start of this local day), `yesterday` (the start of the one before);
 /// - `YYYY-MM-DD` (local midnight), `YYYY-MM-DD HH:MM[:SS]` or with `T` (local);
 /// - RFC 3339 with `Z` or `±HH:MM` (fractional seconds allowed).
-pub fn parse_when(input: &str, now_ms: i64, zone: &dyn Zone) -> Result<i64, WhenError> {
+pub fn parse_when(input: &str, now_ms: i64, zone: &TimeZone) -> Result<i64, WhenError> {
     let err = |why: &str| WhenError {
         input: input.to_owned(),
         why: why.to_owned(),
@@ -204,14 +156,17 @@ pub fn parse_when(input: &str, now_ms: i64, zone: &dyn Zone) -> Result<i64, When
     match lower.as_str() {
         "now" => return Ok(now_ms),
         "today" | "yesterday" => {
-            let c = to_civil(now_ms, zone);
-            let days = days_from_civil(c.year, c.month, c.day) - i64::from(lower == "yesterday");
-            let (year, month, day) = civil_from_days(days);
-            let midnight = Civil::midnight(year, month, day);
-            return zone
-                .local_to_utc(&midnight)
-                .map(|s| s * 1000)
-                .ok_or_else(|| err("no local midnight on that day"));
+            let today = local_datetime(now_ms, zone).date();
+            let day = if lower == "yesterday" {
+                today.yesterday()
+            } else {
+                Ok(today)
+            };
+            return day
+                .and_then(|d| d.to_zoned_datetime(zone.clone()))
+                .and_then(|z| z.start_of_day())
+                .map(|z| z.timestamp().as_millisecond())
+                .map_err(|_| err("that day is out of range"));
         }
         _ => {}
     }
@@ -244,7 +199,7 @@ fn number(s: &str, what: &str) -> Result<u32, String> {
     s.parse().map_err(|_| format!("{what} {s:?} is too large"))
 }
 
-fn parse_absolute(s: &str, zone: &dyn Zone) -> Result<i64, String> {
+fn parse_absolute(s: &str, zone: &TimeZone) -> Result<i64, String> {
     // Date: YYYY-MM-DD.
     let cut = s.len().min(10);
     if !s.is_char_boundary(cut) {
@@ -255,18 +210,18 @@ fn parse_absolute(s: &str, zone: &dyn Zone) -> Result<i64, String> {
     if parts.len() != 3 || parts[0].len() != 4 || parts[1].len() != 2 || parts[2].len() != 2 {
         return Err("not a span such as 2h, nor a date written YYYY-MM-DD".into());
     }
-    let year = i64::from(number(parts[0], "year")?);
+    // Four, two and two digits: each fits its type.
+    let year = number(parts[0], "year")?;
     let month = number(parts[1], "month")?;
     let day = number(parts[2], "day")?;
     if !(1..=12).contains(&month) {
         return Err(format!("month {month} is not 1-12"));
     }
-    if day == 0 || day > days_in_month(year, month) {
-        return Err(format!("{year:04}-{month:02} has no day {day}"));
-    }
-    let mut c = Civil::midnight(year, month, day);
+    let date = Date::new(year as i16, month as i8, day as i8)
+        .map_err(|_| format!("{year:04}-{month:02} has no day {day}"))?;
+    let (mut hour, mut minute, mut second) = (0, 0, 0);
     let mut millis = 0i64;
-    let mut offset: Option<i64> = None;
+    let mut offset: Option<i32> = None;
     if !rest.is_empty() {
         let rest = rest
             .strip_prefix(' ')
@@ -293,7 +248,7 @@ fn parse_absolute(s: &str, zone: &dyn Zone) -> Result<i64, String> {
                 if h > 23 || m > 59 {
                     return Err("the offset is out of range".into());
                 }
-                sign * (i64::from(h) * 3600 + i64::from(m) * 60)
+                sign * (h as i32 * 3600 + m as i32 * 60)
             });
         }
         let (hms, frac) = match time.split_once('.') {
@@ -304,15 +259,14 @@ fn parse_absolute(s: &str, zone: &dyn Zone) -> Result<i64, String> {
         if !(2..=3).contains(&fields.len()) {
             return Err("write the time as HH:MM or HH:MM:SS".into());
         }
-        c.hour = number(fields[0], "hour")?;
-        c.minute = number(fields[1], "minute")?;
+        hour = number(fields[0], "hour")?;
+        minute = number(fields[1], "minute")?;
         if let Some(sec) = fields.get(2) {
-            c.second = number(sec, "second")?;
+            second = number(sec, "second")?;
         }
-        if c.hour > 23 || c.minute > 59 || c.second > 60 {
+        if hour > 23 || minute > 59 || second > 60 {
             return Err(format!(
-                "{:02}:{:02}:{:02} is not a time of day",
-                c.hour, c.minute, c.second
+                "{hour:02}:{minute:02}:{second:02} is not a time of day"
             ));
         }
         if let Some(f) = frac {
@@ -323,13 +277,23 @@ fn parse_absolute(s: &str, zone: &dyn Zone) -> Result<i64, String> {
             millis = i64::from(number(&f3, "milliseconds")?);
         }
     }
-    let secs = match offset {
-        Some(off) => civil_to_unix(&c) - off,
+    // A leap second (:60) is read as the first second of the next minute.
+    let leap = i64::from(second == 60);
+    let time = Time::new(hour as i8, minute as i8, second.min(59) as i8, 0)
+        .map_err(|e| format!("not a time of day: {e}"))?;
+    let dt = date.to_datetime(time);
+    let instant = match offset {
+        Some(off) => Offset::from_seconds(off)
+            .and_then(|o| o.to_timestamp(dt))
+            .map_err(|_| "the time is out of range".to_owned())?,
+        // A time skipped by a change to summer time is moved forward by the change; a time
+        // that happens twice is the first of the two (see the module's documentation).
         None => zone
-            .local_to_utc(&c)
-            .ok_or("that local time does not exist here")?,
+            .to_ambiguous_timestamp(dt)
+            .compatible()
+            .map_err(|_| "that local time is out of range".to_owned())?,
     };
-    Ok(secs * 1000 + millis)
+    Ok((instant.as_millisecond() + leap * 1000) + millis)
 }
 
 #[cfg(test)]
@@ -338,21 +302,36 @@ mod tests {
 
     /// 2026-11-24 10:30:00 UTC, a Tuesday.
     const NOW: i64 = 1_795_516_200_000;
-    const CET: FixedZone = FixedZone(3600);
+
+    fn fixed(seconds: i32) -> TimeZone {
+        TimeZone::fixed(Offset::from_seconds(seconds).unwrap())
+    }
+
+    fn cet() -> TimeZone {
+        fixed(3600)
+    }
+
+    fn berlin() -> TimeZone {
+        zone_named("Europe/Berlin").unwrap()
+    }
 
     fn p(s: &str) -> Result<i64, WhenError> {
-        parse_when(s, NOW, &CET)
+        parse_when(s, NOW, &cet())
     }
 
     #[test]
     fn the_fixed_now_is_what_the_tests_think() {
-        assert_eq!(format_local(NOW, &FixedZone(0)), "2026-11-24 10:30:00");
-        assert_eq!(format_local(NOW, &CET), "2026-11-24 11:30:00");
+        assert_eq!(format_local(NOW, &TimeZone::UTC), "2026-11-24 10:30:00");
+        assert_eq!(format_local(NOW, &cet()), "2026-11-24 11:30:00");
         assert_eq!(
-            format_rfc3339(NOW + 7, &CET),
+            format_rfc3339(NOW + 7, &cet()),
             "2026-11-24T11:30:00.007+01:00"
         );
-        assert_eq!(format_offset(NOW, &FixedZone(-(5 * 3600 + 1800))), "-05:30");
+        assert_eq!(format_offset(NOW, &fixed(-(5 * 3600 + 1800))), "-05:30");
+        assert_eq!(
+            format_rfc3339(-1, &TimeZone::UTC),
+            "1969-12-31T23:59:59.999+00:00"
+        );
     }
 
     #[test]
@@ -370,24 +349,24 @@ mod tests {
     fn today_and_yesterday_are_local_midnights() {
         // 11:30 in CET: today began at 2026-11-24 00:00 CET = 2026-11-23 23:00 UTC.
         let today = p("today").unwrap();
-        assert_eq!(format_local(today, &CET), "2026-11-24 00:00:00");
-        assert_eq!(format_local(today, &FixedZone(0)), "2026-11-23 23:00:00");
+        assert_eq!(format_local(today, &cet()), "2026-11-24 00:00:00");
+        assert_eq!(format_local(today, &TimeZone::UTC), "2026-11-23 23:00:00");
         assert_eq!(p("yesterday"), Ok(today - 86_400_000));
         assert_eq!(p("Today"), Ok(today));
         // West of UTC at 10:30 UTC it is still early morning of the same date.
-        let ny = FixedZone(-5 * 3600);
+        let ny = fixed(-5 * 3600);
         let t = parse_when("today", NOW, &ny).unwrap();
         assert_eq!(format_local(t, &ny), "2026-11-24 00:00:00");
         // Across a month boundary.
-        let first = parse_when("2026-12-01 09:00", NOW, &CET).unwrap();
-        let y = parse_when("yesterday", first, &CET).unwrap();
-        assert_eq!(format_local(y, &CET), "2026-11-30 00:00:00");
+        let first = parse_when("2026-12-01 09:00", NOW, &cet()).unwrap();
+        let y = parse_when("yesterday", first, &cet()).unwrap();
+        assert_eq!(format_local(y, &cet()), "2026-11-30 00:00:00");
     }
 
     #[test]
     fn dates_and_times_are_local_unless_they_say_otherwise() {
         let midnight = p("2026-11-24").unwrap();
-        assert_eq!(format_local(midnight, &CET), "2026-11-24 00:00:00");
+        assert_eq!(format_local(midnight, &cet()), "2026-11-24 00:00:00");
         assert_eq!(p("2026-11-24 08:00"), Ok(midnight + 8 * 3_600_000));
         assert_eq!(p("2026-11-24T08:00"), Ok(midnight + 8 * 3_600_000));
         assert_eq!(
@@ -400,6 +379,8 @@ mod tests {
         assert_eq!(p("2026-11-24T05:30:00-05:00"), Ok(NOW));
         assert_eq!(p("2026-11-24T10:30:00.25Z"), Ok(NOW + 250));
         assert_eq!(p("2026-11-24t10:30:00z"), Ok(NOW));
+        // A leap second is the first second of the next minute.
+        assert_eq!(p("2026-11-24T10:29:60Z"), Ok(NOW));
         // Leap years.
         assert!(p("2028-02-29").is_ok());
         assert!(p("2026-02-29").is_err());
@@ -440,19 +421,80 @@ mod tests {
     }
 
     #[test]
-    fn day_counts_round_trip() {
-        for d in [-800_000, -1, 0, 1, 59, 365, 10_957, 20_416, 1_000_000] {
-            let (y, m, dd) = civil_from_days(d);
-            assert_eq!(days_from_civil(y, m, dd), d);
-        }
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+    fn local_times_in_a_real_zone_follow_its_summer_time() {
+        let b = berlin();
+        // Winter +01:00, summer +02:00, on the right dates.
+        let winter = parse_when("2026-01-15 12:00", NOW, &b).unwrap();
+        let summer = parse_when("2026-07-15 12:00", NOW, &b).unwrap();
+        assert_eq!(format_rfc3339(winter, &b), "2026-01-15T12:00:00.000+01:00");
+        assert_eq!(format_rfc3339(summer, &b), "2026-07-15T12:00:00.000+02:00");
+        assert_eq!(format_local(summer, &TimeZone::UTC), "2026-07-15 10:00:00");
+        // `today` on the day the clocks go forward begins at midnight, +01:00, and that day
+        // is 23 hours long: `yesterday` from the next day is 23 hours before `today`.
+        let sunday = parse_when("2026-03-29 12:00", NOW, &b).unwrap();
+        let monday = parse_when("2026-03-30 12:00", NOW, &b).unwrap();
+        let start = parse_when("today", sunday, &b).unwrap();
+        assert_eq!(format_rfc3339(start, &b), "2026-03-29T00:00:00.000+01:00");
+        assert_eq!(
+            parse_when("today", monday, &b).unwrap() - start,
+            23 * 3_600_000
+        );
+        assert_eq!(parse_when("yesterday", monday, &b), Ok(start));
+    }
+
+    #[test]
+    fn skipped_and_repeated_local_times() {
+        let b = berlin();
+        // 2026-03-29 02:30 does not exist in Berlin (02:00 CET -> 03:00 CEST): it is read
+        // as 01:30 UTC, the instant a clock not yet moved forward would call 02:30, which
+        // the moved clock shows as 03:30.
+        let gap = parse_when("2026-03-29 02:30", NOW, &b).unwrap();
+        assert_eq!(format_local(gap, &TimeZone::UTC), "2026-03-29 01:30:00");
+        assert_eq!(format_local(gap, &b), "2026-03-29 03:30:00");
+        // 2026-10-25 02:30 happens twice (CEST, then CET an hour later): the first one.
+        let fold = parse_when("2026-10-25 02:30", NOW, &b).unwrap();
+        assert_eq!(format_rfc3339(fold, &b), "2026-10-25T02:30:00.000+02:00");
+        assert_eq!(format_local(fold, &TimeZone::UTC), "2026-10-25 00:30:00");
+        // Both are listed with the offset that tells them apart.
+        let second = fold + 3_600_000;
+        assert_eq!(format_local(second, &b), "2026-10-25 02:30:00");
+        assert_eq!(format_offset(second, &b), "+01:00");
+        // An explicit offset picks the second one.
+        assert_eq!(parse_when("2026-10-25T02:30:00+01:00", NOW, &b), Ok(second));
+    }
+
+    #[test]
+    fn zone_names_are_checked() {
+        assert!(zone_named("Europe/Berlin").is_ok());
+        assert!(zone_named("UTC").is_ok());
+        assert!(zone_named("").is_ok());
+        let e = zone_named("Europe/Berln").unwrap_err();
+        let m = e.to_string();
+        assert!(m.contains("\"Europe/Berln\""), "{m}");
+        assert!(m.contains("did you mean \"Europe/Berlin\""), "{m}");
+        // The copy built in (for a board without /usr/share/zoneinfo) has the zones too.
+        let bundled = jiff::tz::TimeZoneDatabase::bundled();
+        assert!(bundled.get("Europe/Berlin").is_ok());
+        assert!(bundled.get("America/New_York").is_ok());
+        let e = zone_named("Mars/Olympus_Mons").unwrap_err();
+        assert!(e.to_string().contains("IANA name"), "{e}");
     }
 
     #[test]
     fn system_zone_agrees_with_itself() {
-        // Whatever the machine's zone: local midnight today maps back to 00:00:00 local.
-        let t = parse_when("today", NOW, &SystemZone).unwrap();
-        assert_eq!(&format_local(t, &SystemZone)[11..], "00:00:00");
+        // Whatever the machine's zone: local midnight today maps back to 00:00:00 local (or
+        // the first instant of a day that starts later, where midnight is skipped).
+        let z = &local_zone();
+        let t = parse_when("today", NOW, z).unwrap();
+        assert_eq!(local_datetime(t, z).date(), local_datetime(NOW, z).date());
+        assert!(t <= NOW && NOW - t < 25 * 3_600_000);
+    }
+
+    #[test]
+    fn out_of_range_times_are_clamped_not_panicking() {
+        // jiff's range: years -9999..=9999, a day short at each end so that every offset fits.
+        assert_eq!(format_local(i64::MAX, &cet()), "9999-12-30 23:00:00");
+        assert!(format_local(i64::MIN, &cet()).starts_with("-9999-01-02"));
+        assert!(format_rfc3339(i64::MIN, &TimeZone::UTC).ends_with("+00:00"));
     }
 }

@@ -1,50 +1,29 @@
-//! Prometheus metrics, hand-written in the text exposition format (version 0.0.4).
+//! Prometheus metrics of the API, kept and rendered by `prometheus-client` in the Prometheus
+//! text exposition format (version 0.0.4, [`CONTENT_TYPE`]).
+//!
+//! The counters and histograms live for the whole server; the gauges (in-flight requests,
+//! gallery size, Milvus reachability) are read at each scrape and registered with a registry
+//! built for that scrape, so that a gallery that did not answer leaves its gauges out.
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 use crate::access::Outcome;
 use crate::gallery::{RemoteState, Stats};
+
+/// The `Content-Type` of what [`Metrics::render`] returns.
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 /// Upper bounds (seconds) of the latency histogram buckets.
 const BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
-
-#[derive(Default)]
-pub struct Histogram {
-    counts: [AtomicU64; BUCKETS.len()],
-    count: AtomicU64,
-    sum_us: AtomicU64,
-}
-
-impl Histogram {
-    pub fn observe(&self, d: Duration) {
-        let s = d.as_secs_f64();
-        if let Some(i) = BUCKETS.iter().position(|b| s <= *b) {
-            self.counts[i].fetch_add(1, Ordering::Relaxed);
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_us.fetch_add(
-            d.as_micros().min(u128::from(u64::MAX)) as u64,
-            Ordering::Relaxed,
-        );
-    }
-
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
-        let mut cumulative = 0;
-        for (b, c) in BUCKETS.iter().zip(&self.counts) {
-            cumulative += c.load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{b}\"}} {cumulative}");
-        }
-        let count = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
-        let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
-        let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
-    }
-}
 
 /// A stage of a request that is timed.
 #[derive(Debug, Clone, Copy)]
@@ -54,162 +33,384 @@ pub enum Stage {
     Gallery,
 }
 
+impl Stage {
+    const ALL: [Stage; 3] = [Stage::Decode, Stage::DetectEmbed, Stage::Gallery];
+
+    fn label(self) -> StageLabels {
+        StageLabels {
+            stage: match self {
+                Stage::Decode => "decode",
+                Stage::DetectEmbed => "detect_embed",
+                Stage::Gallery => "gallery",
+            },
+        }
+    }
+}
+
 const DECISION_ACTIONS: [&str; 2] = ["verify", "identify"];
 
-#[derive(Default)]
+/// The outcomes a verify or identify decision is counted under.
+const DECISION_OUTCOMES: [Outcome; 4] = [
+    Outcome::Granted,
+    Outcome::Denied,
+    Outcome::Unknown,
+    Outcome::NoFace,
+];
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DecisionLabels {
+    action: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StageLabels {
+    stage: &'static str,
+}
+
+fn stage_histogram() -> Histogram {
+    Histogram::new(BUCKETS)
+}
+
 pub struct Metrics {
-    decisions: [[AtomicU64; Outcome::ALL.len()]; DECISION_ACTIONS.len()],
-    decode: Histogram,
-    detect_embed: Histogram,
-    gallery: Histogram,
+    decisions: Family<DecisionLabels, Counter>,
+    stages: Family<StageLabels, Histogram, fn() -> Histogram>,
     /// Errors from the central gallery that reached the API.
-    milvus_errors: AtomicU64,
-    busy: AtomicU64,
-    rate_limited: AtomicU64,
-    enrolled: AtomicU64,
+    milvus_errors: Counter,
+    busy: Counter,
+    rate_limited: Counter,
+    enrolled: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let m = Metrics {
+            decisions: Family::default(),
+            stages: Family::new_with_constructor(stage_histogram),
+            milvus_errors: Counter::default(),
+            busy: Counter::default(),
+            rate_limited: Counter::default(),
+            enrolled: Counter::default(),
+        };
+        // Every series from the first scrape on, at zero until something happens.
+        for action in DECISION_ACTIONS {
+            for outcome in DECISION_OUTCOMES {
+                drop(m.decisions.get_or_create(&DecisionLabels {
+                    action,
+                    outcome: outcome.as_str(),
+                }));
+            }
+        }
+        for stage in Stage::ALL {
+            drop(m.stages.get_or_create(&stage.label()));
+        }
+        m
+    }
 }
 
 impl Metrics {
     pub fn decision(&self, identify: bool, outcome: Outcome) {
-        let a = usize::from(identify);
-        if let Some(i) = Outcome::ALL.iter().position(|o| *o == outcome) {
-            self.decisions[a][i].fetch_add(1, Ordering::Relaxed);
+        if DECISION_OUTCOMES.contains(&outcome) {
+            let labels = DecisionLabels {
+                action: DECISION_ACTIONS[usize::from(identify)],
+                outcome: outcome.as_str(),
+            };
+            self.decisions.get_or_create(&labels).inc();
         }
     }
 
     pub fn stage(&self, stage: Stage, d: Duration) {
-        match stage {
-            Stage::Decode => self.decode.observe(d),
-            Stage::DetectEmbed => self.detect_embed.observe(d),
-            Stage::Gallery => self.gallery.observe(d),
-        }
+        self.stages
+            .get_or_create(&stage.label())
+            .observe(d.as_secs_f64());
     }
 
     pub fn milvus_error(&self) {
-        self.milvus_errors.fetch_add(1, Ordering::Relaxed);
+        self.milvus_errors.inc();
     }
 
     pub fn busy(&self) {
-        self.busy.fetch_add(1, Ordering::Relaxed);
+        self.busy.inc();
     }
 
     pub fn rate_limited(&self) {
-        self.rate_limited.fetch_add(1, Ordering::Relaxed);
+        self.rate_limited.inc();
     }
 
     pub fn enrolled(&self, n: usize) {
-        self.enrolled.fetch_add(n as u64, Ordering::Relaxed);
+        self.enrolled.inc_by(n as u64);
     }
 
     /// The exposition text. `stats` is `None` when the gallery could not be asked.
     pub fn render(&self, stats: Option<&Stats>, in_flight: usize, slots: usize) -> String {
-        let mut o = String::new();
-        o.push_str("# HELP facegate_decisions_total Verify and identify decisions by outcome.\n");
-        o.push_str("# TYPE facegate_decisions_total counter\n");
-        for (a, action) in DECISION_ACTIONS.iter().enumerate() {
-            for (i, outcome) in Outcome::ALL.iter().enumerate() {
-                if matches!(
-                    outcome,
-                    Outcome::Granted | Outcome::Denied | Outcome::Unknown | Outcome::NoFace
-                ) {
-                    let n = self.decisions[a][i].load(Ordering::Relaxed);
-                    let _ = writeln!(
-                        o,
-                        "facegate_decisions_total{{action=\"{action}\",outcome=\"{}\"}} {n}",
-                        outcome.as_str()
-                    );
-                }
-            }
-        }
-        o.push_str("# HELP facegate_stage_seconds Time spent per request stage.\n");
-        o.push_str("# TYPE facegate_stage_seconds histogram\n");
-        self.decode
-            .render(&mut o, "facegate_stage_seconds", "stage=\"decode\"");
-        self.detect_embed
-            .render(&mut o, "facegate_stage_seconds", "stage=\"detect_embed\"");
-        self.gallery
-            .render(&mut o, "facegate_stage_seconds", "stage=\"gallery\"");
-        let counter = |o: &mut String, name: &str, help: &str, v: u64| {
-            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
-        };
-        let gauge = |o: &mut String, name: &str, help: &str, v: f64| {
-            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
-        };
-        counter(
-            &mut o,
-            "facegate_enrolled_templates_total",
+        let mut r = Registry::with_prefix("facegate");
+        // Counters are named without `_total`: the encoder adds it.
+        r.register(
+            "decisions",
+            "Verify and identify decisions by outcome.",
+            self.decisions.clone(),
+        );
+        r.register(
+            "stage_seconds",
+            "Time spent per request stage.",
+            self.stages.clone(),
+        );
+        r.register(
+            "enrolled_templates",
             "Face templates enrolled through the API.",
-            self.enrolled.load(Ordering::Relaxed),
+            self.enrolled.clone(),
         );
-        counter(
-            &mut o,
-            "facegate_milvus_errors_total",
+        r.register(
+            "milvus_errors",
             "Central gallery (Milvus) errors seen by the API.",
-            self.milvus_errors.load(Ordering::Relaxed),
+            self.milvus_errors.clone(),
         );
-        counter(
-            &mut o,
-            "facegate_busy_rejections_total",
+        r.register(
+            "busy_rejections",
             "Requests refused with 503 because the inference queue was full.",
-            self.busy.load(Ordering::Relaxed),
+            self.busy.clone(),
         );
-        counter(
-            &mut o,
-            "facegate_rate_limited_total",
+        r.register(
+            "rate_limited",
             "Requests refused with 429 by the per-client rate limit.",
-            self.rate_limited.load(Ordering::Relaxed),
+            self.rate_limited.clone(),
         );
+        let mut gauge = |name: &str, help: &str, v: usize| {
+            let g: Gauge = Gauge::default();
+            g.set(i64::try_from(v).unwrap_or(i64::MAX));
+            r.register(name, help, g);
+        };
         gauge(
-            &mut o,
-            "facegate_inference_in_flight",
+            "inference_in_flight",
             "Image requests running or waiting for an inference slot.",
-            in_flight as f64,
+            in_flight,
         );
         gauge(
-            &mut o,
-            "facegate_inference_slots",
+            "inference_slots",
             "Inference slots (concurrent pipelines).",
-            slots as f64,
+            slots,
         );
         gauge(
-            &mut o,
-            "facegate_gallery_up",
+            "gallery_up",
             "1 when the gallery answered this scrape.",
-            if stats.is_some() { 1.0 } else { 0.0 },
+            usize::from(stats.is_some()),
         );
         if let Some(s) = stats {
             gauge(
-                &mut o,
-                "facegate_gallery_persons",
+                "gallery_persons",
                 "Persons in the local gallery.",
-                s.persons as f64,
+                s.persons,
             );
             gauge(
-                &mut o,
-                "facegate_gallery_templates",
+                "gallery_templates",
                 "Face templates in the local gallery.",
-                s.templates as f64,
+                s.templates,
             );
             gauge(
-                &mut o,
-                "facegate_outbox_depth",
+                "outbox_depth",
                 "Writes queued for the central gallery.",
-                s.outbox_depth as f64,
+                s.outbox_depth,
             );
             let online = match s.remote {
                 RemoteState::None => None,
-                RemoteState::Online => Some(1.0),
-                RemoteState::Offline { .. } => Some(0.0),
+                RemoteState::Online => Some(1),
+                RemoteState::Offline { .. } => Some(0),
             };
             if let Some(v) = online {
                 gauge(
-                    &mut o,
-                    "facegate_milvus_online",
+                    "milvus_online",
                     "1 when the central gallery (Milvus) is reachable.",
                     v,
                 );
             }
         }
-        o
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &r);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gallery::ModelTag;
+
+    fn stats(remote: RemoteState) -> Stats {
+        Stats {
+            model: ModelTag::new("test", 512),
+            persons: 2,
+            templates: 5,
+            outbox_depth: 1,
+            bytes_per_template: 2048,
+            remote,
+            last_sync_ms: 0,
+            remote_templates: None,
+        }
+    }
+
+    /// Every sample's metric name, the `# HELP` and `# TYPE` lines before it, and the types.
+    fn families(text: &str) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut lines = text.lines().peekable();
+        while let Some(line) = lines.next() {
+            let help = line
+                .strip_prefix("# HELP ")
+                .unwrap_or_else(|| panic!("expected # HELP, got {line:?}\n{text}"));
+            let (name, help) = help.split_once(' ').unwrap();
+            assert!(help.ends_with('.'), "{name}: {help:?}");
+            let ty = lines.next().unwrap().strip_prefix("# TYPE ").unwrap();
+            let (ty_name, ty) = ty.split_once(' ').unwrap();
+            assert_eq!(ty_name, name);
+            let mut samples = 0;
+            while let Some(s) = lines.next_if(|l| !l.starts_with('#')) {
+                let sample_name = s.split(['{', ' ']).next().unwrap();
+                let ok = match ty {
+                    "histogram" => ["_bucket", "_sum", "_count"]
+                        .iter()
+                        .any(|suffix| sample_name == format!("{name}{suffix}")),
+                    _ => sample_name == name,
+                };
+                assert!(ok, "{s} under {name} ({ty})");
+                let value = s.rsplit(' ').next().unwrap();
+                assert!(value.parse::<f64>().is_ok(), "{s}");
+                samples += 1;
+            }
+            assert!(samples > 0, "{name} has no samples");
+            out.push((name.to_owned(), ty.to_owned()));
+        }
+        out
+    }
+
+    #[test]
+    fn every_metric_keeps_its_name_type_and_help() {
+        let m = Metrics::default();
+        let text = m.render(Some(&stats(RemoteState::Online)), 1, 2);
+        let got = families(&text);
+        let expected = [
+            ("facegate_decisions_total", "counter"),
+            ("facegate_stage_seconds", "histogram"),
+            ("facegate_enrolled_templates_total", "counter"),
+            ("facegate_milvus_errors_total", "counter"),
+            ("facegate_busy_rejections_total", "counter"),
+            ("facegate_rate_limited_total", "counter"),
+            ("facegate_inference_in_flight", "gauge"),
+            ("facegate_inference_slots", "gauge"),
+            ("facegate_gallery_up", "gauge"),
+            ("facegate_gallery_persons", "gauge"),
+            ("facegate_gallery_templates", "gauge"),
+            ("facegate_outbox_depth", "gauge"),
+            ("facegate_milvus_online", "gauge"),
+        ];
+        let expected: Vec<(String, String)> = expected
+            .iter()
+            .map(|(n, t)| (n.to_string(), t.to_string()))
+            .collect();
+        assert_eq!(got, expected, "{text}");
+        for line in [
+            "facegate_inference_in_flight 1",
+            "facegate_inference_slots 2",
+            "facegate_gallery_up 1",
+            "facegate_gallery_persons 2",
+            "facegate_gallery_templates 5",
+            "facegate_outbox_depth 1",
+            "facegate_milvus_online 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line}:\n{text}");
+        }
+        // The gallery's gauges are left out when it did not answer; Milvus's when there is none.
+        let down = m.render(None, 0, 2);
+        assert!(down.contains("facegate_gallery_up 0\n"), "{down}");
+        assert!(!down.contains("facegate_gallery_persons"), "{down}");
+        let local = m.render(Some(&stats(RemoteState::None)), 0, 2);
+        assert!(!local.contains("facegate_milvus_online"), "{local}");
+    }
+
+    #[test]
+    fn decisions_are_counted_by_action_and_outcome_from_zero() {
+        let m = Metrics::default();
+        let text = m.render(None, 0, 1);
+        for action in DECISION_ACTIONS {
+            for outcome in ["granted", "denied", "unknown", "no_face"] {
+                let line = format!(
+                    "facegate_decisions_total{{action=\"{action}\",outcome=\"{outcome}\"}} 0"
+                );
+                assert!(text.lines().any(|l| l == line), "{line}:\n{text}");
+            }
+        }
+        m.decision(true, Outcome::Granted);
+        m.decision(true, Outcome::Granted);
+        m.decision(false, Outcome::Denied);
+        // Not a decision outcome: not counted, no new series.
+        m.decision(false, Outcome::Enrolled);
+        m.enrolled(3);
+        m.busy();
+        m.rate_limited();
+        m.milvus_error();
+        let text = m.render(None, 0, 1);
+        for line in [
+            "facegate_decisions_total{action=\"identify\",outcome=\"granted\"} 2",
+            "facegate_decisions_total{action=\"verify\",outcome=\"denied\"} 1",
+            "facegate_decisions_total{action=\"verify\",outcome=\"granted\"} 0",
+            "facegate_enrolled_templates_total 3",
+            "facegate_busy_rejections_total 1",
+            "facegate_rate_limited_total 1",
+            "facegate_milvus_errors_total 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line}:\n{text}");
+        }
+        assert!(!text.contains("enrolled\""), "{text}");
+        assert_eq!(text.matches("facegate_decisions_total{").count(), 8);
+    }
+
+    #[test]
+    fn stage_histograms_keep_their_buckets() {
+        let m = Metrics::default();
+        m.stage(Stage::Gallery, Duration::from_millis(3));
+        m.stage(Stage::Gallery, Duration::from_millis(700));
+        m.stage(Stage::Gallery, Duration::from_secs(9));
+        let text = m.render(None, 0, 1);
+        let buckets: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("facegate_stage_seconds_bucket{stage=\"gallery\""))
+            .collect();
+        let les: Vec<&str> = buckets
+            .iter()
+            .map(|l| l.split("le=\"").nth(1).unwrap().split('"').next().unwrap())
+            .collect();
+        assert_eq!(
+            les,
+            [
+                "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1",
+                "2.5", "5", "+Inf"
+            ],
+            "{text}"
+        );
+        // Cumulative: 3 ms is in the 0.005 bucket, 0.7 s in the 1 s one, 9 s only in +Inf.
+        let counts: Vec<u64> = buckets
+            .iter()
+            .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(counts, [0, 0, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 3], "{text}");
+        assert!(
+            text.contains("facegate_stage_seconds_count{stage=\"gallery\"} 3\n"),
+            "{text}"
+        );
+        let sum: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("facegate_stage_seconds_sum{stage=\"gallery\"} "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((sum - 9.703).abs() < 1e-9, "{sum}");
+        // The other stages are there, empty.
+        assert!(
+            text.contains("facegate_stage_seconds_count{stage=\"decode\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("facegate_stage_seconds_count{stage=\"detect_embed\"} 0\n"),
+            "{text}"
+        );
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use facegate::access::audit::MAX_PAGE;
-use facegate::access::when::{self, SystemZone, Zone};
+use facegate::access::when::{self, TimeZone};
 use facegate::access::{Action, AuditLog, Event, EventFilter, EventSource, Outcome};
 use facegate::config::Config;
 use facegate::gallery::now_ms;
@@ -148,9 +148,9 @@ impl Reader {
 }
 
 pub fn run(config: &Config, args: EventsArgs) -> Result<ExitCode> {
-    let zone = SystemZone;
+    let zone = &when::local_zone();
     let now = now_ms();
-    let filter = filter_from(&args, now, &zone)?;
+    let filter = filter_from(&args, now, zone)?;
     if args.follow && filter.until_ms.is_some() {
         bail!("--follow shows new events as they come: it cannot be combined with --until");
     }
@@ -161,7 +161,7 @@ pub fn run(config: &Config, args: EventsArgs) -> Result<ExitCode> {
         None => open_local(config, &audit_path, gallery)?,
     };
     if args.verify {
-        return verify(&reader, &audit_path, &zone, args.json);
+        return verify(&reader, &audit_path, zone, args.json);
     }
     let limit = if args.limit == 0 {
         usize::MAX
@@ -186,7 +186,7 @@ pub fn run(config: &Config, args: EventsArgs) -> Result<ExitCode> {
         }
     }
     events.reverse();
-    let mut out = Output::new(&args, &zone);
+    let mut out = Output::new(&args, zone);
     out.print(&mut reader, &events)?;
     if !args.json {
         let what = if events.len() == 1 { "event" } else { "events" };
@@ -201,7 +201,7 @@ pub fn run(config: &Config, args: EventsArgs) -> Result<ExitCode> {
         println!(
             "{} {what}, oldest first, local time (UTC{}){note}",
             events.len(),
-            when::format_offset(now, &zone)
+            when::format_offset(now, zone)
         );
     }
     if let Some(dir) = &args.crops {
@@ -224,7 +224,7 @@ pub fn run(config: &Config, args: EventsArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn filter_from(args: &EventsArgs, now: i64, zone: &dyn Zone) -> Result<EventFilter> {
+fn filter_from(args: &EventsArgs, now: i64, zone: &TimeZone) -> Result<EventFilter> {
     let time = |flag: &str, v: &Option<String>| -> Result<Option<i64>> {
         v.as_deref()
             .map(|s| when::parse_when(s, now, zone).map_err(|e| anyhow!("--{flag}: {e}")))
@@ -328,7 +328,7 @@ fn open_local(config: &Config, audit_path: &Path, gallery: PathBuf) -> Result<Re
 }
 
 /// `--verify`: check the chain, print the first broken link.
-fn verify(reader: &Reader, path: &Path, zone: &dyn Zone, json: bool) -> Result<ExitCode> {
+fn verify(reader: &Reader, path: &Path, zone: &TimeZone, json: bool) -> Result<ExitCode> {
     let Reader::Local { log, .. } = reader else {
         bail!(
             "--verify needs the audit log itself, not the HTTP API: stop the running facegate \

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::access::when::{SystemZone, Zone, parse_when, to_civil};
+use crate::access::when::{TimeZone, local_datetime, local_zone, parse_when};
 use crate::gallery::record::Window;
 use crate::gallery::{NewPerson, Person, PersonPatch};
 
@@ -58,7 +58,7 @@ impl PersonForm {
             if s.is_empty() {
                 return Ok(None);
             }
-            parse_when(s, crate::gallery::now_ms(), &SystemZone)
+            parse_when(s, crate::gallery::now_ms(), &local_zone())
                 .map(Some)
                 .map_err(|e| format!("{what}: {e}"))
         };
@@ -140,15 +140,13 @@ pub fn blank() -> FormView {
 
 /// `YYYY-MM-DDTHH:MM`, local: the value of an `<input type="datetime-local">`.
 pub fn datetime_local(ms: i64) -> String {
-    datetime_local_in(ms, &SystemZone)
+    datetime_local_in(ms, &local_zone())
 }
 
-fn datetime_local_in(ms: i64, zone: &dyn Zone) -> String {
-    let c = to_civil(ms, zone);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}",
-        c.year, c.month, c.day, c.hour, c.minute
-    )
+fn datetime_local_in(ms: i64, zone: &TimeZone) -> String {
+    local_datetime(ms, zone)
+        .strftime("%Y-%m-%dT%H:%M")
+        .to_string()
 }
 
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
@@ -242,7 +240,6 @@ pub fn schedule_text(windows: &[Window]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::access::when::FixedZone;
 
     #[test]
     fn schedules_round_trip() {
@@ -273,7 +270,7 @@ mod tests {
 
     #[test]
     fn datetime_local_is_what_parse_when_reads_back() {
-        let zone = FixedZone(3600);
+        let zone = TimeZone::fixed(jiff::tz::Offset::constant(1));
         let ms = 1_796_000_000_000; // some time in 2026
         let text = datetime_local_in(ms, &zone);
         assert_eq!(text.len(), 16);

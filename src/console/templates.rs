@@ -4,7 +4,7 @@
 use minijinja::Environment;
 use serde_json::Value;
 
-use crate::access::when::{SystemZone, format_local};
+use crate::access::when::{format_local, local_zone};
 
 /// (name, source) of every template.
 const TEMPLATES: &[(&str, &str)] = &[
@@ -63,7 +63,7 @@ impl Templates {
                     source,
                 })?;
         }
-        env.add_filter("time", |ms: i64| format_local(ms, &SystemZone));
+        env.add_filter("time", |ms: i64| format_local(ms, &local_zone()));
         env.add_filter("urlseg", |s: String| super::dispatch::enc(&s));
         env.add_filter("bytes", |b: u64| crate::host::human_bytes(b));
         env.add_filter("schedule", |v: minijinja::Value| {

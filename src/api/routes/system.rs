@@ -86,10 +86,7 @@ pub async fn metrics(State(api): State<AppState>) -> Response {
         api.inference.slots(),
     );
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, crate::api::metrics::CONTENT_TYPE)],
         text,
     )
         .into_response()

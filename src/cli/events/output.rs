@@ -16,12 +16,12 @@ pub(super) struct JsonLine<'a> {
 /// Table or JSON lines.
 pub(super) struct Output<'a> {
     pub(super) json: bool,
-    pub(super) zone: &'a dyn Zone,
+    pub(super) zone: &'a TimeZone,
     pub(super) header_done: bool,
 }
 
 impl<'a> Output<'a> {
-    pub(super) fn new(args: &EventsArgs, zone: &'a dyn Zone) -> Output<'a> {
+    pub(super) fn new(args: &EventsArgs, zone: &'a TimeZone) -> Output<'a> {
         Output {
             json: args.json,
             zone,

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::api_failure;
 use crate::access::Outcome;
-use crate::access::when::{SystemZone, parse_when};
+use crate::access::when::{local_zone, parse_when};
 use crate::console::dispatch::enc;
 use crate::console::session::Session;
 use crate::console::{Ctx, PageResult};
@@ -59,7 +59,7 @@ impl Filters {
         add("source", &self.source);
         add("cursor", &self.cursor);
         if !self.since.trim().is_empty() {
-            let ms = parse_when(&self.since, crate::gallery::now_ms(), &SystemZone)
+            let ms = parse_when(&self.since, crate::gallery::now_ms(), &local_zone())
                 .map_err(|e| format!("since: {e}"))?;
             q.push(format!("from_ms={ms}"));
         }
