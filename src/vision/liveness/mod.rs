@@ -14,6 +14,7 @@ pub mod cnn;
 pub mod config;
 pub mod cues;
 pub mod fuse;
+pub mod ir;
 pub mod landmarks;
 pub mod motion;
 
