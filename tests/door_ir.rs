@@ -88,7 +88,7 @@ fn config() -> DaemonConfig {
         policy: PolicyConfig {
             same_face: THRESHOLD,
             frames: 3,
-            cooldown_ms: 1000,
+            cooldown_ms: 2500,
             anti_passback_ms: 0,
         },
         operating: Arc::new(facegate::access::decision::OperatingPoint::fixed(

@@ -223,6 +223,11 @@ pub fn start_with_ir<S: FrameSource + 'static>(
     records: mpsc::Sender<Record>,
 ) -> Result<Running, DaemonError> {
     let workers = config.workers.max(1);
+    let pipelines = (0..workers)
+        .map(|_| Pipeline::new(models, params.clone()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (capture, frames) = spawn_capture(camera)?;
+    // The infrared camera starts with the colour one (a replay of both stays in step).
     let ir = ir.filter(|ir| ir.mode != Mode::Off);
     let (ir_capture, ir) = match ir {
         Some(IrCamera {
@@ -236,10 +241,6 @@ pub fn start_with_ir<S: FrameSource + 'static>(
         }
         None => (None, None),
     };
-    let pipelines = (0..workers)
-        .map(|_| Pipeline::new(models, params.clone()))
-        .collect::<Result<Vec<_>, _>>()?;
-    let (capture, frames) = spawn_capture(camera)?;
     let frames = Arc::new(frames);
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, rx) = mpsc::channel();

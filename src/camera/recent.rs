@@ -5,7 +5,7 @@
 //! a short ring ([`RECENT_FRAMES`] frames), dropping the oldest.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -34,7 +34,7 @@ struct Ring {
 /// The newest frames of a camera, shared by the threads that read them.
 #[derive(Clone)]
 pub struct RecentFrames {
-    ring: Arc<Mutex<Ring>>,
+    ring: Arc<(Mutex<Ring>, Condvar)>,
     keep: usize,
 }
 
@@ -49,39 +49,68 @@ impl RecentFrames {
 
     /// Add a frame, dropping the oldest one beyond `keep`.
     pub fn push(&self, frame: TimedFrame) {
-        let mut r = lock(&self.ring);
+        let mut r = lock(&self.ring.0);
         if r.frames.len() >= self.keep {
             r.frames.pop_front();
         }
         r.frames.push_back(frame);
+        drop(r);
+        self.ring.1.notify_all();
     }
 
     /// The frame captured nearest to `at` and how far from it (either side), if any frame is
     /// kept.
     pub fn nearest(&self, at: Instant) -> Option<(TimedFrame, Duration)> {
-        let r = lock(&self.ring);
-        let skew = |f: &TimedFrame| {
-            if f.captured >= at {
-                f.captured - at
-            } else {
-                at - f.captured
+        nearest_in(&lock(&self.ring.0), at)
+    }
+
+    /// [`nearest`](Self::nearest), once a frame captured at or after `at` is kept, or `wait`
+    /// after `at` at the latest (the frame taken at the same time as `at` may still be on its
+    /// way), or at once when the stream has ended.
+    pub fn nearest_waiting(&self, at: Instant, wait: Duration) -> Option<(TimedFrame, Duration)> {
+        let deadline = at + wait;
+        let mut r = lock(&self.ring.0);
+        loop {
+            let now = Instant::now();
+            if r.ended.is_some()
+                || now >= deadline
+                || r.frames.back().is_some_and(|f| f.captured >= at)
+            {
+                return nearest_in(&r, at);
             }
-        };
-        r.frames
-            .iter()
-            .min_by_key(|f| skew(f))
-            .map(|f| (f.clone(), skew(f)))
+            r = self
+                .ring
+                .1
+                .wait_timeout(r, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
     }
 
     /// Why the camera's stream ended, once it has (a camera that is being reopened has not
     /// ended: its frames only grow old).
     pub fn ended(&self) -> Option<CameraError> {
-        lock(&self.ring).ended.clone()
+        lock(&self.ring.0).ended.clone()
     }
 
     fn end(&self, e: CameraError) {
-        lock(&self.ring).ended = Some(e);
+        lock(&self.ring.0).ended = Some(e);
+        self.ring.1.notify_all();
     }
+}
+
+fn nearest_in(r: &Ring, at: Instant) -> Option<(TimedFrame, Duration)> {
+    let skew = |f: &TimedFrame| {
+        if f.captured >= at {
+            f.captured - at
+        } else {
+            at - f.captured
+        }
+    };
+    r.frames
+        .iter()
+        .min_by_key(|f| skew(f))
+        .map(|f| (f.clone(), skew(f)))
 }
 
 /// The capture and collector threads of a [`RecentFrames`].
@@ -175,6 +204,31 @@ mod tests {
         assert_eq!((f.seq, skew), (2, ms(200)));
         let (f, skew) = r.nearest(t0 + ms(1000)).unwrap();
         assert_eq!((f.seq, skew), (4, ms(600)));
+    }
+
+    #[test]
+    fn a_frame_still_on_its_way_is_waited_for_within_the_limit() {
+        let ms = Duration::from_millis;
+        let r = RecentFrames::new(4);
+        let t0 = Instant::now();
+        r.push(frame(t0, 1));
+        let at = t0 + ms(100);
+        let pusher = {
+            let r = r.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(ms(30));
+                r.push(frame(at + ms(5), 2));
+            })
+        };
+        // The frame 5 ms after `at` arrives within the 2 s allowed: it is the nearest.
+        let (f, skew) = r.nearest_waiting(at, ms(2000)).unwrap();
+        assert_eq!((f.seq, skew), (2, ms(5)));
+        pusher.join().unwrap();
+        // Nothing newer comes: after the wait, the nearest kept.
+        let late = Instant::now() + ms(50);
+        let (f, _) = r.nearest_waiting(late, ms(20)).unwrap();
+        assert_eq!(f.seq, 2);
+        assert!(Instant::now() >= late + ms(20));
     }
 
     #[test]

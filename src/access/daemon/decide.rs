@@ -58,9 +58,6 @@ impl Worker {
         seq: u64,
         captured: Instant,
     ) -> Result<Look, String> {
-        // The infrared frame nearest in time, taken before the colour frame's vision work
-        // lets newer infrared frames push it out of the ring.
-        let ir_frame = self.ir.as_ref().and_then(|(r, _)| r.nearest(captured));
         let coarse = self
             .pipeline
             .detect_coarse(img)
@@ -134,7 +131,10 @@ impl Worker {
             }
         };
         let ir = match (&seen, &self.ir) {
-            (Seen::Face(_), Some((_, params))) => {
+            (Seen::Face(_), Some((recent, params))) => {
+                // The infrared frame nearest in time (waiting, up to the skew allowed, for
+                // one taken at or after the colour frame).
+                let ir_frame = recent.nearest_waiting(captured, params.max_skew);
                 let frame = ir_frame.as_ref().map(|(f, skew)| (f.image.as_ref(), *skew));
                 let pipeline = &mut self.pipeline;
                 match liveness::ir::check(params, &det.bbox, frame, |i| pipeline.detect(i)) {
