@@ -387,6 +387,10 @@ fn the_infrared_camera_is_checked_only_when_liveness_ir_is_on() {
     let hw = format!("{}\n[liveness]\nir = \"enforce\"\n", inst.png());
     let r = doctor(&inst.config(&inst.frames(), &hw, "", ""), &[]);
     assert_eq!(r.code, Some(1), "{}", r.stdout);
-    assert!(r.line("config").contains("camera.ir.device"), "{}", r.stdout);
+    assert!(
+        r.line("config").contains("camera.ir.device"),
+        "{}",
+        r.stdout
+    );
     let _ = std::fs::remove_dir_all(&inst.dir);
 }

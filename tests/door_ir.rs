@@ -297,7 +297,12 @@ fn a_live_visit_seen_in_infrared_opens_and_a_screen_or_a_silent_ir_camera_does_n
         .filter_map(|e| e.reason.as_deref())
         .filter(|r| r.contains("infrared"))
         .collect();
-    assert_eq!(refused, ["not live (face dark in infrared)"], "{:#?}", page.events);
+    assert_eq!(
+        refused,
+        ["not live (face dark in infrared)"],
+        "{:#?}",
+        page.events
+    );
     drop(audit);
 
     // 2. The infrared camera configured but unplugged (no such device): the same live visit is
@@ -316,7 +321,9 @@ fn a_live_visit_seen_in_infrared_opens_and_a_screen_or_a_silent_ir_camera_does_n
     );
     assert_eq!(mem.relay.edges().iter().filter(|e| e.high).count(), 0);
     assert!(
-        mem.screens().iter().any(|s| matches!(s, Screen::Denied { reason }
+        mem.screens()
+            .iter()
+            .any(|s| matches!(s, Screen::Denied { reason }
             if reason == "not live (no infrared picture)")),
         "{:?}",
         mem.screens()

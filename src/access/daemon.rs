@@ -350,7 +350,9 @@ pub fn start_with_ir<S: FrameSource + 'static>(
             });
         let mut d = Decider {
             liveness,
-            ir: ir.as_ref().map(|(mode, _, _)| (*mode, IrVisit::new(window))),
+            ir: ir
+                .as_ref()
+                .map(|(mode, _, _)| (*mode, IrVisit::new(window))),
             policy: Policy::new(config.policy),
             display,
             wiegand,

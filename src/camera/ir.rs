@@ -149,13 +149,17 @@ impl IrCameraConfig {
     pub fn open(&self, colour: &CameraConfig) -> Reopening {
         let cfg = self.camera_config(colour);
         let describe = match self.source {
-            SourceKind::Recorded => format!("infrared recorded frames {}", cfg.recorded_dir.display()),
+            SourceKind::Recorded => {
+                format!("infrared recorded frames {}", cfg.recorded_dir.display())
+            }
             _ => format!("infrared V4L2 camera {}", cfg.device),
         };
         let backoff = cfg.backoff();
-        Reopening::new(describe, backoff, move || -> Result<Box<dyn FrameSource>, CameraError> {
-            super::open_from_config(&cfg)
-        })
+        Reopening::new(
+            describe,
+            backoff,
+            move || -> Result<Box<dyn FrameSource>, CameraError> { super::open_from_config(&cfg) },
+        )
     }
 }
 
@@ -174,7 +178,13 @@ mod tests {
         assert_eq!(w.camera.ir, IrCameraConfig::default());
         assert!(w.camera.ir.check().is_ok());
         // Off by default: nothing needs setting until it is used.
-        assert!(w.camera.ir.check_in_use().unwrap_err().contains("camera.ir.device"));
+        assert!(
+            w.camera
+                .ir
+                .check_in_use()
+                .unwrap_err()
+                .contains("camera.ir.device")
+        );
         let w: Wrap =
             toml::from_str("[camera.ir]\nsource = \"recorded\"\nrecorded_dir = \"/x\"\n").unwrap();
         assert!(w.camera.ir.check_in_use().is_ok());

@@ -225,7 +225,8 @@ mod tests {
         assert_eq!((f.seq, skew), (2, ms(5)));
         pusher.join().unwrap();
         // Nothing newer comes: after the wait, the nearest kept.
-        let late = Instant::now() + ms(50);
+        // (After the newest frame, at +105 ms.)
+        let late = at + ms(200);
         let (f, _) = r.nearest_waiting(late, ms(20)).unwrap();
         assert_eq!(f.seq, 2);
         assert!(Instant::now() >= late + ms(20));

@@ -650,7 +650,11 @@ impl Decider {
 impl Decider {
     /// Add this frame's infrared outcome to the visit; when the door enforces the infrared
     /// check and the visit fails it, the refusal's detail ("face dark in infrared"...).
-    pub(super) fn ir_of_visit(&mut self, seen: &Seen, outcome: Option<IrOutcome>) -> Option<String> {
+    pub(super) fn ir_of_visit(
+        &mut self,
+        seen: &Seen,
+        outcome: Option<IrOutcome>,
+    ) -> Option<String> {
         let (mode, visit) = self.ir.as_mut()?;
         if matches!(seen, Seen::NoFace) {
             visit.reset();

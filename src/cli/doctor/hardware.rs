@@ -312,9 +312,8 @@ pub(super) fn check_ir_camera(config: &Config) -> Option<Check> {
     );
     c.fix = c.fix.map(|f| f.replace("camera.", "camera.ir."));
     if c.status == Status::Problem && mode == facegate::vision::liveness::Mode::Enforce {
-        c.message.push_str(
-            " (the door refuses every face as not live until the infrared camera works)",
-        );
+        c.message
+            .push_str(" (the door refuses every face as not live until the infrared camera works)");
     }
     Some(c)
 }

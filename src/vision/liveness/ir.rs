@@ -330,7 +330,12 @@ mod tests {
         let img = synthetic(&FACE, false);
         let o = check(&p, &FACE, Some((&img, MS(20))), |_| Ok(vec![det(FACE)])).unwrap();
         assert!(o.passed(), "{o:?}");
-        let IrOutcome::Seen { iou, mean, contrast } = o else {
+        let IrOutcome::Seen {
+            iou,
+            mean,
+            contrast,
+        } = o
+        else {
             unreachable!()
         };
         assert!(iou > 0.99 && mean > 80.0 && contrast > 15.0, "{o:?}");
@@ -344,7 +349,10 @@ mod tests {
             panic!("the detector is not needed for a dark box")
         })
         .unwrap();
-        assert!(matches!(o, IrOutcome::Dark { mean, .. } if mean < 20.0), "{o:?}");
+        assert!(
+            matches!(o, IrOutcome::Dark { mean, .. } if mean < 20.0),
+            "{o:?}"
+        );
         assert_eq!(o.reason(), "face dark in infrared");
     }
 
@@ -425,7 +433,10 @@ mod tests {
             contrast: 1.0,
         };
         let mut v = IrVisit::new(5);
-        assert_eq!(v.refusal(Mode::Enforce).as_deref(), Some("no infrared picture"));
+        assert_eq!(
+            v.refusal(Mode::Enforce).as_deref(),
+            Some("no infrared picture")
+        );
         v.push(dark);
         v.push(seen);
         v.push(seen);
