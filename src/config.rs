@@ -78,6 +78,7 @@ pub fn default_toml() -> String {
         crate::vision::liveness::config::DEFAULT_TOML,
         "\n",
         crate::camera::config::DEFAULT_TOML,
+        crate::camera::ir::DEFAULT_TOML,
         "\n",
         crate::hw::config::DEFAULT_TOML,
         "\n",
@@ -260,6 +261,9 @@ impl Config {
         self.access.check()?;
         self.liveness.check()?;
         self.camera.check()?;
+        if self.liveness.ir != crate::vision::liveness::Mode::Off {
+            self.camera.ir.check_in_use()?;
+        }
         self.hw.check()?;
         self.api.check()?;
         self.mqtt.check()?;

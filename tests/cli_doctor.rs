@@ -347,3 +347,50 @@ fn a_config_that_does_not_load_is_the_one_problem_reported() {
         "{line}"
     );
 }
+
+#[test]
+fn the_infrared_camera_is_checked_only_when_liveness_ir_is_on() {
+    let inst = Install::new("doctor-ir");
+    let frames = common::repo().join("frames").display().to_string();
+    // A folder of recorded infrared frames: OK, named (the bundled frames stand in here; the
+    // doctor only reads them).
+    let hw = format!(
+        "{}\n[liveness]\nir = \"enforce\"\n[camera.ir]\nsource = \"recorded\"\nrecorded_dir = {frames:?}\n",
+        inst.png()
+    );
+    let r = doctor(&inst.config(&inst.frames(), &hw, "", ""), &[]);
+    assert_eq!(r.stdout.lines().count(), CHECKS.len() + 1, "{}", r.stdout);
+    let ir = r.line("ir camera");
+    assert_eq!(r.status("ir camera"), "OK", "{ir}");
+    assert!(
+        ir.contains("liveness.ir = \"enforce\"")
+            && ir.contains("infrared recorded frames")
+            && ir.contains("19 images"),
+        "{ir}"
+    );
+    // An infrared camera that is not plugged in: a problem that says what the door does.
+    let hw = format!(
+        "{}\n[liveness]\nir = \"enforce\"\n[camera.ir]\ndevice = \"/dev/facegate-no-ir-camera\"\n",
+        inst.png()
+    );
+    let r = doctor(&inst.config(&inst.frames(), &hw, "", ""), &[]);
+    assert_eq!(r.code, Some(1), "{}", r.stdout);
+    let ir = r.line("ir camera");
+    assert_eq!(r.status("ir camera"), "PROBLEM", "{ir}");
+    assert!(
+        ir.contains("/dev/facegate-no-ir-camera does not exist")
+            && ir.contains("refuses every face as not live")
+            && ir.contains("camera.ir.device"),
+        "{ir}"
+    );
+    // On without a device named: the configuration is refused, naming the key.
+    let hw = format!("{}\n[liveness]\nir = \"enforce\"\n", inst.png());
+    let r = doctor(&inst.config(&inst.frames(), &hw, "", ""), &[]);
+    assert_eq!(r.code, Some(1), "{}", r.stdout);
+    assert!(
+        r.line("config").contains("camera.ir.device"),
+        "{}",
+        r.stdout
+    );
+    let _ = std::fs::remove_dir_all(&inst.dir);
+}

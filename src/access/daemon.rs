@@ -18,9 +18,11 @@ use super::camera_view::{self, CameraView};
 use super::decision::{self, Decision, OperatingPoint};
 use super::door::{Door, DoorConfig, DoorEvent, DoorInput, DoorStatus, RelayAction, UnlockBy};
 use super::policy::{Policy, PolicyConfig, Seen, Step, Verdict};
+use crate::camera::recent::{RECENT_FRAMES, RecentCapture, RecentFrames, spawn_recent};
 use crate::camera::{CameraError, FrameSource, StatusWatch, spawn_capture};
 use crate::gallery::{Gallery, now_ms};
 use crate::hw::{CardOutput, DoorRelay, DoorSensors, Hardware, InputEvent, Screen, StatusDisplay};
+use crate::vision::liveness::ir::{IrOutcome, IrParams, IrVisit};
 use crate::vision::liveness::{self, FrameEvidence, Mode, Visit, VisitScore};
 use crate::vision::{Models, Pipeline, Quality, VisionParams};
 
@@ -63,6 +65,26 @@ pub struct DaemonConfig {
     pub track: TrackConfig,
 }
 
+/// The door's optional infrared camera (`liveness.ir`, `[camera.ir]`): each face a visit is
+/// decided on must also be seen in its frames ([`crate::vision::liveness::ir`]).
+pub struct IrCamera {
+    pub source: Box<dyn FrameSource>,
+    /// "warn": measured and logged; "enforce": a visit that fails is refused as not live.
+    pub mode: Mode,
+    pub params: IrParams,
+}
+
+impl IrCamera {
+    /// The infrared camera the configuration names, when `liveness.ir` is on.
+    pub fn from_config(config: &crate::config::Config) -> Option<IrCamera> {
+        (config.liveness.ir != Mode::Off).then(|| IrCamera {
+            source: Box::new(config.camera.ir.open(&config.camera)),
+            mode: config.liveness.ir,
+            params: IrParams::from_config(&config.liveness, &config.camera.ir),
+        })
+    }
+}
+
 /// Remote control of a running door (the HTTP API's door endpoints use it).
 #[derive(Clone)]
 pub struct DoorHandle {
@@ -101,6 +123,8 @@ pub struct Running {
     decide: Option<JoinHandle<()>>,
     door_thread: Option<JoinHandle<()>>,
     capture: Option<crate::camera::CaptureHandle>,
+    /// The infrared camera's threads, when it is on.
+    ir_capture: Option<RecentCapture>,
     decided: Arc<AtomicU64>,
     tracker: Arc<Mutex<Tracker>>,
 }
@@ -148,6 +172,9 @@ impl Running {
         if let Some(t) = self.decide.take() {
             let _ = t.join();
         }
+        if let Some(c) = self.ir_capture.take() {
+            c.stop();
+        }
         if let Some(t) = self.door_thread.take() {
             let _ = t.join();
         }
@@ -167,11 +194,53 @@ pub fn start<S: FrameSource + 'static>(
     config: DaemonConfig,
     records: mpsc::Sender<Record>,
 ) -> Result<Running, DaemonError> {
+    start_with_ir(
+        models,
+        params,
+        gallery,
+        rt,
+        hw,
+        camera,
+        camera_status,
+        config,
+        None,
+        records,
+    )
+}
+
+/// [`start`], with the optional infrared camera (`None`, or mode "off": none).
+#[allow(clippy::too_many_arguments)]
+pub fn start_with_ir<S: FrameSource + 'static>(
+    models: &Models,
+    params: VisionParams,
+    gallery: Arc<dyn Gallery>,
+    rt: tokio::runtime::Handle,
+    hw: Hardware,
+    camera: S,
+    camera_status: Option<StatusWatch>,
+    config: DaemonConfig,
+    ir: Option<IrCamera>,
+    records: mpsc::Sender<Record>,
+) -> Result<Running, DaemonError> {
     let workers = config.workers.max(1);
     let pipelines = (0..workers)
         .map(|_| Pipeline::new(models, params.clone()))
         .collect::<Result<Vec<_>, _>>()?;
     let (capture, frames) = spawn_capture(camera)?;
+    // The infrared camera starts with the colour one (a replay of both stays in step).
+    let ir = ir.filter(|ir| ir.mode != Mode::Off);
+    let (ir_capture, ir) = match ir {
+        Some(IrCamera {
+            source,
+            mode,
+            params,
+        }) => {
+            tracing::info!(camera = %source.describe(), mode = mode.as_str(), "infrared check on");
+            let (capture, recent) = spawn_recent(source, RECENT_FRAMES)?;
+            (Some(capture), Some((mode, recent, params)))
+        }
+        None => (None, None),
+    };
     let frames = Arc::new(frames);
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, rx) = mpsc::channel();
@@ -211,7 +280,8 @@ pub fn start<S: FrameSource + 'static>(
             pipeline,
             save_crops: config.save_face_crops,
             tracker: Arc::clone(&tracker),
-            coarse_when_tracked: config.track.enabled && !door_liveness,
+            coarse_when_tracked: config.track.enabled && !door_liveness && ir.is_none(),
+            ir: ir.as_ref().map(|(_, r, p)| (r.clone(), *p)),
         };
         let (stop, frames, looks_tx, decided, view) = (
             Arc::clone(&stop),
@@ -272,8 +342,17 @@ pub fn start<S: FrameSource + 'static>(
             .as_ref()
             .filter(|l| l.config.door != Mode::Off)
             .map(|l| (l.config.door, Visit::new(&l.config)));
+        let window = models
+            .liveness
+            .as_ref()
+            .map_or(liveness::LivenessConfig::default().window, |l| {
+                l.config.window
+            });
         let mut d = Decider {
             liveness,
+            ir: ir
+                .as_ref()
+                .map(|(mode, _, _)| (*mode, IrVisit::new(window))),
             policy: Policy::new(config.policy),
             display,
             wiegand,
@@ -345,6 +424,7 @@ pub fn start<S: FrameSource + 'static>(
         decide: Some(decide),
         door_thread: Some(door_thread),
         capture: Some(capture),
+        ir_capture,
         decided,
         tracker,
     })

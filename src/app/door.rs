@@ -77,7 +77,7 @@ impl DoorApp {
     ) -> Result<DoorApp, DoorAppError> {
         let unlock_ms = u64::from(hardware.unlock_ms);
         let (tx, rx) = mpsc::channel();
-        let running = daemon::start(
+        let running = daemon::start_with_ir(
             &app.models,
             config.vision.params(),
             Arc::clone(&app.gallery.gallery),
@@ -95,6 +95,7 @@ impl DoorApp {
                 save_face_crops: config.access.save_face_crops,
                 track: config.access.track(),
             },
+            daemon::IrCamera::from_config(config),
             tx,
         )?;
         let door: Arc<dyn crate::api::DoorControl> = Arc::new(running.door());

@@ -68,6 +68,8 @@ pub struct CameraConfig {
     pub mjpeg_timeout_ms: u64,
     pub reopen_min_ms: u64,
     pub reopen_max_ms: u64,
+    /// The optional infrared camera (`[camera.ir]`, used when `liveness.ir` is on).
+    pub ir: super::ir::IrCameraConfig,
 }
 
 impl Default for CameraConfig {
@@ -85,6 +87,7 @@ impl Default for CameraConfig {
             mjpeg_timeout_ms: 5000,
             reopen_min_ms: 500,
             reopen_max_ms: 30_000,
+            ir: super::ir::IrCameraConfig::default(),
         }
     }
 }
@@ -127,7 +130,7 @@ impl CameraConfig {
             super::mjpeg::Url::parse(&self.mjpeg_url)
                 .map_err(|e| format!("camera.mjpeg_url: {e}"))?;
         }
-        Ok(())
+        self.ir.check()
     }
 
     /// The kind of source to open: "auto" becomes "v4l2" when a camera is found (a

@@ -9,9 +9,11 @@
 //! the newest frame and stale frames are dropped, never queued.
 
 pub mod config;
+pub mod ir;
 pub mod latest;
 pub mod mjpeg;
 pub mod probe;
+pub mod recent;
 pub mod recorded;
 pub mod reopen;
 pub mod v4l2;

@@ -179,6 +179,9 @@ pub fn run(config_arg: Option<&Path>, args: DoctorArgs) -> Result<ExitCode> {
     let (c, model) = check_models(&config, recorded.as_ref().ok().and_then(Option::as_ref));
     report.add(c)?;
     report.add(check_camera(&config.camera))?;
+    if let Some(c) = check_ir_camera(&config) {
+        report.add(c)?;
+    }
     report.add(check_gpio(&config.hw))?;
     report.add(check_display(&config.hw))?;
     let (c, local_templates) = check_gallery(&config, &gallery_path, recorded, model.as_ref());

@@ -27,6 +27,8 @@ pub(super) struct Look {
     pub(super) refusal: Option<String>,
     /// The face's 68 landmarks (when the head-turn challenge is on).
     pub(super) landmarks: Option<Vec<Point>>,
+    /// What the infrared frame nearest in time says about the face (infrared check on).
+    pub(super) ir: Option<IrOutcome>,
 }
 
 /// A recognition worker: vision on one frame at a time.
@@ -39,6 +41,8 @@ pub(super) struct Worker {
     /// embedder). Only when the door does not check liveness: the liveness stage runs on every
     /// frame's face with the closer look's landmarks.
     pub(super) coarse_when_tracked: bool,
+    /// The infrared camera's newest frames and the check's settings (infrared check on).
+    pub(super) ir: Option<(RecentFrames, IrParams)>,
 }
 
 impl Worker {
@@ -78,6 +82,7 @@ impl Worker {
                 face: None,
                 refusal: None,
                 landmarks: None,
+                ir: None,
             });
         };
         let aligned = self.pipeline.align_face(img, det);
@@ -125,6 +130,23 @@ impl Worker {
                 None
             }
         };
+        let ir = match (&seen, &self.ir) {
+            (Seen::Face(_), Some((recent, params))) => {
+                // The infrared frame nearest in time (waiting, up to the skew allowed, for
+                // one taken at or after the colour frame).
+                let ir_frame = recent.nearest_waiting(captured, params.max_skew);
+                let frame = ir_frame.as_ref().map(|(f, skew)| (f.image.as_ref(), *skew));
+                let pipeline = &mut self.pipeline;
+                match liveness::ir::check(params, &det.bbox, frame, |i| pipeline.detect(i)) {
+                    Ok(o) => Some(o),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "infrared frame not looked at");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
         Ok(Look {
             seen,
             quality: Some(aligned.quality),
@@ -134,6 +156,7 @@ impl Worker {
             face: Some(det.bbox),
             refusal,
             landmarks,
+            ir,
         })
     }
 
@@ -167,6 +190,7 @@ impl Worker {
             face: Some(face.bbox),
             refusal: None,
             landmarks: None,
+            ir: None,
         })
     }
 }
@@ -176,6 +200,8 @@ impl Worker {
 pub(super) struct Decider {
     /// The door's liveness mode and the current visit's frames (`None`: liveness off).
     pub(super) liveness: Option<(Mode, Visit)>,
+    /// The infrared check's mode and the current visit's outcomes (`None`: no infrared camera).
+    pub(super) ir: Option<(Mode, IrVisit)>,
     pub(super) policy: Policy,
     pub(super) display: Box<dyn StatusDisplay>,
     pub(super) wiegand: Option<Box<dyn CardOutput>>,
@@ -261,6 +287,7 @@ impl Decider {
             crop,
             liveness: evidence,
             landmarks,
+            ir,
             ..
         } = match look {
             Ok(v) => v,
@@ -270,6 +297,11 @@ impl Decider {
             }
         };
         let (live_score, live_refuse) = self.liveness_of_visit(&seen, evidence);
+        let ir_refuse = self.ir_of_visit(&seen, ir);
+        let live_refuse = match (live_refuse, ir_refuse) {
+            (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+            (a, b) => a.or(b),
+        };
         let frame = Noted {
             seq,
             captured,
@@ -383,6 +415,9 @@ impl Decider {
             });
             // The next decision is about a new visit: its liveness evidence starts afresh.
             if let Some((_, visit)) = self.liveness.as_mut() {
+                visit.reset();
+            }
+            if let Some((_, visit)) = self.ir.as_mut() {
                 visit.reset();
             }
         }
@@ -609,6 +644,38 @@ impl Decider {
             tracing::debug!(score = s.score, frames = s.frames, "visit not live so far");
         }
         (score, liveness::refusal(*mode, score.as_ref()))
+    }
+}
+
+impl Decider {
+    /// Add this frame's infrared outcome to the visit; when the door enforces the infrared
+    /// check and the visit fails it, the refusal's detail ("face dark in infrared"...).
+    pub(super) fn ir_of_visit(
+        &mut self,
+        seen: &Seen,
+        outcome: Option<IrOutcome>,
+    ) -> Option<String> {
+        let (mode, visit) = self.ir.as_mut()?;
+        if matches!(seen, Seen::NoFace) {
+            visit.reset();
+            return None;
+        }
+        if let Some(o) = outcome {
+            if !o.passed() {
+                tracing::debug!(outcome = ?o, "face not seen in infrared in this frame");
+            }
+            visit.push(o);
+        }
+        if !matches!(seen, Seen::Face(_)) {
+            return None;
+        }
+        let failure = visit.failure();
+        if let Some(f) = failure
+            && *mode == Mode::Warn
+        {
+            tracing::debug!(outcome = ?f, frames = visit.len(), "visit not seen in infrared (warn only)");
+        }
+        visit.refusal(*mode)
     }
 }
 

@@ -286,3 +286,34 @@ pub(super) fn check_display(cfg: &HwConfig) -> Check {
         }
     }
 }
+
+/// The infrared camera of `liveness.ir` (`[camera.ir]`): no line while the check is off, else
+/// the same checks as the colour camera (a first frame within the time limit).
+pub(super) fn check_ir_camera(config: &Config) -> Option<Check> {
+    const NAME: &str = "ir camera";
+    let mode = config.liveness.ir;
+    if mode == facegate::vision::liveness::Mode::Off {
+        return None;
+    }
+    let ir = &config.camera.ir;
+    if let Err(e) = ir.check_in_use() {
+        return Some(Check::problem(
+            NAME,
+            e,
+            "fix that key in the [camera.ir] section",
+        ));
+    }
+    let mut c = check_camera(&ir.camera_config(&config.camera));
+    c.check = NAME;
+    c.message = format!(
+        "liveness.ir = \"{}\": infrared {}",
+        mode.as_str(),
+        c.message
+    );
+    c.fix = c.fix.map(|f| f.replace("camera.", "camera.ir."));
+    if c.status == Status::Problem && mode == facegate::vision::liveness::Mode::Enforce {
+        c.message
+            .push_str(" (the door refuses every face as not live until the infrared camera works)");
+    }
+    Some(c)
+}

@@ -32,6 +32,23 @@ challenge = "off"
 challenge_timeout_ms = 5000
 # Landmark model the challenge reads, by card name (models/<name>.toml, kind = "landmarks").
 landmark_model = "fr-landmark-68"
+# Infrared check at the door (the camera is [camera.ir]): "off", "warn" (measured and logged,
+# never refuses) or "enforce": the face must also be found, lit, at the same place in the
+# infrared frame taken nearest in time. A phone screen gives off almost no near infrared (dark
+# there); a printed photo reflects it and looks like a grey face: infrared stops screens, not
+# prints. Refused: "no face in infrared", "face dark in infrared", "no infrared picture" (the
+# infrared camera is unplugged or silent). Independent of `door`.
+ir = "off"
+# The infrared frame must have been taken within this many ms of the colour frame.
+ir_max_skew_ms = 150
+# Overlap (IoU, 0..1) the infrared detector's face must have with the colour face's box
+# mapped into the infrared frame (camera.ir's registration).
+ir_min_iou = 0.4
+# The face's box in the infrared frame must be at least this bright (mean, 0..255) and this
+# contrasted (standard deviation, 0..255). Defaults set by reasoning, not measured on a real
+# infrared camera (README, "Infrared camera").
+ir_min_mean = 40.0
+ir_min_contrast = 8.0
 "#;
 
 /// The door's active challenge.
@@ -73,6 +90,11 @@ pub struct LivenessConfig {
     pub challenge: ChallengeKind,
     pub challenge_timeout_ms: u64,
     pub landmark_model: String,
+    pub ir: Mode,
+    pub ir_max_skew_ms: u64,
+    pub ir_min_iou: f32,
+    pub ir_min_mean: f32,
+    pub ir_min_contrast: f32,
 }
 
 impl Default for LivenessConfig {
@@ -86,6 +108,11 @@ impl Default for LivenessConfig {
             challenge: ChallengeKind::Off,
             challenge_timeout_ms: 5000,
             landmark_model: "fr-landmark-68".into(),
+            ir: Mode::Off,
+            ir_max_skew_ms: 150,
+            ir_min_iou: 0.4,
+            ir_min_mean: 40.0,
+            ir_min_contrast: 8.0,
         }
     }
 }
@@ -118,6 +145,30 @@ impl LivenessConfig {
             }
             if self.landmark_model.trim().is_empty() {
                 return Err("liveness.landmark_model is empty but liveness.challenge is on".into());
+            }
+        }
+        self.check_ir()
+    }
+
+    fn check_ir(&self) -> Result<(), String> {
+        if !(1..=5000).contains(&self.ir_max_skew_ms) {
+            return Err(format!(
+                "liveness.ir_max_skew_ms = {} is outside 1..5000",
+                self.ir_max_skew_ms
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.ir_min_iou) {
+            return Err(format!(
+                "liveness.ir_min_iou = {} is outside 0..1",
+                self.ir_min_iou
+            ));
+        }
+        for (name, v) in [
+            ("ir_min_mean", self.ir_min_mean),
+            ("ir_min_contrast", self.ir_min_contrast),
+        ] {
+            if !(0.0..=255.0).contains(&v) {
+                return Err(format!("liveness.{name} = {v} is outside 0..255"));
             }
         }
         Ok(())

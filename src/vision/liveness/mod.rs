@@ -8,12 +8,15 @@
 //! are each averaged over the frames of a visit and the lower one counts, pulled down when the
 //! face moved as a plane. [`Visit`] keeps the frames of one visit. The optional active
 //! challenge ([`challenge`], `challenge = "turn"`) reads the 68-point landmarks ([`landmarks`]).
+//! The optional infrared check ([`ir`], `ir = "enforce"`) asks a second, infrared camera to
+//! see the face too, lit, at the same place (it stops screens, not prints).
 
 pub mod challenge;
 pub mod cnn;
 pub mod config;
 pub mod cues;
 pub mod fuse;
+pub mod ir;
 pub mod landmarks;
 pub mod motion;
 
