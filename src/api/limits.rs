@@ -199,6 +199,63 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    /// Two inference slots run two requests at the same time, each with a pipeline of its own,
+    /// and a third request beyond the slots and the queue is refused at once (issue #15: the
+    /// API did not gain from 1 to 20 users; nothing here may serialise the slots). Each job
+    /// waits for the other to have started: with one job at a time the first would never see
+    /// the second, and its wait would end at the guard (60 s, a hang guard, not a time limit).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_slots_run_two_requests_at_once() {
+        use std::sync::mpsc;
+        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models");
+        let models = Models::load(&dir, "blazeface-front-128", Some("mobilefacenet")).unwrap();
+        let inference = Arc::new(Inference::new(
+            Arc::new(models),
+            VisionParams::default(),
+            2,
+            0,
+        ));
+        let (a_in, a_seen) = mpsc::channel::<usize>();
+        let (b_in, b_seen) = mpsc::channel::<usize>();
+        let job =
+            |inference: Arc<Inference>, mine: mpsc::Sender<usize>, other: mpsc::Receiver<usize>| {
+                let admission = inference.try_admit().unwrap();
+                async move {
+                    inference
+                        .run(admission, move |pipeline| {
+                            let me = pipeline as *mut Pipeline as usize;
+                            // The other job may be gone already only when the slots ran one at a time.
+                            let _ = mine.send(me);
+                            let theirs = other.recv_timeout(Duration::from_secs(60)).ok();
+                            (me, theirs)
+                        })
+                        .await
+                        .unwrap()
+                }
+            };
+        let first = tokio::spawn(job(Arc::clone(&inference), a_in, b_seen));
+        let second = tokio::spawn(job(Arc::clone(&inference), b_in, a_seen));
+        let third = inference.try_admit();
+        assert_eq!(
+            third.err().map(|e| e.status),
+            Some(StatusCode::SERVICE_UNAVAILABLE),
+            "2 slots and no queue: a third request is refused while two run"
+        );
+        let (a, b) = (first.await.unwrap(), second.await.unwrap());
+        assert_eq!(
+            a.1,
+            Some(b.0),
+            "the first job saw the second start while it ran"
+        );
+        assert_eq!(
+            b.1,
+            Some(a.0),
+            "the second job saw the first start while it ran"
+        );
+        assert_ne!(a.0, b.0, "each slot has its own pipeline");
+        assert_eq!(inference.in_flight(), 0, "both places are given back");
+    }
+
     #[test]
     fn bucket_refills_at_the_rate() {
         let r = RateLimiter::new(60, 2);
