@@ -15,14 +15,25 @@
 #   per inference = (count with --runs K) - (count with --runs 0), divided by K, same --warmup,
 #   so model loading, optimisation and warm-up cancel out.
 #
+# What is measured, per model or stage (`--models`, names as `model_timing --only` takes them):
+#   a model stem (models/<stem>.toml): one inference of the bare network on its reference input
+#            tensor tests/fixtures/ort/<stem>.input.f32;
+#   liveness-frame: the liveness check the door runs on each usable face (crop x2.7 + 128x128
+#            BGR + fr-liveness-128 + the model-free cues + fusion), on the face of
+#            tests/fixtures/faces/obama_1.jpg scaled into a 640x480 frame (detected once,
+#            outside the count); liveness-cues: the cues alone; landmarks-frame: crop + 64x64
+#            grey + fr-landmark-68 (each face when challenge = "turn").
+#
 # aarch64 CPU models (-cpu): tract chooses its aarch64 kernels at run time from AT_HWCAP/AT_HWCAP2
 # (qemu-user fills them from the emulated CPU): SVE2 -> SVE kernels, FEAT_DotProd -> SDOT int8
 # kernel, else NEON (SMLAL int8). Defaults measured: `max` (qemu-user's default: SVE2, dotprod,
 # i8mm...), `cortex-a76` (Pi 5 class: NEON + dotprod), `cortex-a72` (Pi 4: NEON, no dotprod).
 #
 # Usage: cross/arm-cost.sh [--runs K] [--warmup W] [--cpus "max cortex-a76 cortex-a72"]
-#                          [--models "mobilefacenet mobilefacenet-int8 blazeface-front-128"]
-#                          [--no-host] [--no-arm]
+#                          [--models "mobilefacenet mobilefacenet-int8 blazeface-front-128 ..."]
+#                          [--no-host] [--no-arm] [--no-build] [--append]
+#   --no-build: count with the binaries already built (e.g. while cargo is busy with another build)
+#   --append:   add to target/arm-cost/results.tsv instead of starting it afresh (the table shows all)
 # Output: a table on stdout, and target/arm-cost/results.tsv. Needs root for apt (first run only).
 set -euo pipefail
 
@@ -31,9 +42,12 @@ cd "$ROOT"
 RUNS=5
 WARMUP=2
 CPUS="max cortex-a76 cortex-a72"
-MODELS="mobilefacenet mobilefacenet-int8 blazeface-front-128"
+MODELS="mobilefacenet mobilefacenet-int8 blazeface-front-128 fr-liveness-128 fr-landmark-68"
+MODELS+=" liveness-frame liveness-cues landmarks-frame"
 HOST=1
 ARM=1
+BUILD=1
+APPEND=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --runs) RUNS="$2"; shift 2 ;;
@@ -42,17 +56,21 @@ while [ $# -gt 0 ]; do
         --models) MODELS="$2"; shift 2 ;;
         --no-host) HOST=0; shift ;;
         --no-arm) ARM=0; shift ;;
-        *) echo "usage: $0 [--runs K] [--warmup W] [--cpus LIST] [--models LIST] [--no-host] [--no-arm]" >&2; exit 2 ;;
+        --no-build) BUILD=0; shift ;;
+        --append) APPEND=1; shift ;;
+        *) echo "usage: $0 [--runs K] [--warmup W] [--cpus LIST] [--models LIST] [--no-host] [--no-arm] [--no-build] [--append]" >&2; exit 2 ;;
     esac
 done
 [ "$RUNS" -gt 0 ] || { echo "--runs must be > 0" >&2; exit 2; }
 
 OUTDIR="$ROOT/target/arm-cost"
 mkdir -p "$OUTDIR"
-ARM_BIN="$ROOT/target/aarch64-unknown-linux-gnu/release/examples/model_timing"
-HOST_BIN="$ROOT/target/release/examples/model_timing"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+ARM_BIN="$TARGET_DIR/aarch64-unknown-linux-gnu/release/examples/model_timing"
+HOST_BIN="$TARGET_DIR/release/examples/model_timing"
 PLUGIN="$OUTDIR/libinsn.so"
-ARGS=(--models "$ROOT/models" --fixtures "$ROOT/tests/fixtures/ort" --warmup "$WARMUP")
+ARGS=(--models "$ROOT/models" --fixtures "$ROOT/tests/fixtures/ort"
+      --frame "$ROOT/tests/fixtures/faces/obama_1.jpg" --warmup "$WARMUP")
 
 # shellcheck source=../scripts/apt.sh
 source "$ROOT/scripts/apt.sh"
@@ -101,12 +119,16 @@ count_host() {  # count_host STEM RUNS -> x86 instructions (callgrind Ir) of one
 per_inference() { awk -v a="$1" -v b="$2" -v k="$RUNS" 'BEGIN { printf "%.0f", (b - a) / k }'; }
 
 RESULTS="$OUTDIR/results.tsv"
-printf 'target\tcpu\tmodel\tinsns_runs0\tinsns_runs%s\tinsns_per_inference\n' "$RUNS" > "$RESULTS"
+if [ "$APPEND" = 0 ] || [ ! -f "$RESULTS" ]; then
+    printf 'target\tcpu\tmodel\tinsns_runs0\tinsns_runsK\tinsns_per_inference\n' > "$RESULTS"
+fi
 
 if [ "$ARM" = 1 ]; then
     apt_install qemu-user libc6-dev-arm64-cross
     # First time: the whole cross setup + build; afterwards only bring the example up to date.
-    if [ -x "$ARM_BIN" ]; then
+    if [ "$BUILD" = 0 ]; then
+        [ -x "$ARM_BIN" ] || { echo "--no-build: $ARM_BIN not built" >&2; exit 1; }
+    elif [ -x "$ARM_BIN" ]; then
         cargo build --release --locked --target aarch64-unknown-linux-gnu --example model_timing
     else
         "$ROOT/cross/build-aarch64.sh"
@@ -128,7 +150,10 @@ fi
 
 if [ "$HOST" = 1 ]; then
     apt_install valgrind
-    cargo build --release --locked --example model_timing
+    if [ "$BUILD" = 1 ]; then
+        cargo build --release --locked --example model_timing
+    fi
+    [ -x "$HOST_BIN" ] || { echo "$HOST_BIN not built" >&2; exit 1; }
     for m in $MODELS; do
         c0=$(count_host "$m" 0)
         ck=$(count_host "$m" "$RUNS")
@@ -142,7 +167,7 @@ echo
 echo "guest instructions per inference (--warmup $WARMUP, --runs $RUNS minus --runs 0); $(date -u +%F), host: $(lscpu | sed -n 's/^Model name: *//p')"
 awk -F'\t' 'NR > 1 { key = $1 " " $2; v[key, $3] = $6; if (!(key in seen)) { seen[key] = 1; order[n++] = key } ; models[$3] = 1; if (!($3 in mseen)) { mseen[$3] = 1; morder[nm++] = $3 } }
     END {
-        printf "%-26s %-22s %16s %12s\n", "target / cpu", "model", "insns/inference", "int8/f32"
+        printf "%-26s %-22s %16s %12s\n", "target / cpu", "model / stage", "insns/inference", "int8/f32"
         for (i = 0; i < n; i++) for (j = 0; j < nm; j++) {
             k = order[i]; m = morder[j]; if (!((k, m) in v)) continue
             r = ""

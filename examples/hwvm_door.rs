@@ -679,8 +679,12 @@ fn run(args: &Args, checks: &mut Checks, t0: Instant, seen: &mut Option<Timeline
         || monitor.find(opened, &closed),
     )?;
     let pulse = relocked - opened;
+    // Read from outside through gpio-sim: the sampler shares the VM's emulated CPUs with the
+    // inference and was seen to stall ~40 ms under host load (1.46 s for a 1,501 ms pulse by
+    // facegate's own records), so one stall is allowed here; the exact length is checked on
+    // facegate's door records below.
     checks.check(
-        pulse + Duration::from_millis(20) >= unlock && pulse <= unlock + Duration::from_secs(1),
+        pulse + Duration::from_millis(100) >= unlock && pulse <= unlock + Duration::from_secs(1),
         "relay pulse lasts hw.unlock_ms",
         format!("{} (unlock_ms {})", secs(pulse), hw.unlock_ms),
     );
@@ -851,6 +855,29 @@ fn run(args: &Args, checks: &mut Checks, t0: Instant, seen: &mut Option<Timeline
         unlocks == want && locks == 2,
         "JSON: door unlocked by face then by exit button, locked after each",
         format!("unlocked {unlocks:?}, locked {locks}"),
+    );
+    // facegate's own clock: its door records are written after each GPIO write.
+    let door_ms: Vec<(&str, i64)> = records
+        .iter()
+        .map(|(_, v)| v)
+        .filter(|v| kind(v).0 == "door")
+        .filter_map(|v| Some((kind(v).1, v["at_ms"].as_i64()?)))
+        .collect();
+    let held = door_ms
+        .iter()
+        .position(|(k, _)| *k == "unlocked")
+        .and_then(|i| {
+            let (_, at) = door_ms[i];
+            let (_, lock_at) = door_ms[i + 1..].iter().find(|(k, _)| *k == "locked")?;
+            Some(lock_at - at)
+        });
+    checks.check(
+        held.is_some_and(|ms| ms >= i64::from(hw.unlock_ms)),
+        "JSON: the face unlock held hw.unlock_ms by facegate's records",
+        format!(
+            "{held:?} ms from unlocked to locked (unlock_ms {})",
+            hw.unlock_ms
+        ),
     );
     let latency = records
         .iter()
