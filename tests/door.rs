@@ -17,8 +17,8 @@ use std::time::Instant;
 use async_trait::async_trait;
 use facegate::access::daemon::{self, DaemonConfig, Record};
 use facegate::access::decision::Refusal;
-use facegate::access::door::{DoorConfig, DoorEvent, UnlockBy};
-use facegate::access::policy::{PolicyConfig, Verdict};
+use facegate::access::door::{DoorEvent, UnlockBy};
+use facegate::access::policy::Verdict;
 use facegate::access::{AuditLog, EventFilter};
 use facegate::camera::RecordedSource;
 use facegate::gallery::milvus::MilvusStore;
@@ -43,29 +43,11 @@ fn enrolled_people_are_admitted_and_nobody_else() {
 
     // Enroll df_id01..03 from their first photo.
     let mut p = common::pipeline();
-    let cache = Arc::new(
-        Cache::open(
-            &dir.join("gallery"),
-            &ModelTag::new("mobilefacenet", 192),
-            &common::device_key(&dir),
-        )
-        .unwrap(),
-    );
+    let cache = common::open_cache(&dir);
     let enrolled = ["df_id01", "df_id02", "df_id03"];
     for id in enrolled {
         let photos = common::images_in(&deepface.join(id));
-        let e = common::embed_largest(&mut p, &photos[0]);
-        rt.block_on(async {
-            cache
-                .create_person(NewPerson {
-                    id: Some(id.into()),
-                    name: format!("Person {id}"),
-                    ..NewPerson::default()
-                })
-                .await
-                .unwrap();
-            cache.add_templates(id, vec![e.0]).await.unwrap();
-        });
+        common::enroll_photo(&rt, &cache, &mut p, id, &format!("Person {id}"), &photos[0]);
     }
 
     // The recorded camera: each visit is 6 frames of another photo of the visitor, then 4
@@ -91,26 +73,7 @@ fn enrolled_people_are_admitted_and_nobody_else() {
     let camera = RecordedSource::open(&frames, 4.0, false).unwrap();
 
     let (hw, mem) = Hardware::memory(&HwConfig::default()).unwrap();
-    let config = DaemonConfig {
-        policy: PolicyConfig {
-            same_face: THRESHOLD,
-            frames: 3,
-            cooldown_ms: 60_000,
-            anti_passback_ms: 0,
-        },
-        operating: std::sync::Arc::new(facegate::access::decision::OperatingPoint::fixed(
-            THRESHOLD, 0.0,
-        )),
-        door: DoorConfig {
-            unlock_ms: 400,
-            held_open_ms: 30_000,
-        },
-        top_k: 3,
-        display_hold_ms: 300,
-        workers: 2,
-        save_face_crops: false,
-        track: facegate::access::daemon::TrackConfig::default(),
-    };
+    let config = common::replay_config(THRESHOLD, 60_000, 400);
     let records = common::replay_door(common::models(), cache.clone(), &rt, hw, camera, config);
 
     let granted: Vec<String> = records
@@ -203,24 +166,8 @@ fn enrolled_people_are_admitted_and_nobody_else() {
 
 fn door_config(save_face_crops: bool) -> DaemonConfig {
     DaemonConfig {
-        policy: PolicyConfig {
-            same_face: THRESHOLD,
-            frames: 3,
-            cooldown_ms: 60_000,
-            anti_passback_ms: 0,
-        },
-        operating: std::sync::Arc::new(facegate::access::decision::OperatingPoint::fixed(
-            THRESHOLD, 0.0,
-        )),
-        door: DoorConfig {
-            unlock_ms: 200,
-            held_open_ms: 30_000,
-        },
-        top_k: 3,
-        display_hold_ms: 300,
-        workers: 2,
         save_face_crops,
-        track: facegate::access::daemon::TrackConfig::default(),
+        ..common::replay_config(THRESHOLD, 60_000, 200)
     }
 }
 

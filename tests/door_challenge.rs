@@ -14,10 +14,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use facegate::access::daemon::{DaemonConfig, Record};
+use facegate::access::daemon::Record;
 use facegate::access::decision::Refusal;
-use facegate::access::door::DoorConfig;
-use facegate::access::policy::{PolicyConfig, Verdict};
+use facegate::access::policy::Verdict;
 use facegate::access::{AuditLog, EventFilter};
 use facegate::camera::{CameraError, Frame, FrameSource};
 use facegate::gallery::{Cache, Gallery, ModelTag, NewPerson};
@@ -366,26 +365,7 @@ fn a_head_turn_as_asked_opens_and_pictures_or_wrong_turns_are_refused() {
 
     let (hw, mem) = Hardware::memory(&HwConfig::default()).unwrap();
     let camera = Visitor::new(visits, mem.clone(), empty);
-    let config = DaemonConfig {
-        policy: PolicyConfig {
-            same_face: THRESHOLD,
-            frames: 3,
-            cooldown_ms: 1000,
-            anti_passback_ms: 0,
-        },
-        operating: Arc::new(facegate::access::decision::OperatingPoint::fixed(
-            THRESHOLD, 0.0,
-        )),
-        door: DoorConfig {
-            unlock_ms: 200,
-            held_open_ms: 30_000,
-        },
-        top_k: 3,
-        display_hold_ms: 300,
-        workers: 2,
-        save_face_crops: false,
-        track: facegate::access::daemon::TrackConfig::default(),
-    };
+    let config = common::replay_config(THRESHOLD, 1000, 200);
     let records = common::replay_door(
         &models,
         cache.clone() as Arc<dyn Gallery>,

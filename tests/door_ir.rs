@@ -19,13 +19,12 @@ use std::time::Duration;
 
 use facegate::access::daemon::{self, DaemonConfig, IrCamera, Record};
 use facegate::access::decision::Refusal;
-use facegate::access::door::DoorConfig;
-use facegate::access::policy::{PolicyConfig, Verdict};
+use facegate::access::policy::Verdict;
 use facegate::access::{AuditLog, EventFilter};
 use facegate::camera::config::{CameraConfig, SourceKind};
 use facegate::camera::ir::IrCameraConfig;
 use facegate::camera::{FrameSource, RecordedSource};
-use facegate::gallery::{Cache, Gallery, ModelTag, NewPerson};
+use facegate::gallery::Gallery;
 use facegate::hw::{Hardware, HwConfig, MemoryHardware, Screen};
 use facegate::vision::liveness::ir::IrParams;
 use facegate::vision::liveness::{LivenessConfig, Mode};
@@ -84,26 +83,7 @@ fn write_frames(dir: &Path, frames: &[RgbImage]) -> PathBuf {
 }
 
 fn config() -> DaemonConfig {
-    DaemonConfig {
-        policy: PolicyConfig {
-            same_face: THRESHOLD,
-            frames: 3,
-            cooldown_ms: 2500,
-            anti_passback_ms: 0,
-        },
-        operating: Arc::new(facegate::access::decision::OperatingPoint::fixed(
-            THRESHOLD, 0.0,
-        )),
-        door: DoorConfig {
-            unlock_ms: 200,
-            held_open_ms: 30_000,
-        },
-        top_k: 3,
-        display_hold_ms: 300,
-        workers: 2,
-        save_face_crops: false,
-        track: facegate::access::daemon::TrackConfig::default(),
-    }
+    common::replay_config(THRESHOLD, 2500, 200)
 }
 
 /// Run the door with the colour frames of `colour` and the infrared camera `ir` until the
@@ -189,27 +169,9 @@ fn a_live_visit_seen_in_infrared_opens_and_a_screen_or_a_silent_ir_camera_does_n
 
     // Enroll df_id01 from their first photo.
     let mut p = common::pipeline();
-    let cache = Arc::new(
-        Cache::open(
-            &dir.join("gallery"),
-            &ModelTag::new("mobilefacenet", 192),
-            &common::device_key(&dir),
-        )
-        .unwrap(),
-    );
+    let cache = common::open_cache(&dir);
     let photos = common::images_in(&deepface.join("df_id01"));
-    let e = common::embed_largest(&mut p, &photos[0]);
-    rt.block_on(async {
-        cache
-            .create_person(NewPerson {
-                id: Some("df_id01".into()),
-                name: "Person df_id01".into(),
-                ..NewPerson::default()
-            })
-            .await
-            .unwrap();
-        cache.add_templates("df_id01", vec![e.0]).await.unwrap();
-    });
+    common::enroll_photo(&rt, &cache, &mut p, "df_id01", "Person df_id01", &photos[0]);
 
     // The colour camera: two visits of df_id01 (another photo of them, 10 frames each), each
     // followed by 8 frames of an empty scene.

@@ -164,36 +164,89 @@ pub fn gallery_config(dir: &Path, name: &str, gallery: &Path) -> PathBuf {
     config
 }
 
-/// A sled gallery in `dir/gallery` with Obama enrolled from the bundled obama_1.jpg.
-pub fn cache_with_obama(
-    dir: &Path,
-    rt: &tokio::runtime::Runtime,
-) -> std::sync::Arc<facegate::gallery::Cache> {
-    use facegate::gallery::{Cache, Gallery, ModelTag, NewPerson};
-    let cache = std::sync::Arc::new(
+/// A sealed sled gallery in `dir/gallery` (mobilefacenet, 192-d, the test device key).
+pub fn open_cache(dir: &Path) -> std::sync::Arc<facegate::gallery::Cache> {
+    use facegate::gallery::{Cache, ModelTag};
+    std::sync::Arc::new(
         Cache::open(
             &dir.join("gallery"),
             &ModelTag::new("mobilefacenet", 192),
             &device_key(dir),
         )
         .expect("open gallery"),
-    );
-    let e = embed_largest(&mut pipeline(), &fixture("obama_1.jpg"));
+    )
+}
+
+/// Create the person `id` named `name` in `cache`, enrolled from the largest face of `photo`.
+pub fn enroll_photo(
+    rt: &tokio::runtime::Runtime,
+    cache: &facegate::gallery::Cache,
+    p: &mut Pipeline,
+    id: &str,
+    name: &str,
+    photo: &Path,
+) {
+    use facegate::gallery::{Gallery, NewPerson};
+    let e = embed_largest(p, photo);
     rt.block_on(async {
         cache
             .create_person(NewPerson {
-                id: Some("obama".into()),
-                name: "Barack Obama".into(),
+                id: Some(id.into()),
+                name: name.into(),
                 ..NewPerson::default()
             })
             .await
-            .expect("create obama");
+            .expect("create person");
         cache
-            .add_templates("obama", vec![e.0])
+            .add_templates(id, vec![e.0])
             .await
-            .expect("enroll obama");
+            .expect("enroll person");
     });
+}
+
+/// A sled gallery in `dir/gallery` with Obama enrolled from the bundled obama_1.jpg.
+pub fn cache_with_obama(
+    dir: &Path,
+    rt: &tokio::runtime::Runtime,
+) -> std::sync::Arc<facegate::gallery::Cache> {
+    let cache = open_cache(dir);
+    enroll_photo(
+        rt,
+        &cache,
+        &mut pipeline(),
+        "obama",
+        "Barack Obama",
+        &fixture("obama_1.jpg"),
+    );
     cache
+}
+
+/// The door settings of the replay tests: a fixed `threshold`, 3 agreeing frames, the given
+/// cooldown and relay pulse, 2 workers, no face crops, the default face tracker.
+pub fn replay_config(
+    threshold: f32,
+    cooldown_ms: u64,
+    unlock_ms: u64,
+) -> facegate::access::daemon::DaemonConfig {
+    use facegate::access::{decision::OperatingPoint, door::DoorConfig, policy::PolicyConfig};
+    facegate::access::daemon::DaemonConfig {
+        policy: PolicyConfig {
+            same_face: threshold,
+            frames: 3,
+            cooldown_ms,
+            anti_passback_ms: 0,
+        },
+        operating: std::sync::Arc::new(OperatingPoint::fixed(threshold, 0.0)),
+        door: DoorConfig {
+            unlock_ms,
+            held_open_ms: 30_000,
+        },
+        top_k: 3,
+        display_hold_ms: 300,
+        workers: 2,
+        save_face_crops: false,
+        track: facegate::access::daemon::TrackConfig::default(),
+    }
 }
 
 /// A Milvus collection prefix no other test run uses.
