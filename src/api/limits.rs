@@ -1,10 +1,12 @@
 //! Load limits: a bounded inference queue over a pool of pipelines, and a per-client rate limit.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, RwLock};
+
+use governor::Quota;
+use governor::clock::{Clock, DefaultClock};
 
 use axum::http::StatusCode;
 use tokio::sync::Semaphore;
@@ -130,66 +132,88 @@ impl Inference {
     }
 }
 
-/// Token buckets per client address.
-pub struct RateLimiter {
-    per_second: f64,
-    burst: f64,
-    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+/// The per-client limiter of `governor` (GCRA, one state per address).
+type Keyed<C> = governor::RateLimiter<
+    IpAddr,
+    governor::state::keyed::HashMapStateStore<IpAddr>,
+    C,
+    governor::middleware::NoOpMiddleware<<C as Clock>::Instant>,
+>;
+
+/// A rate limit per client address (`governor`'s keyed limiter), with a bound on how many
+/// addresses it remembers.
+pub struct RateLimiter<C: Clock = DefaultClock> {
+    quota: Quota,
+    clock: C,
+    keyed: RwLock<Keyed<C>>,
 }
 
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
-
-/// Forget clients beyond this many (those whose buckets are full again go first).
+/// Remember at most this many clients: beyond it, those whose allowance is whole again are
+/// forgotten, and if that is not enough, every client (memory stays bounded when many
+/// addresses, e.g. an IPv6 range, take turns).
 const MAX_CLIENTS: usize = 10_000;
 
 impl RateLimiter {
     pub fn new(per_minute: u32, burst: u32) -> RateLimiter {
+        RateLimiter::with_clock(per_minute, burst, DefaultClock::default())
+    }
+}
+
+impl<C: Clock + Clone> RateLimiter<C> {
+    /// `per_minute` requests a minute in bursts of up to `burst`, on `clock`.
+    pub fn with_clock(per_minute: u32, burst: u32, clock: C) -> RateLimiter<C> {
+        let per_minute = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
+        let quota = Quota::per_minute(per_minute).allow_burst(burst);
         RateLimiter {
-            per_second: f64::from(per_minute.max(1)) / 60.0,
-            burst: f64::from(burst.max(1)),
-            buckets: Mutex::new(HashMap::new()),
+            quota,
+            keyed: RwLock::new(governor::RateLimiter::hashmap_with_clock(
+                quota,
+                clock.clone(),
+            )),
+            clock,
         }
     }
 
-    /// Take one token for `client`, or fail with 429 and the seconds until one is back.
+    /// Take one request's allowance for `client`, or fail with 429 and the seconds until the
+    /// next is allowed.
     pub fn check(&self, client: IpAddr) -> ApiResult<()> {
-        self.check_at(client, Instant::now())
-    }
-
-    fn check_at(&self, client: IpAddr, now: Instant) -> ApiResult<()> {
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if buckets.len() >= MAX_CLIENTS && !buckets.contains_key(&client) {
-            let (rate, burst) = (self.per_second, self.burst);
-            buckets.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < burst);
-            if buckets.len() >= MAX_CLIENTS {
-                buckets.clear();
-            }
+        if self.remembered() >= MAX_CLIENTS {
+            self.forget();
         }
-        let b = buckets.entry(client).or_insert(Bucket {
-            tokens: self.burst,
-            at: now,
-        });
-        b.tokens =
-            (b.tokens + now.duration_since(b.at).as_secs_f64() * self.per_second).min(self.burst);
-        b.at = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            Ok(())
-        } else {
-            let wait = ((1.0 - b.tokens) / self.per_second).ceil() as u64;
-            Err(ApiError::new(
+        let verdict = self
+            .keyed
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .check_key(&client);
+        verdict.map_err(|not_until| {
+            let wait = not_until.wait_time_from(self.clock.now());
+            let wait = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            let per_minute = 60.0 / self.quota.replenish_interval().as_secs_f64();
+            ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
                 format!(
-                    "too many verify/identify requests from this client (limit {:.0} per minute, bursts of {:.0}); retry in {wait} s",
-                    self.per_second * 60.0,
-                    self.burst
+                    "too many verify/identify requests from this client (limit {per_minute:.0} per minute, bursts of {}); retry in {wait} s",
+                    self.quota.burst_size()
                 ),
             )
-            .retry_after(wait))
+            .retry_after(wait.max(1))
+        })
+    }
+
+    /// How many clients are remembered.
+    fn remembered(&self) -> usize {
+        self.keyed.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Forget the clients whose allowance is whole again; all of them if still too many.
+    fn forget(&self) {
+        let mut keyed = self.keyed.write().unwrap_or_else(|p| p.into_inner());
+        keyed.retain_recent();
+        keyed.shrink_to_fit();
+        if keyed.len() >= MAX_CLIENTS {
+            *keyed = governor::RateLimiter::hashmap_with_clock(self.quota, self.clock.clone());
         }
     }
 }
@@ -257,21 +281,38 @@ mod tests {
     }
 
     #[test]
-    fn bucket_refills_at_the_rate() {
-        let r = RateLimiter::new(60, 2);
+    fn each_client_is_limited_to_its_burst_then_its_rate() {
+        let clock = governor::clock::FakeRelativeClock::default();
+        let r = RateLimiter::with_clock(60, 2, clock.clone());
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
         let other: IpAddr = "10.0.0.2".parse().unwrap();
-        let t0 = Instant::now();
-        assert!(r.check_at(ip, t0).is_ok());
-        assert!(r.check_at(ip, t0).is_ok());
-        let e = r.check_at(ip, t0).unwrap_err();
+        assert!(r.check(ip).is_ok());
+        assert!(r.check(ip).is_ok());
+        let e = r.check(ip).unwrap_err();
         assert_eq!(e.status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(e.retry_after_s, Some(1));
-        assert!(
-            r.check_at(other, t0).is_ok(),
-            "clients have their own buckets"
-        );
-        assert!(r.check_at(ip, t0 + Duration::from_millis(1000)).is_ok());
-        assert!(r.check_at(ip, t0 + Duration::from_millis(1500)).is_err());
+        assert!(r.check(other).is_ok(), "clients have their own allowance");
+        clock.advance(Duration::from_millis(1000));
+        assert!(r.check(ip).is_ok());
+        clock.advance(Duration::from_millis(500));
+        assert!(r.check(ip).is_err());
+    }
+
+    #[test]
+    fn the_clients_remembered_stay_bounded() {
+        let clock = governor::clock::FakeRelativeClock::default();
+        let r = RateLimiter::with_clock(60, 2, clock.clone());
+        // Every address keeps a recent request: forgetting whole allowances is not enough.
+        for i in 0..(MAX_CLIENTS as u32 + 5) {
+            let ip = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            assert!(r.check(ip).is_ok(), "a new client gets its burst");
+        }
+        assert!(r.remembered() <= 5 + 1, "{} remembered", r.remembered());
+        // Addresses whose allowance is whole again are the first to go.
+        clock.advance(Duration::from_secs(10));
+        let ip: IpAddr = "10.1.0.1".parse().unwrap();
+        assert!(r.check(ip).is_ok());
+        assert!(r.check(ip).is_ok());
+        assert!(r.check(ip).is_err(), "a remembered client is still limited");
     }
 }
