@@ -385,7 +385,7 @@ pub fn start_with_ir<S: FrameSource + 'static>(
                     }
                     match looks.recv_timeout(Duration::from_millis(200)) {
                         Ok(l) => {
-                            frame_rate.tick(Instant::now());
+                            frame_rate.tick(l.captured);
                             d.decide(l, &tx, &records)
                         }
                         Err(mpsc::RecvTimeoutError::Timeout) => {

@@ -1,5 +1,7 @@
 //! How many frames a second the door looks at (for `/v1/door`, the console and the
-//! operator): a moving average of the interval between looks, read without locking.
+//! operator): a moving average of the interval between the capture times of the frames looked
+//! at. Capture times, not the times the looks end: two workers finishing together would
+//! otherwise read as a burst far faster than the camera.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -21,11 +23,15 @@ struct Inner {
 pub struct FrameRate(Mutex<Inner>);
 
 impl FrameRate {
-    /// A frame was looked at, at `now`.
+    /// A frame captured at `now` was looked at. A frame captured before the last one counted
+    /// (a slower worker's) is not counted.
     pub fn tick(&self, now: Instant) {
         let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(last) = s.last {
-            let dt = now.saturating_duration_since(last).as_secs_f64();
+            if now <= last {
+                return;
+            }
+            let dt = now.duration_since(last).as_secs_f64();
             s.interval_s = Some(match s.interval_s {
                 Some(avg) if dt < QUIET_AFTER.as_secs_f64() => avg + WEIGHT * (dt - avg),
                 _ => dt,
@@ -77,6 +83,10 @@ mod tests {
             "{}",
             r.per_second(at)
         );
+        // A slower worker's older frame changes nothing.
+        let before = r.per_second(at);
+        r.tick(t1 + Duration::from_millis(100));
+        assert_eq!(r.per_second(at), before);
         // Nothing for 5 s: 0.
         assert!(r.per_second(at + Duration::from_secs(3)) > 0.0);
         assert_eq!(r.per_second(at + Duration::from_secs(6)), 0.0);
