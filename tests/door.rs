@@ -564,15 +564,8 @@ fn a_print_and_a_phone_screen_of_an_enrolled_person_are_refused_as_not_live() {
     );
 
     // Audited: each refusal is a denied access event with the reason.
-    let audit = AuditLog::open(&dir.join("audit"), 100, &common::device_key(&dir)).unwrap();
-    for r in &records {
-        if let Some(new) = r.audit_event() {
-            audit.append(new).unwrap();
-        }
-    }
-    let page = audit.query(&EventFilter::default(), None, 100).unwrap();
-    let refused = page
-        .events
+    let events = common::audited(&dir, &records);
+    let refused = events
         .iter()
         .filter(|e| {
             e.reason
@@ -580,8 +573,7 @@ fn a_print_and_a_phone_screen_of_an_enrolled_person_are_refused_as_not_live() {
                 .is_some_and(|r| r.starts_with("not live"))
         })
         .count();
-    assert_eq!(refused, 3, "{:#?}", page.events);
-    drop(audit);
+    assert_eq!(refused, 3, "{:#?}", events);
     drop(cache);
     let _ = std::fs::remove_dir_all(&dir);
 }

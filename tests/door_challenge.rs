@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 use facegate::access::daemon::Record;
 use facegate::access::decision::Refusal;
 use facegate::access::policy::Verdict;
-use facegate::access::{AuditLog, EventFilter};
 use facegate::camera::{CameraError, Frame, FrameSource};
 use facegate::gallery::{Cache, Gallery, ModelTag, NewPerson};
 use facegate::hw::{Hardware, HwConfig, MemoryHardware, Screen};
@@ -427,21 +426,13 @@ fn a_head_turn_as_asked_opens_and_pictures_or_wrong_turns_are_refused() {
     assert_eq!(unlocks, 3, "the door opened for the real turns only");
 
     // Audited: each refusal is a denied access event with its reason.
-    let audit = AuditLog::open(&dir.join("audit"), 100, &common::device_key(&dir)).unwrap();
-    for r in &records {
-        if let Some(new) = r.audit_event() {
-            audit.append(new).unwrap();
-        }
-    }
-    let page = audit.query(&EventFilter::default(), None, 100).unwrap();
-    let refused: Vec<&str> = page
-        .events
+    let events = common::audited(&dir, &records);
+    let refused: Vec<&str> = events
         .iter()
         .filter_map(|e| e.reason.as_deref())
         .filter(|r| r.contains("head turn") || r.contains("flat picture"))
         .collect();
-    assert_eq!(refused.len(), 4, "{:#?}", page.events);
-    drop(audit);
+    assert_eq!(refused.len(), 4, "{:#?}", events);
     drop(cache);
     let _ = std::fs::remove_dir_all(&dir);
 }

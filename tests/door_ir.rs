@@ -20,7 +20,6 @@ use std::time::Duration;
 use facegate::access::daemon::{self, DaemonConfig, IrCamera, Record};
 use facegate::access::decision::Refusal;
 use facegate::access::policy::Verdict;
-use facegate::access::{AuditLog, EventFilter};
 use facegate::camera::config::{CameraConfig, SourceKind};
 use facegate::camera::ir::IrCameraConfig;
 use facegate::camera::{FrameSource, RecordedSource};
@@ -246,15 +245,8 @@ fn a_live_visit_seen_in_infrared_opens_and_a_screen_or_a_silent_ir_camera_does_n
     );
 
     // Audited (and sent to the event sinks: the same event) with the reason.
-    let audit = AuditLog::open(&dir.join("audit"), 100, &common::device_key(&dir)).unwrap();
-    for r in &records {
-        if let Some(new) = r.audit_event() {
-            audit.append(new).unwrap();
-        }
-    }
-    let page = audit.query(&EventFilter::default(), None, 100).unwrap();
-    let refused: Vec<&str> = page
-        .events
+    let events = common::audited(&dir, &records);
+    let refused: Vec<&str> = events
         .iter()
         .filter_map(|e| e.reason.as_deref())
         .filter(|r| r.contains("infrared"))
@@ -263,9 +255,8 @@ fn a_live_visit_seen_in_infrared_opens_and_a_screen_or_a_silent_ir_camera_does_n
         refused,
         ["not live (face dark in infrared)"],
         "{:#?}",
-        page.events
+        events
     );
-    drop(audit);
 
     // 2. The infrared camera configured but unplugged (no such device): the same live visit is
     //    refused, and the display says why.

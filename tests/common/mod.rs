@@ -249,6 +249,25 @@ pub fn replay_config(
     }
 }
 
+/// Write the door's `records` to a fresh audit log in `dir/audit`, as `facegate run` does,
+/// and read back every stored event (at most 100).
+pub fn audited(
+    dir: &Path,
+    records: &[facegate::access::daemon::Record],
+) -> Vec<facegate::access::Event> {
+    use facegate::access::{AuditLog, EventFilter};
+    let audit = AuditLog::open(&dir.join("audit"), 100, &device_key(dir)).expect("open audit");
+    for r in records {
+        if let Some(new) = r.audit_event() {
+            audit.append(new).expect("append");
+        }
+    }
+    audit
+        .query(&EventFilter::default(), None, 100)
+        .expect("query")
+        .events
+}
+
 /// A Milvus collection prefix no other test run uses.
 pub fn unique_prefix(name: &str) -> String {
     let t = std::time::SystemTime::now()
