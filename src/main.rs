@@ -99,6 +99,12 @@ enum Command {
         /// Embedder(s) to evaluate, by model card name; repeat to compare (one curve each).
         #[arg(long = "embedder", value_name = "NAME")]
         embedders: Vec<String>,
+        /// LFW View 1 by face size: each photo also pasted, scaled, into a 640×480 frame, and
+        /// the accuracy of the closer look and the mirror image (on, off, or only for some
+        /// faces) at each scale. SCALES: comma-separated factors and/or "native".
+        #[arg(long, value_name = "SCALES", num_args = 0..=1,
+              default_missing_value = "native,1.6,2.2,3,4", conflicts_with_all = ["open_set", "liveness"])]
+        by_face_size: Option<String>,
         /// Worker threads (each runs its own pipeline).
         #[arg(long, default_value_t = default_threads())]
         threads: usize,
@@ -279,10 +285,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
             train_pairs,
             plot,
             embedders,
+            by_face_size,
             threads,
             out,
             ..
         } => match (liveness, lfw_pairs) {
+            (None, Some(pairs)) if by_face_size.is_some() => cli::eval::eval_by_face_size(
+                &config,
+                &pairs,
+                root,
+                train_pairs,
+                by_face_size.as_deref().unwrap_or_default(),
+                embedders.first().map(String::as_str),
+                threads,
+                out.json,
+            ),
             (Some(dir), _) => cli::eval::eval_liveness(
                 &config,
                 &dir,

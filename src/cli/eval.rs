@@ -200,3 +200,63 @@ pub fn eval_lfw(
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// `facegate eval --lfw-pairs pairsDevTest.txt --by-face-size [SCALES]`.
+#[allow(clippy::too_many_arguments)]
+pub fn eval_by_face_size(
+    config: &Config,
+    pairs: &Path,
+    root: Option<PathBuf>,
+    train: Option<PathBuf>,
+    scales: &str,
+    embedder: Option<&str>,
+    threads: usize,
+    as_json: bool,
+) -> Result<ExitCode> {
+    use facegate::eval::face_size::{self, Scale};
+    let scales: Vec<Scale> = scales
+        .split(',')
+        .map(Scale::parse)
+        .collect::<Result<_, String>>()
+        .map_err(anyhow::Error::msg)
+        .context("--by-face-size")?;
+    let test = lfw::read_pairs(pairs)?;
+    let root = root.unwrap_or_else(|| pairs.parent().unwrap_or(Path::new(".")).to_owned());
+    let Some(train) = train.or_else(|| lfw::sibling_train_file(pairs)) else {
+        bail!("--by-face-size needs the View 1 training pairs: give --train-pairs FILE");
+    };
+    let train = lfw::read_pairs(&train)?;
+    let mut params = config.vision.params();
+    params.limits = AlignLimits::NONE;
+    let models = load_models(config, embedder)?;
+    let bar = indicatif::ProgressBar::new(0);
+    let t0 = std::time::Instant::now();
+    let report = face_size::measure(
+        &models,
+        &params,
+        &test,
+        &train,
+        &root,
+        &scales,
+        threads,
+        config.vision.max_image_pixels,
+        &|done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        },
+    )?;
+    bar.finish_and_clear();
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&report.json())?);
+    } else {
+        print!("{}", report.text());
+        println!(
+            "{} images at {} scales in {:.0} s ({} threads)",
+            report.images,
+            scales.len(),
+            t0.elapsed().as_secs_f64(),
+            threads
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

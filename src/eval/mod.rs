@@ -12,6 +12,7 @@
 //! pair (never a false accept).
 
 pub mod attacks;
+pub mod face_size;
 pub mod lfw;
 pub mod liveness;
 pub mod liveness_report;

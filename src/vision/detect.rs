@@ -108,6 +108,13 @@ impl Default for DetectParams {
 
 /// How much frame, relative to the face box, the closer look sees.
 const REFINE_EXTENT: f32 = 2.2;
+
+/// How much the closer look would magnify a face found with `bbox` in a `width`×`height`
+/// frame: the frame's long side over the closer look's window (2.2 face widths). At or below
+/// `refine_min_zoom` (and always at or below 1) the closer look is skipped.
+pub fn closer_look_zoom(width: u32, height: u32, bbox: &BBox) -> f32 {
+    width.max(height) as f32 / (bbox.w.max(bbox.h) * REFINE_EXTENT)
+}
 /// Logits are clipped to this before the sigmoid (letterbox padding yields logits near 3e4).
 const LOGIT_CLIP: f32 = 100.0;
 /// Anchors at or above this score join the weighted average of their cluster, whatever the
@@ -362,7 +369,8 @@ impl Detector {
         let view = SquareView::window(c.x, c.y, extent, self.side());
         // Only worth it when the window is smaller than the whole-frame view (by
         // `refine_min_zoom`).
-        if extent * self.params.refine_min_zoom.max(1.0) >= frame.width().max(frame.height()) as f32
+        if closer_look_zoom(frame.width(), frame.height(), &face.bbox)
+            <= self.params.refine_min_zoom.max(1.0)
         {
             return Ok(CloserLook::Skipped);
         }

@@ -126,6 +126,29 @@ impl Embedder {
         })
     }
 
+    /// Both embeddings of one crop for the price of two inferences: without the mirror image
+    /// and with it (what [`Embedder::embed`] gives with `flip` off and on). For measuring what
+    /// the mirror is worth (`facegate eval --by-face-size`).
+    pub fn embed_plain_and_mirrored(
+        &mut self,
+        crop: &RgbImage,
+    ) -> Result<(Embedding, Embedding), VisionError> {
+        let plain = self.raw(crop)?;
+        mirror_into(crop, &mut self.mirror);
+        let mirror = std::mem::take(&mut self.mirror);
+        let m = self.raw(&mirror);
+        self.mirror = mirror;
+        let both: Vec<f32> = plain.iter().zip(m?).map(|(a, b)| a + b).collect();
+        let zero = || VisionError::Inference {
+            model: self.card.name.clone(),
+            reason: "embedding is zero or not finite".into(),
+        };
+        Ok((
+            Embedding::normalised(plain).ok_or_else(zero)?,
+            Embedding::normalised(both).ok_or_else(zero)?,
+        ))
+    }
+
     fn inference_error(&self, e: impl std::fmt::Display) -> VisionError {
         VisionError::Inference {
             model: self.card.name.clone(),

@@ -315,4 +315,12 @@ impl Pipeline {
     pub fn embed_crop(&mut self, crop: &RgbImage) -> Result<Embedding, VisionError> {
         self.embedder.embed(crop, self.params.flip)
     }
+
+    /// An aligned crop's embedding without and with its mirror image (two inferences).
+    pub fn embed_plain_and_mirrored(
+        &mut self,
+        crop: &RgbImage,
+    ) -> Result<(Embedding, Embedding), VisionError> {
+        self.embedder.embed_plain_and_mirrored(crop)
+    }
 }
