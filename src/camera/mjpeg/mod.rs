@@ -22,18 +22,23 @@
 //!   thread of its own per client (`blocking/client.rs`, "reqwest-internal-sync-runtime"), and
 //!   needs the `blocking` feature (futures-channel and more).
 //! - The async client (`async_impl/client.rs`): `timeout` is a total deadline "until the
-//!   response body has finished" (wrong here); `read_timeout` is a sleep started when the
-//!   request is sent and cleared by the answer's head, then, on the body
-//!   (`async_impl/body.rs`, `ReadTimeoutBody`), started at each wait for a body frame and reset
-//!   by every frame received; `connect_timeout` bounds connecting.
+//!   response body has finished" (wrong here); `read_timeout` is first one sleep started when
+//!   the request is sent, bounding connecting and the answer's head together
+//!   (`PendingRequest`), then, on the body (`async_impl/body.rs`, `ReadTimeoutBody`), a sleep
+//!   started at each wait for a body frame and reset by every frame received: an inactivity
+//!   timeout; `connect_timeout` bounds connecting (DNS, TCP, TLS).
 //!
 //! facegate uses the async client with `connect_timeout` and `read_timeout` (both the
 //! configured `camera.mjpeg_timeout_ms`), no `timeout`, on a current-thread runtime owned by the
 //! source: the camera thread blocks on it for each chunk (no extra thread, no new feature, the
-//! same pattern as `facegate events`). The runtime only runs while the camera thread waits on
-//! it, like the plain socket before it: between frames the connection is not read.
-//! Tests: a stream that stalls mid-part is a [`CameraError::Stream`] after about the timeout;
-//! a healthy stream three times longer than the timeout keeps delivering.
+//! same pattern as `facegate events`). No proxy from the environment (`no_proxy`: the camera is
+//! on the local network, as with the plain socket before), no redirects followed (a redirect is
+//! reported with its target, to be configured), no idle connection kept. The runtime only runs
+//! while the camera thread waits on it, like the plain socket before it: between frames the
+//! connection is not read.
+//! Tests (`tests/camera.rs`): a camera that stalls before answering or mid-part is a
+//! [`CameraError::Stream`] after about the timeout; a healthy stream over twice as long as the
+//! timeout keeps delivering (each fails with the other choice of timeout).
 
 mod client;
 mod multipart;

@@ -97,3 +97,17 @@ fn hostile_parts_are_refused() {
     // Truncated part: the stream closed mid-frame.
     assert!(parts_of(b"--b\r\nContent-Length: 10\r\n\r\nabc", "b").is_empty());
 }
+
+#[test]
+fn opening_inside_an_async_task_is_an_error_not_a_panic() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let e = rt
+        .block_on(async { MjpegSource::connect("http://127.0.0.1:9/", Duration::from_secs(1)) })
+        .err()
+        .unwrap();
+    assert!(!e.is_permanent(), "{e:?}");
+    assert!(e.to_string().contains("inside an async task"), "{e}");
+}
