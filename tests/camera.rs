@@ -2,7 +2,7 @@
 //! MJPEG stream from a tiny HTTP server on loopback (decoding, auth, reconnection with the
 //! status going Lost then Streaming), and the latest-frame mailbox under a slow consumer.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -126,7 +126,38 @@ struct Plan {
     body: Body,
     /// Basic-auth credential ("user:pw") the server insists on.
     auth: Option<&'static str>,
+    /// The wait after each part.
+    gap: Duration,
+    stall: Stall,
+    /// The status line of a refusal instead of the stream (e.g. "404 Not Found").
+    refuse: Option<&'static str>,
 }
+
+impl Default for Plan {
+    fn default() -> Plan {
+        Plan {
+            parts: Vec::new(),
+            body: Body::WithLength,
+            auth: None,
+            gap: Duration::from_millis(5),
+            stall: Stall::Never,
+            refuse: None,
+        }
+    }
+}
+
+/// Where a camera stops sending, keeping the connection open.
+#[derive(Clone, Copy, PartialEq)]
+enum Stall {
+    Never,
+    /// Reads the request and never answers.
+    BeforeAnswer,
+    /// Sends half of the part after this many whole ones.
+    MidPart(usize),
+}
+
+/// How long a stalled server holds the connection (far longer than the client's timeout).
+const STALL_HOLD: Duration = Duration::from_secs(8);
 
 fn jpeg(w: u32, h: u32, colour: [u8; 3]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -181,6 +212,14 @@ fn answer(conn: TcpStream, plan: &Plan) -> std::io::Result<String> {
         head.push_str(&line);
     }
     let mut w = conn;
+    if plan.stall == Stall::BeforeAnswer {
+        hold(&mut reader);
+        return Ok(head);
+    }
+    if let Some(status) = plan.refuse {
+        write!(w, "HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n")?;
+        return Ok(head);
+    }
     if let Some(cred) = plan.auth {
         let expected = format!("authorization: basic {}", b64(cred.as_bytes())).to_lowercase();
         if !head.to_lowercase().contains(&expected) {
@@ -199,7 +238,7 @@ fn answer(conn: TcpStream, plan: &Plan) -> std::io::Result<String> {
             ""
         }
     )?;
-    for part in &plan.parts {
+    for (i, part) in plan.parts.iter().enumerate() {
         let mut bytes = format!("--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n").into_bytes();
         if plan.body != Body::NoLength {
             bytes.extend_from_slice(format!("Content-Length: {}\r\n", part.len()).as_bytes());
@@ -207,6 +246,19 @@ fn answer(conn: TcpStream, plan: &Plan) -> std::io::Result<String> {
         bytes.extend_from_slice(b"\r\n");
         bytes.extend_from_slice(part);
         bytes.extend_from_slice(b"\r\n");
+        if plan.stall == Stall::MidPart(i) {
+            let half = &bytes[..bytes.len() / 2];
+            if chunked {
+                write!(w, "{:x}\r\n", half.len())?;
+                w.write_all(half)?;
+                w.write_all(b"\r\n")?;
+            } else {
+                w.write_all(half)?;
+            }
+            w.flush()?;
+            hold(&mut reader);
+            return Ok(head);
+        }
         if chunked {
             // Split each part over two chunks, to cross chunk borders mid-frame.
             let (a, b) = bytes.split_at(bytes.len() / 2);
@@ -219,13 +271,19 @@ fn answer(conn: TcpStream, plan: &Plan) -> std::io::Result<String> {
             w.write_all(&bytes)?;
         }
         w.flush()?;
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(plan.gap);
     }
     if plan.body == Body::NoLength {
         // Without lengths the last part ends at a boundary line.
         write!(w, "--{BOUNDARY}\r\n")?;
     }
     Ok(head)
+}
+
+/// Keep the connection open, sending nothing, until the client closes it (or `STALL_HOLD`).
+fn hold(reader: &mut BufReader<TcpStream>) {
+    let _ = reader.get_ref().set_read_timeout(Some(STALL_HOLD));
+    let _ = reader.read(&mut [0u8; 64]);
 }
 
 /// Base64 (the test's own, to check the client's).
@@ -281,6 +339,7 @@ fn mjpeg_frames_arrive_decoded_in_every_body_style() {
             parts: parts.clone(),
             body,
             auth: None,
+            ..Plan::default()
         })
         .collect();
     let (addr, server) = serve(plans);
@@ -305,8 +364,11 @@ fn mjpeg_frames_arrive_decoded_in_every_body_style() {
         "{}",
         requests[0]
     );
+    // Header names are case-insensitive (hyper sends them in lower case).
     assert!(
-        requests[0].contains(&format!("Host: {addr}")),
+        requests[0]
+            .to_ascii_lowercase()
+            .contains(&format!("host: {addr}\r\n")),
         "{}",
         requests[0]
     );
@@ -320,6 +382,7 @@ fn a_damaged_jpeg_costs_one_frame_only() {
         parts: vec![jpeg(40, 30, [90, 90, 90]), broken, jpeg(20, 10, [9, 9, 9])],
         body: Body::WithLength,
         auth: None,
+        ..Plan::default()
     };
     let (addr, server) = serve(vec![plan]);
     let mut src = MjpegSource::connect(&format!("http://{addr}/"), TIMEOUT).unwrap();
@@ -338,6 +401,7 @@ fn basic_auth_from_the_url_and_clear_refusals() {
         parts: vec![jpeg(16, 16, [0, 0, 0])],
         body: Body::WithLength,
         auth: Some("door:s3cret"),
+        ..Plan::default()
     };
     let (addr, server) = serve(vec![plan.clone(), plan.clone(), plan]);
     let e = MjpegSource::connect(&format!("http://{addr}/s"), TIMEOUT)
@@ -355,7 +419,181 @@ fn basic_auth_from_the_url_and_clear_refusals() {
     assert_eq!(src.next_frame().unwrap().image.dimensions(), (16, 16));
     assert!(!src.describe().contains("s3cret"), "{}", src.describe());
     drop(src);
+    let heads = server.join().unwrap();
+    assert_eq!(authorization(&heads[0]), None);
+    assert_eq!(
+        authorization(&heads[2]).as_deref(),
+        Some("Basic ZG9vcjpzM2NyZXQ="),
+        "{}",
+        heads[2]
+    );
+}
+
+/// The value of the request's Authorization header.
+fn authorization(head: &str) -> Option<String> {
+    head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("authorization")
+            .then(|| value.trim().to_string())
+    })
+}
+
+#[test]
+fn a_percent_encoded_password_reaches_the_camera_decoded() {
+    let plan = Plan {
+        parts: vec![jpeg(16, 16, [0, 0, 0])],
+        auth: Some("door:p@ss w:rd"),
+        ..Plan::default()
+    };
+    let (addr, server) = serve(vec![plan]);
+    let url = format!("http://door:p%40ss%20w%3Ard@{addr}/s");
+    let mut src = MjpegSource::connect(&url, TIMEOUT).unwrap();
+    assert_eq!(src.next_frame().unwrap().image.dimensions(), (16, 16));
+    assert!(!src.describe().contains("p%40ss"), "{}", src.describe());
+    drop(src);
+    let heads = server.join().unwrap();
+    assert_eq!(
+        authorization(&heads[0]),
+        Some(format!("Basic {}", b64(b"door:p@ss w:rd")))
+    );
+}
+
+#[test]
+fn answers_that_show_a_wrong_url_are_configuration_errors() {
+    let refusal = |status| Plan {
+        parts: vec![jpeg(8, 8, [0, 0, 0])],
+        refuse: Some(status),
+        ..Plan::default()
+    };
+    let (addr, server) = serve(vec![
+        refusal("404 Not Found"),
+        refusal("200 OK"),
+        refusal("503 Service Unavailable"),
+    ]);
+    let url = format!("http://{addr}/nothing-here");
+    let e = MjpegSource::connect(&url, TIMEOUT).err().unwrap();
+    assert!(e.is_permanent(), "{e:?}");
+    assert!(e.to_string().contains("no stream at this path"), "{e}");
+    // A 200 with no multipart type: a snapshot or a web page.
+    let e = MjpegSource::connect(&url, TIMEOUT).err().unwrap();
+    assert!(e.is_permanent(), "{e:?}");
+    assert!(e.to_string().contains("not an MJPEG stream"), "{e}");
+    // A camera still starting, or overloaded: retried.
+    let e = MjpegSource::connect(&url, TIMEOUT).err().unwrap();
+    assert!(!e.is_permanent(), "{e:?}");
+    assert!(e.to_string().contains("503"), "{e}");
     server.join().unwrap();
+}
+
+/// The stall tests' timeout.
+const SHORT: Duration = Duration::from_millis(600);
+
+/// `f` fails within about `SHORT`: not before it, not long after it.
+fn fails_after_the_timeout<T>(f: impl FnOnce() -> Result<T, CameraError>) -> CameraError {
+    let start = Instant::now();
+    let Err(e) = f() else {
+        panic!("no error after {:?}", start.elapsed())
+    };
+    let took = start.elapsed();
+    assert!(
+        took >= SHORT - Duration::from_millis(50) && took < SHORT * 5,
+        "failed after {took:?}, timeout {SHORT:?}: {e}"
+    );
+    assert!(!e.is_permanent() && !e.is_frame_error(), "{e:?}");
+    assert!(e.to_string().contains("timed out"), "{e}");
+    e
+}
+
+#[test]
+fn a_camera_that_stops_sending_is_a_stream_error_after_the_timeout() {
+    let parts: Vec<Vec<u8>> = (0..3).map(|_| jpeg(32, 24, [9, 99, 199])).collect();
+    let (addr, server) = serve(vec![
+        Plan {
+            stall: Stall::BeforeAnswer,
+            ..Plan::default()
+        },
+        Plan {
+            parts: parts.clone(),
+            stall: Stall::MidPart(1),
+            ..Plan::default()
+        },
+        Plan {
+            parts,
+            body: Body::Chunked,
+            stall: Stall::MidPart(1),
+            ..Plan::default()
+        },
+    ]);
+    let url = format!("http://{addr}/video");
+    // Connected, but no answer.
+    let e = fails_after_the_timeout(|| MjpegSource::connect(&url, SHORT));
+    assert!(e.to_string().contains("waiting for the answer"), "{e}");
+    // One frame, then half of the next and silence; plain, then chunked.
+    for _ in 0..2 {
+        let mut src = MjpegSource::connect(&url, SHORT).unwrap();
+        assert_eq!(src.next_frame().unwrap().image.dimensions(), (32, 24));
+        fails_after_the_timeout(|| src.next_frame());
+    }
+    // Each stalled connection was closed by the client (the server saw it go).
+    let heads = server.join().unwrap();
+    assert_eq!(heads.len(), 3, "{heads:?}");
+}
+
+#[test]
+fn a_healthy_stream_outlives_the_timeout() {
+    // Frames every 150 ms for 15 frames: the stream lasts over twice the 1 s timeout, which
+    // therefore bounds each wait, not the whole request.
+    let timeout = Duration::from_secs(1);
+    let n = 15;
+    let parts: Vec<Vec<u8>> = (0..n).map(|i| jpeg(16 + i, 16, [0, 0, 0])).collect();
+    let (addr, server) = serve(vec![Plan {
+        parts,
+        body: Body::Chunked,
+        gap: Duration::from_millis(150),
+        ..Plan::default()
+    }]);
+    let start = Instant::now();
+    let mut src = MjpegSource::connect(&format!("http://{addr}/"), timeout).unwrap();
+    for i in 0..n {
+        assert_eq!(src.next_frame().unwrap().image.width(), 16 + i);
+    }
+    let lasted = start.elapsed();
+    assert!(lasted > timeout * 2, "the stream lasted only {lasted:?}");
+    let e = src.next_frame().unwrap_err();
+    assert!(e.to_string().contains("closed the stream"), "{e}");
+    server.join().unwrap();
+}
+
+#[test]
+fn an_https_camera_with_an_untrusted_certificate_is_refused_clearly() {
+    use std::sync::Arc as StdArc;
+    use tokio_rustls::rustls;
+    let dir = std::env::temp_dir().join(format!("facegate-mjpeg-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(dir.join("cert.pem"), cert.cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), cert.signing_key.serialize_pem()).unwrap();
+    let config =
+        facegate::api::tls::server_config(&dir.join("cert.pem"), &dir.join("key.pem")).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let conn = rustls::ServerConnection::new(StdArc::clone(&config)).unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, tcp);
+        // The handshake fails on the client's side: it sends an alert, not a request.
+        tls.read(&mut [0u8; 16]).unwrap_err().to_string()
+    });
+    let url = format!("https://door:s3cret@localhost:{port}/video");
+    let e = MjpegSource::connect(&url, TIMEOUT).err().unwrap();
+    let m = e.to_string();
+    assert!(e.is_permanent(), "{e:?}");
+    assert!(m.contains("certificate is not trusted"), "{m}");
+    assert!(!m.contains("s3cret"), "{m}");
+    let server_saw = server.join().unwrap();
+    assert!(server_saw.contains("alert"), "{server_saw}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -390,11 +628,13 @@ fn a_dropped_stream_is_reopened_and_the_status_goes_lost_then_streaming() {
             parts: first,
             body: Body::WithLength,
             auth: None,
+            ..Plan::default()
         },
         Plan {
             parts: second,
             body: Body::NoLength,
             auth: None,
+            ..Plan::default()
         },
     ]);
     let url = format!("http://{addr}/stream");

@@ -32,10 +32,12 @@ recorded_dir = ""
 recorded_fps = 10.0
 # Start again from the first image after the last one; false: the camera ends there.
 recorded_loop = true
-# IP camera: the URL of its MJPEG stream (multipart/x-mixed-replace over plain http://; user
-# and password may be given as http://user:password@host/path).
+# IP camera: the URL of its MJPEG stream (multipart/x-mixed-replace over http://, or https://
+# with a certificate from a public authority; user and password may be given as
+# http://user:password@host/path).
 mjpeg_url = ""
-# Connect and read timeout for the MJPEG stream, in milliseconds.
+# Timeout for the MJPEG stream, in milliseconds: for connecting, for the answer, and for each
+# wait for more of the stream (a camera silent this long is reconnected).
 mjpeg_timeout_ms = 5000
 # A camera that fails (unplugged, stream closed) is reopened after a wait that starts at
 # reopen_min_ms and doubles on each failed attempt up to reopen_max_ms.
@@ -286,7 +288,7 @@ mod tests {
             ("reopen_min_ms = 1", "camera.reopen_min_ms"),
             ("source = \"mjpeg\"", "mjpeg_url"),
             (
-                "source = \"mjpeg\"\nmjpeg_url = \"https://cam/video\"",
+                "source = \"mjpeg\"\nmjpeg_url = \"rtsp://cam/video\"",
                 "mjpeg_url",
             ),
         ] {

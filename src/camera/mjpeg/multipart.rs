@@ -1,23 +1,23 @@
-//! Reading an HTTP/1.1 response: its head, a chunked body, and the parts of a
-//! `multipart/x-mixed-replace` body, each bounded in size.
+//! The parts of a `multipart/x-mixed-replace` body (the HTTP response itself is reqwest's):
+//! each part's head and body, bounded in size.
 
 use std::io::{self, BufRead, Read};
 
 use super::{MAX_HEAD, MAX_PART, MAX_SKIP};
 
 /// One line (up to and including '\n'), at most `limit` bytes; empty at end of input.
-pub(super) fn read_line<R: BufRead>(r: &mut R, limit: u64) -> io::Result<Vec<u8>> {
+fn read_line<R: BufRead>(r: &mut R, limit: u64) -> io::Result<Vec<u8>> {
     let mut line = Vec::new();
     r.by_ref().take(limit).read_until(b'\n', &mut line)?;
     Ok(line)
 }
 
-pub(super) fn trim(line: &[u8]) -> &[u8] {
+fn trim(line: &[u8]) -> &[u8] {
     line.trim_ascii()
 }
 
-/// Header lines up to the blank line, as lowercased name and trimmed value.
-pub(super) fn read_headers<R: BufRead>(r: &mut R) -> Result<Vec<(String, String)>, ReadError> {
+/// A part's header lines up to the blank line, as lowercased name and trimmed value.
+fn read_headers<R: BufRead>(r: &mut R) -> Result<Vec<(String, String)>, ReadError> {
     let mut headers = Vec::new();
     let mut total = 0u64;
     loop {
@@ -28,7 +28,7 @@ pub(super) fn read_headers<R: BufRead>(r: &mut R) -> Result<Vec<(String, String)
         total += line.len() as u64;
         if total > MAX_HEAD {
             return Err(ReadError::Protocol(format!(
-                "headers longer than {MAX_HEAD} bytes"
+                "part headers longer than {MAX_HEAD} bytes"
             )));
         }
         let line = trim(&line);
@@ -42,7 +42,7 @@ pub(super) fn read_headers<R: BufRead>(r: &mut R) -> Result<Vec<(String, String)
     }
 }
 
-pub(super) fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers
         .iter()
         .find(|(n, _)| n == name)
@@ -180,57 +180,5 @@ impl<R: BufRead> Multipart<R> {
                 )));
             }
         }
-    }
-}
-
-/// A `Transfer-Encoding: chunked` body.
-pub(super) struct Chunked<R> {
-    pub(super) inner: R,
-    pub(super) left: u64,
-    pub(super) done: bool,
-}
-
-impl<R: BufRead> Read for Chunked<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.done || buf.is_empty() {
-            return Ok(0);
-        }
-        if self.left == 0 {
-            let line = read_line(&mut self.inner, 1024)?;
-            let text = String::from_utf8_lossy(trim(&line)).into_owned();
-            let size = text.split(';').next().unwrap_or_default().trim();
-            if line.is_empty() {
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            }
-            self.left = u64::from_str_radix(size, 16).map_err(|_| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("bad chunk size {size:?}"),
-                )
-            })?;
-            if self.left == 0 {
-                self.done = true;
-                return Ok(0);
-            }
-        }
-        let want = buf
-            .len()
-            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
-        let n = self.inner.read(&mut buf[..want])?;
-        if n == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        self.left -= n as u64;
-        if self.left == 0 {
-            // The line break after the chunk's data.
-            let crlf = read_line(&mut self.inner, 2)?;
-            if trim(&crlf) != b"" {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "chunk not followed by a line break",
-                ));
-            }
-        }
-        Ok(n)
     }
 }
