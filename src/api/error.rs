@@ -2,12 +2,30 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use crate::access::audit::AuditError;
 use crate::gallery::GalleryError;
 use crate::gallery::enroll::EnrollRejection;
 use crate::vision::VisionError;
+
+/// The JSON body of every error: `{error, detail}` and, for some errors, further fields.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    /// A short machine-readable code ("not_found", "face_rejected", "duplicate", ...).
+    pub error: &'static str,
+    /// What happened and what to do.
+    pub detail: String,
+    /// Further fields of some errors: `reason` (a code: no_face, too_small, duplicate, ...)
+    /// with the figures behind it, `person` and `score` of a duplicate face, `results` of a
+    /// refused enrollment of several photos.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub extra: Map<String, Value>,
+}
 
 /// An error response. `error` is a short machine-readable code, `detail` says what happened
 /// and what to do; `extra` fields are merged into the body.
@@ -78,14 +96,12 @@ impl ApiError {
         e
     }
 
-    pub fn body(&self) -> Value {
-        let mut body = Map::new();
-        body.insert("error".into(), json!(self.error));
-        body.insert("detail".into(), json!(self.detail));
-        for (k, v) in &self.extra {
-            body.insert(k.clone(), v.clone());
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: self.error,
+            detail: self.detail.clone(),
+            extra: self.extra.clone(),
         }
-        Value::Object(body)
     }
 }
 

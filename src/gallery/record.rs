@@ -22,7 +22,7 @@ impl ModelTag {
 }
 
 /// A weekly time window in which a person may enter (local time of the door).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Window {
     /// Days, as "mon" .. "sun".
@@ -34,7 +34,7 @@ pub struct Window {
 }
 
 /// A person who may be recognised.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Person {
     pub id: String,
     pub name: String,
@@ -42,6 +42,7 @@ pub struct Person {
     #[serde(default)]
     pub external_id: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub metadata: serde_json::Map<String, serde_json::Value>,
     /// A disabled person is recognised but refused.
     pub enabled: bool,
@@ -59,7 +60,7 @@ pub struct Person {
 }
 
 /// What a caller gives to create a person.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPerson {
     /// Chosen by the caller, or generated when absent.
@@ -69,6 +70,7 @@ pub struct NewPerson {
     #[serde(default)]
     pub external_id: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub metadata: serde_json::Map<String, serde_json::Value>,
     #[serde(default)]
     pub enabled: Option<bool>,
@@ -81,7 +83,7 @@ pub struct NewPerson {
 }
 
 /// A partial update; absent fields are left as they are. `Some(None)` clears an optional field.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PersonPatch {
     #[serde(default)]
@@ -89,6 +91,7 @@ pub struct PersonPatch {
     #[serde(default, with = "double_option")]
     pub external_id: Option<Option<String>>,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
     #[serde(default)]
     pub enabled: Option<bool>,
