@@ -97,10 +97,17 @@ impl ApiError {
     }
 
     pub fn body(&self) -> ErrorBody {
+        let mut extra = self.extra.clone();
+        extra.remove("error");
+        // A further field `detail` (an `unusable` face's) says it more precisely: it wins.
+        let detail = match extra.remove("detail") {
+            Some(Value::String(d)) => d,
+            _ => self.detail.clone(),
+        };
         ErrorBody {
             error: self.error,
-            detail: self.detail.clone(),
-            extra: self.extra.clone(),
+            detail,
+            extra,
         }
     }
 }
@@ -234,5 +241,26 @@ impl From<crate::app::usecases::UseCaseError> for ApiError {
             UseCaseError::Gallery(e) => e.into(),
             UseCaseError::Record(e) => e.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_body_names_each_field_once_and_a_further_detail_wins() {
+        let e = ApiError::rejected(&EnrollRejection::Unusable {
+            detail: "degenerate landmarks".into(),
+        });
+        let text = serde_json::to_string(&e.body()).unwrap();
+        assert_eq!(text.matches("\"detail\"").count(), 1, "{text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["detail"], "degenerate landmarks");
+        assert_eq!(v["reason"], "unusable");
+        assert_eq!(v["error"], "face_rejected");
+        let e = ApiError::bad_request("limit = 0").with("error", "other");
+        let v = serde_json::to_value(e.body()).unwrap();
+        assert_eq!(v, serde_json::json!({"error": "bad_request", "detail": "limit = 0"}));
     }
 }

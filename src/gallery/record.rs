@@ -82,7 +82,8 @@ pub struct NewPerson {
     pub schedule: Vec<Window>,
 }
 
-/// A partial update; absent fields are left as they are. `Some(None)` clears an optional field.
+/// A partial update; absent fields are left as they are, `null` (`Some(None)`) clears an
+/// optional field.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PersonPatch {
