@@ -261,6 +261,9 @@ mod tests {
         assert_eq!(v["error"], "face_rejected");
         let e = ApiError::bad_request("limit = 0").with("error", "other");
         let v = serde_json::to_value(e.body()).unwrap();
-        assert_eq!(v, serde_json::json!({"error": "bad_request", "detail": "limit = 0"}));
+        assert_eq!(
+            v,
+            serde_json::json!({"error": "bad_request", "detail": "limit = 0"})
+        );
     }
 }
