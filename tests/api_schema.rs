@@ -412,6 +412,9 @@ async fn real_answers_match_the_openapi_schemas_of_their_route_and_status() {
     let mut missing = v.clone();
     missing.as_object_mut().unwrap().remove("threshold");
     assert!(!doc.problems("POST", "/v1/verify", 200, &missing).is_empty());
+    let mut day = person.clone();
+    day["schedule"][0]["days"][0] = json!("monday");
+    assert_eq!(doc.problems("POST", "/v1/persons", 201, &day).len(), 1);
     let mut nested = events.clone();
     nested["events"][0]["colour"] = json!("red");
     assert_eq!(

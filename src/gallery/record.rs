@@ -26,6 +26,7 @@ impl ModelTag {
 #[serde(deny_unknown_fields)]
 pub struct Window {
     /// Days, as "mon" .. "sun".
+    #[schema(schema_with = day_names)]
     pub days: Vec<String>,
     /// "HH:MM", inclusive.
     pub from: String,
@@ -208,6 +209,19 @@ impl Person {
 }
 
 pub const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+/// The OpenAPI schema of [`Window::days`]: an array of [`DAYS`].
+fn day_names() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(DAYS)),
+        )
+        .description(Some("Days, as \"mon\" .. \"sun\"."))
+        .build()
+}
 
 /// Minutes since midnight of "HH:MM" (00:00-24:00).
 pub fn parse_hhmm(s: &str) -> Option<u16> {
