@@ -20,7 +20,7 @@
 use serde::{Deserialize, Serialize};
 
 /// What is compared with the gallery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProbeKind {
     /// One photo (the API's identify).

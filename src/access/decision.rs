@@ -18,7 +18,7 @@ use super::rules::{self, LocalTime};
 use crate::gallery::{Match, Person};
 
 /// Why a face was not admitted.
-#[derive(Debug, Clone, PartialEq, Serialize, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Serialize, thiserror::Error, utoipa::ToSchema)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum Refusal {
     /// Nobody enrolled scores at the threshold: a stranger, or not recognised.
@@ -33,8 +33,8 @@ pub enum Refusal {
     )]
     Ambiguous { best: f32, second: f32, margin: f32 },
     /// The gallery refuses everyone (cut off from the central store too long, `admit_nobody`).
-    #[error("{0}")]
-    Offline(String),
+    #[error("{detail}")]
+    Offline { detail: String },
     /// Recognised, but the person's record is missing on this door.
     #[error("no record of this person on this door")]
     NoRecord,
@@ -69,7 +69,7 @@ impl Refusal {
             Refusal::BelowThreshold { .. } => "below_threshold",
             Refusal::NoCandidate => "no_candidate",
             Refusal::Ambiguous { .. } => "ambiguous",
-            Refusal::Offline(_) => "offline",
+            Refusal::Offline { .. } => "offline",
             Refusal::NoRecord => "no_record",
             Refusal::Rules(_) => "rules",
             Refusal::AntiPassback => "anti_passback",
@@ -174,7 +174,9 @@ pub fn decide(candidates: &[Match], rule: &Rule, ctx: &Context) -> Decision {
         reason,
     };
     if let Some(why) = ctx.offline {
-        return refuse(Refusal::Offline(why.to_owned()));
+        return refuse(Refusal::Offline {
+            detail: why.to_owned(),
+        });
     }
     let Some(record) = ctx.record.filter(|r| r.id == best.person) else {
         return refuse(Refusal::NoRecord);
@@ -201,7 +203,7 @@ pub enum ThresholdSource {
 }
 
 /// The operating point in force, as shown by `facegate doctor` and `/readyz`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct OperatingState {
     /// `None` for a fixed threshold.
     pub target_fpir: Option<f64>,
@@ -463,7 +465,7 @@ mod tests {
         x.offline = Some("offline too long");
         let d = decide(&c, &RULE, &x);
         assert!(
-            matches!(d, Decision::Refused { reason: Refusal::Offline(ref w), .. } if w == "offline too long")
+            matches!(d, Decision::Refused { reason: Refusal::Offline { detail: ref w }, .. } if w == "offline too long")
         );
         a.enabled = false;
         let d = decide(&c, &RULE, &ctx(Some(&a)));

@@ -313,12 +313,14 @@ mod tests {
             Decision::Refused {
                 person: Some("alice".into()),
                 score: Some(0.9),
-                reason: Refusal::Offline("offline too long".into()),
+                reason: Refusal::Offline {
+                    detail: "offline too long".into(),
+                },
             },
             0,
         );
         assert!(
-            matches!(v, Verdict::Denied { reason: Refusal::Offline(ref w), .. } if w == "offline too long")
+            matches!(v, Verdict::Denied { reason: Refusal::Offline { detail: ref w }, .. } if w == "offline too long")
         );
         let v = pol.conclude(granted("alice"), 10_000);
         assert!(matches!(v, Verdict::Granted { .. }));

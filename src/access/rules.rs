@@ -8,8 +8,9 @@ use crate::gallery::Person;
 use crate::gallery::record::{DAYS, parse_hhmm};
 
 /// Why a recognised person is refused.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error, utoipa::ToSchema)]
 #[serde(tag = "rule", rename_all = "snake_case")]
+#[schema(as = RuleRefusal)]
 pub enum Refusal {
     #[error("person is disabled")]
     Disabled,

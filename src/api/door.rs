@@ -15,7 +15,7 @@ pub enum DoorError {
 }
 
 /// The door as the API reports it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DoorStatus {
     /// A short state name from the door state machine (e.g. "locked", "unlocked").
     pub state: String,

@@ -2,12 +2,30 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use crate::access::audit::AuditError;
 use crate::gallery::GalleryError;
 use crate::gallery::enroll::EnrollRejection;
 use crate::vision::VisionError;
+
+/// The JSON body of every error: `{error, detail}` and, for some errors, further fields.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    /// A short machine-readable code ("not_found", "face_rejected", "duplicate", ...).
+    pub error: &'static str,
+    /// What happened and what to do.
+    pub detail: String,
+    /// Further fields of some errors: `reason` (a code: no_face, too_small, duplicate, ...)
+    /// with the figures behind it, `person` and `score` of a duplicate face, `results` of a
+    /// refused enrollment of several photos.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub extra: Map<String, Value>,
+}
 
 /// An error response. `error` is a short machine-readable code, `detail` says what happened
 /// and what to do; `extra` fields are merged into the body.
@@ -78,14 +96,19 @@ impl ApiError {
         e
     }
 
-    pub fn body(&self) -> Value {
-        let mut body = Map::new();
-        body.insert("error".into(), json!(self.error));
-        body.insert("detail".into(), json!(self.detail));
-        for (k, v) in &self.extra {
-            body.insert(k.clone(), v.clone());
+    pub fn body(&self) -> ErrorBody {
+        let mut extra = self.extra.clone();
+        extra.remove("error");
+        // A further field `detail` (an `unusable` face's) says it more precisely: it wins.
+        let detail = match extra.remove("detail") {
+            Some(Value::String(d)) => d,
+            _ => self.detail.clone(),
+        };
+        ErrorBody {
+            error: self.error,
+            detail,
+            extra,
         }
-        Value::Object(body)
     }
 }
 
@@ -218,5 +241,29 @@ impl From<crate::app::usecases::UseCaseError> for ApiError {
             UseCaseError::Gallery(e) => e.into(),
             UseCaseError::Record(e) => e.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_body_names_each_field_once_and_a_further_detail_wins() {
+        let e = ApiError::rejected(&EnrollRejection::Unusable {
+            detail: "degenerate landmarks".into(),
+        });
+        let text = serde_json::to_string(&e.body()).unwrap();
+        assert_eq!(text.matches("\"detail\"").count(), 1, "{text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["detail"], "degenerate landmarks");
+        assert_eq!(v["reason"], "unusable");
+        assert_eq!(v["error"], "face_rejected");
+        let e = ApiError::bad_request("limit = 0").with("error", "other");
+        let v = serde_json::to_value(e.body()).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"error": "bad_request", "detail": "limit = 0"})
+        );
     }
 }

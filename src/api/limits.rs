@@ -241,30 +241,39 @@ mod tests {
         ));
         let (a_in, a_seen) = mpsc::channel::<usize>();
         let (b_in, b_seen) = mpsc::channel::<usize>();
-        let job =
-            |inference: Arc<Inference>, mine: mpsc::Sender<usize>, other: mpsc::Receiver<usize>| {
-                let admission = inference.try_admit().unwrap();
-                async move {
-                    inference
-                        .run(admission, move |pipeline| {
-                            let me = pipeline as *mut Pipeline as usize;
-                            // The other job may be gone already only when the slots ran one at a time.
-                            let _ = mine.send(me);
-                            let theirs = other.recv_timeout(Duration::from_secs(60)).ok();
-                            (me, theirs)
-                        })
-                        .await
-                        .unwrap()
-                }
-            };
-        let first = tokio::spawn(job(Arc::clone(&inference), a_in, b_seen));
-        let second = tokio::spawn(job(Arc::clone(&inference), b_in, a_seen));
+        // Each job holds its slot until the test has tried a third admission (on a loaded
+        // machine both could otherwise finish, and give their slots back, before it).
+        let (go_a, a_go) = mpsc::channel::<()>();
+        let (go_b, b_go) = mpsc::channel::<()>();
+        let job = |inference: Arc<Inference>,
+                   mine: mpsc::Sender<usize>,
+                   other: mpsc::Receiver<usize>,
+                   go: mpsc::Receiver<()>| {
+            let admission = inference.try_admit().unwrap();
+            async move {
+                inference
+                    .run(admission, move |pipeline| {
+                        let me = pipeline as *mut Pipeline as usize;
+                        // The other job may be gone already only when the slots ran one at a time.
+                        let _ = mine.send(me);
+                        let theirs = other.recv_timeout(Duration::from_secs(60)).ok();
+                        let _ = go.recv_timeout(Duration::from_secs(60));
+                        (me, theirs)
+                    })
+                    .await
+                    .unwrap()
+            }
+        };
+        let first = tokio::spawn(job(Arc::clone(&inference), a_in, b_seen, a_go));
+        let second = tokio::spawn(job(Arc::clone(&inference), b_in, a_seen, b_go));
         let third = inference.try_admit();
         assert_eq!(
             third.err().map(|e| e.status),
             Some(StatusCode::SERVICE_UNAVAILABLE),
             "2 slots and no queue: a third request is refused while two run"
         );
+        go_a.send(()).unwrap();
+        go_b.send(()).unwrap();
         let (a, b) = (first.await.unwrap(), second.await.unwrap());
         assert_eq!(
             a.1,

@@ -13,6 +13,7 @@ pub mod extract;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod responses;
 mod route_table;
 mod router;
 pub mod routes;
@@ -151,7 +152,7 @@ impl Api {
     }
 }
 
-pub use route_table::{Body, Route, routes};
+pub use route_table::{Body, JsonType, Reply, Route, routes};
 pub use router::router;
 
 /// The client's address, for the rate limit.

@@ -1,238 +1,294 @@
-//! The OpenAPI 3.0 document, made from the route table ([`super::routes`]) and hand-written
-//! schemas, and a self-contained page that renders it.
+//! The OpenAPI 3.1 document, built with `utoipa`: the paths from the route table
+//! ([`super::routes`]), the schemas from the request and response types the table names (their
+//! `utoipa::ToSchema` derives; the handlers return the same types), and a self-contained page
+//! that renders it.
 
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use serde_json::{Map, Value, json};
+use serde_json::json;
+use utoipa::openapi::extensions::Extensions;
+use utoipa::openapi::path::{
+    HttpMethod, Operation, OperationBuilder, Parameter, ParameterBuilder, ParameterIn, PathItem,
+};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::schema::{
+    ArrayBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type,
+};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{
+    ComponentsBuilder, Content, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref, RefOr,
+    Required, Response, ResponseBuilder,
+};
 
 use super::auth::Access;
-use super::{Body, routes};
-
-fn schema_ref(name: &str) -> Value {
-    json!({"$ref": format!("#/components/schemas/{name}")})
-}
-
-fn error_response(text: &str) -> Value {
-    json!({"description": text, "content": {"application/json": {"schema": schema_ref("Error")}}})
-}
-
-fn ok_response(status: u16, schema: &str) -> Value {
-    let content = match schema {
-        "text" => json!({"text/plain": {"schema": {"type": "string"}}}),
-        "html" => json!({"text/html": {"schema": {"type": "string"}}}),
-        "jpeg" => json!({"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}),
-        "object" => json!({"application/json": {"schema": {"type": "object"}}}),
-        name => json!({"application/json": {"schema": schema_ref(name)}}),
-    };
-    json!({"description": if status == 201 { "Created" } else { "OK" }, "content": content})
-}
-
-fn path_params(path: &str) -> Vec<Value> {
-    path.split('/')
-        .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-        .map(|name| {
-            let ty = if path.starts_with("/v1/faces/") || path.starts_with("/v1/events/") {
-                "integer"
-            } else {
-                "string"
-            };
-            json!({"name": name, "in": "path", "required": true, "schema": {"type": ty}})
-        })
-        .collect()
-}
+use super::error::ErrorBody;
+use super::{Body, JsonType, Reply, Route, routes};
 
 /// The document (built once).
-pub fn document() -> Value {
-    static DOC: OnceLock<Value> = OnceLock::new();
-    DOC.get_or_init(build).clone()
+pub fn document() -> &'static OpenApi {
+    static DOC: OnceLock<OpenApi> = OnceLock::new();
+    DOC.get_or_init(build)
 }
 
-fn build() -> Value {
-    let mut paths = Map::new();
-    for r in routes() {
-        let mut op = Map::new();
-        op.insert("summary".into(), json!(r.summary));
-        op.insert(
-            "operationId".into(),
-            json!(format!("{} {}", r.method, r.path)),
-        );
-        let mut params = path_params(r.path);
-        for (name, ty, desc) in r.query {
-            params.push(json!({"name": name, "in": "query", "required": false, "description": desc, "schema": {"type": ty}}));
-        }
-        if !params.is_empty() {
-            op.insert("parameters".into(), Value::Array(params));
-        }
-        match r.body {
-            Body::None => {}
-            Body::Json(name) => {
-                op.insert(
-                    "requestBody".into(),
-                    json!({"required": true, "content": {"application/json": {"schema": schema_ref(name)}}}),
-                );
-            }
-            Body::Images => {
-                let binary = json!({"schema": {"type": "string", "format": "binary"}});
-                op.insert(
-                    "requestBody".into(),
-                    json!({"required": true, "content": {
-                        "image/jpeg": binary, "image/png": binary,
-                        "multipart/form-data": {"schema": {"type": "object", "properties": {
-                            "image": {"type": "array", "items": {"type": "string", "format": "binary"}},
-                            "person": {"type": "string", "description": "verify: the claimed person"}
-                        }}}
-                    }}),
-                );
-            }
-        }
-        let mut responses = Map::new();
-        responses.insert(r.ok.0.to_string(), ok_response(r.ok.0, r.ok.1));
-        if r.access != Access::Public {
-            responses.insert(
-                "401".into(),
-                error_response("Missing or wrong bearer token."),
-            );
-            if r.access == Access::Admin {
-                responses.insert(
-                    "403".into(),
-                    error_response("The viewer token may only read."),
-                );
-            }
-            op.insert("security".into(), json!([{"bearer": []}]));
-            op.insert("x-access".into(), json!(r.access.as_str()));
-        }
-        if r.path.contains('{') || r.door {
-            responses.insert(
-                "404".into(),
-                error_response("No such person, face or door."),
-            );
-        }
-        if r.body != Body::None || !r.query.is_empty() {
-            responses.insert(
-                "400".into(),
-                error_response("Malformed request, image or parameter."),
-            );
-        }
-        if let Body::Json(_) = r.body {
-            responses.insert("415".into(), error_response("Not application/json."));
-            responses.insert(
-                "422".into(),
-                error_response("Valid JSON with invalid fields."),
-            );
-        }
-        if r.body == Body::Images {
-            responses.insert(
-                "413".into(),
-                error_response("Body or image (pixels) too large."),
-            );
-            responses.insert(
-                "415".into(),
-                error_response("Not an image or multipart body."),
-            );
-            responses.insert("422".into(), error_response("No usable face; `reason` says why (no_face, several_faces, no_such_face, too_small, too_turned, too_tilted, too_blurred, unusable)."));
-            responses.insert(
-                "503".into(),
-                error_response("Inference queue full; retry after Retry-After seconds."),
-            );
-        }
-        if r.path.ends_with("/faces") {
-            responses.insert(
-                "409".into(),
-                error_response("The face matches another person (`person`, `score`)."),
-            );
-        }
-        if r.rate_limited {
-            responses.insert(
-                "429".into(),
-                error_response("Per-client rate limit; retry after Retry-After seconds."),
-            );
-        }
-        op.insert("responses".into(), Value::Object(responses));
-        let entry = paths
-            .entry(r.path.to_owned())
-            .or_insert_with(|| Value::Object(Map::new()));
-        if let Value::Object(m) = entry {
-            m.insert(r.method.as_str().to_ascii_lowercase(), Value::Object(op));
+fn typed(t: Type) -> Schema {
+    ObjectBuilder::new().schema_type(t).build().into()
+}
+
+fn binary() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+        .build()
+        .into()
+}
+
+fn json_type(name: &str) -> Type {
+    match name {
+        "integer" => Type::Integer,
+        "boolean" => Type::Boolean,
+        "number" => Type::Number,
+        _ => Type::String,
+    }
+}
+
+fn json_content(t: &JsonType) -> Content {
+    Content::new(Some(Ref::from_schema_name((t.name)())))
+}
+
+fn response(status: u16, description: &str, reply: &Reply) -> Response {
+    let (media, content) = match reply {
+        Reply::Json(t) => ("application/json", json_content(t)),
+        Reply::Text => ("text/plain", Content::new(Some(typed(Type::String)))),
+        Reply::Html => ("text/html", Content::new(Some(typed(Type::String)))),
+        Reply::Jpeg => ("image/jpeg", Content::new(Some(binary()))),
+        Reply::Document => ("application/json", Content::new(Some(typed(Type::Object)))),
+    };
+    let description = match (description, status) {
+        ("", 201) => "Created",
+        ("", _) => "OK",
+        (d, _) => d,
+    };
+    ResponseBuilder::new()
+        .description(description)
+        .content(media, content)
+        .build()
+}
+
+fn error(text: &str) -> Response {
+    response(400, text, &Reply::json::<ErrorBody>())
+}
+
+fn parameters(r: &Route) -> Vec<Parameter> {
+    let path = r
+        .path
+        .split('/')
+        .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        .map(|name| {
+            let numeric = r.path.starts_with("/v1/faces/") || r.path.starts_with("/v1/events/");
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Path)
+                .required(Required::True)
+                .schema(Some(typed(if numeric {
+                    Type::Integer
+                } else {
+                    Type::String
+                })))
+                .build()
+        });
+    let query = r.query.iter().map(|(name, ty, desc)| {
+        ParameterBuilder::new()
+            .name(*name)
+            .parameter_in(ParameterIn::Query)
+            .required(Required::False)
+            .description(Some(*desc))
+            .schema(Some(typed(json_type(ty))))
+            .build()
+    });
+    path.chain(query).collect()
+}
+
+/// The errors a route can answer, from what it is: its access, path, body, door and limits.
+fn errors(r: &Route) -> Vec<(u16, Response)> {
+    let mut out = Vec::new();
+    if r.access != Access::Public {
+        out.push((401, error("Missing or wrong bearer token.")));
+        if r.access == Access::Admin {
+            out.push((403, error("The viewer token may only read.")));
         }
     }
-    json!({
-        "openapi": "3.0.3",
-        "info": {
-            "title": "facegate API",
-            "version": env!("CARGO_PKG_VERSION"),
-            "description": "Face-ID access control: persons, enrollment, verify/identify, audit log, door. \
-                Errors are JSON {error, detail}. Mutating routes need the admin bearer token; read routes \
-                the viewer or admin token.",
-        },
-        "paths": paths,
-        "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": schemas(),
-        },
+    if r.path.contains('{') || r.door {
+        out.push((404, error("No such person, face or door.")));
+    }
+    if r.body != Body::None || !r.query.is_empty() {
+        out.push((400, error("Malformed request, image or parameter.")));
+    }
+    if let Body::Json(_) = r.body {
+        out.push((415, error("Not application/json.")));
+        out.push((422, error("Valid JSON with invalid fields.")));
+    }
+    if r.body == Body::Images {
+        out.push((413, error("Body or image (pixels) too large.")));
+        out.push((415, error("Not an image or multipart body.")));
+        out.push((422, error("No usable face; `reason` says why (no_face, several_faces, no_such_face, too_small, too_turned, too_tilted, too_blurred, unusable).")));
+        out.push((
+            503,
+            error("Inference queue full; retry after Retry-After seconds."),
+        ));
+    }
+    if r.path.ends_with("/faces") {
+        out.push((
+            409,
+            error("The face matches another person (`person`, `score`)."),
+        ));
+    }
+    if r.rate_limited {
+        out.push((
+            429,
+            error("Per-client rate limit; retry after Retry-After seconds."),
+        ));
+    }
+    out
+}
+
+fn operation(r: &Route) -> Operation {
+    let mut op = OperationBuilder::new()
+        .summary(Some(r.summary))
+        .operation_id(Some(format!("{} {}", r.method, r.path)));
+    let params = parameters(r);
+    if !params.is_empty() {
+        op = op.parameters(Some(params));
+    }
+    match &r.body {
+        Body::None => {}
+        Body::Json(t) => {
+            op = op.request_body(Some(
+                RequestBodyBuilder::new()
+                    .required(Some(Required::True))
+                    .content("application/json", json_content(t))
+                    .build(),
+            ));
+        }
+        Body::Images => {
+            let form = ObjectBuilder::new()
+                .property(
+                    "image",
+                    ArrayBuilder::new().items(RefOr::T(binary())).build(),
+                )
+                .property(
+                    "person",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .description(Some("verify: the claimed person")),
+                );
+            op = op.request_body(Some(
+                RequestBodyBuilder::new()
+                    .required(Some(Required::True))
+                    .content("image/jpeg", Content::new(Some(binary())))
+                    .content("image/png", Content::new(Some(binary())))
+                    .content("multipart/form-data", Content::new(Some(form.build())))
+                    .build(),
+            ));
+        }
+    }
+    // Statuses in order; an answer named twice keeps its first description.
+    let mut responses = BTreeMap::new();
+    responses.insert(r.ok.0, response(r.ok.0, "", &r.ok.1));
+    for (status, description, reply) in &r.also {
+        responses
+            .entry(*status)
+            .or_insert_with(|| response(*status, description, reply));
+    }
+    for (status, e) in errors(r) {
+        responses.entry(status).or_insert(e);
+    }
+    for (status, resp) in responses {
+        op = op.response(status.to_string(), resp);
+    }
+    if r.access != Access::Public {
+        op = op
+            .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
+            .extensions(Some(Extensions::from_iter([(
+                "x-access",
+                json!(r.access.as_str()),
+            )])));
+    }
+    op.build()
+}
+
+fn method(m: &axum::http::Method) -> Option<HttpMethod> {
+    Some(match m.as_str() {
+        "GET" => HttpMethod::Get,
+        "POST" => HttpMethod::Post,
+        "PUT" => HttpMethod::Put,
+        "PATCH" => HttpMethod::Patch,
+        "DELETE" => HttpMethod::Delete,
+        "HEAD" => HttpMethod::Head,
+        "OPTIONS" => HttpMethod::Options,
+        _ => return None,
     })
 }
 
-fn schemas() -> Value {
-    let s = |t: &str| json!({"type": t});
-    let opt = |t: &str| json!({"type": t, "nullable": true});
-    let window = json!({"type": "object", "properties": {
-        "days": {"type": "array", "items": {"type": "string", "enum": ["mon","tue","wed","thu","fri","sat","sun"]}},
-        "from": s("string"), "until": s("string")}});
-    let person_fields = json!({
-        "name": s("string"),
-        "external_id": opt("string"),
-        "metadata": s("object"),
-        "enabled": s("boolean"),
-        "valid_from": opt("integer"),
-        "valid_until": opt("integer"),
-        "schedule": {"type": "array", "items": window},
-    });
-    let with = |extra: Value, required: &[&str]| {
-        let mut props = person_fields.as_object().cloned().unwrap_or_default();
-        if let Value::Object(e) = extra {
-            props.extend(e);
+/// Every JSON type the routes name, and the types those refer to: name and schema (a name
+/// may come more than once, always with the same schema).
+fn schemas(routes: &[Route]) -> Vec<(String, RefOr<Schema>)> {
+    let mut types = vec![JsonType::of::<ErrorBody>()];
+    for r in routes {
+        if let Body::Json(t) = r.body {
+            types.push(t);
         }
-        json!({"type": "object", "additionalProperties": false, "properties": props, "required": required})
-    };
-    let quality = json!({"type": "object", "properties": {
-        "detector_score": s("number"), "face_width_px": s("number"), "eye_distance_px": s("number"),
-        "roll_deg": s("number"), "yaw_deg": s("number"), "sharpness": s("number")}});
-    let candidate = json!({"type": "object", "properties": {"person": s("string"), "template": s("integer"), "score": s("number")}});
-    let decision = json!({"type": "string", "enum": ["granted", "denied", "unknown", "no_face"]});
-    json!({
-        "Error": {"type": "object", "required": ["error", "detail"], "properties": {
-            "error": s("string"), "detail": s("string"), "reason": s("string")}},
-        "Health": {"type": "object", "properties": {"status": s("string")}},
-        "Ready": {"type": "object", "properties": {"status": s("string"), "models": s("object"), "gallery": s("object"), "milvus": s("object")}},
-        "NewPerson": with(json!({"id": s("string")}), &["name"]),
-        "PersonPatch": with(json!({}), &[]),
-        "Person": with(json!({"id": s("string"), "created_ms": s("integer"), "updated_ms": s("integer")}), &["id", "name"]),
-        "PersonWithFaces": {"type": "object", "properties": {"person": schema_ref("Person"), "faces": {"type": "array", "items": s("integer")}}},
-        "PersonPage": {"type": "object", "properties": {"persons": {"type": "array", "items": schema_ref("Person")}, "next": opt("string")}},
-        "Removed": {"type": "object", "properties": {"removed": {"type": "object", "properties": {
-            "persons": s("integer"), "templates": s("integer"), "outbox_entries": s("integer"), "remote_confirmed": s("boolean")}}}},
-        "Enrollment": {"type": "object", "properties": {
-            "person": s("string"), "enrolled": s("integer"), "rejected": s("integer"),
-            "templates": {"type": "array", "items": s("integer")}, "remote_confirmed": s("boolean"),
-            "results": {"type": "array", "items": {"type": "object", "properties": {
-                "index": s("integer"), "filename": opt("string"), "status": {"type": "string", "enum": ["enrolled", "rejected"]},
-                "template": s("integer"), "quality": quality.clone(), "error": s("string"), "detail": s("string"), "reason": s("string")}}}}},
-        "Verification": {"type": "object", "properties": {
-            "person": s("string"), "name": opt("string"), "score": opt("number"), "threshold": s("number"), "match": s("boolean"),
-            "decision": decision.clone(), "reason": opt("string"), "template": opt("integer"), "faces_in_image": s("integer")}},
-        "Identification": {"type": "object", "properties": {
-            "threshold": s("number"), "decision": decision.clone(),
-            "faces": {"type": "array", "items": {"type": "object", "properties": {
-                "index": s("integer"), "box": s("object"), "quality": quality, "usable": s("boolean"),
-                "decision": decision, "reason": opt("string"), "person": opt("string"), "name": opt("string"),
-                "score": opt("number"), "candidates": {"type": "array", "items": candidate}}}}}},
-        "EventPage": {"type": "object", "properties": {"next": opt("string"), "events": {"type": "array", "items": {"type": "object", "properties": {
-            "id": s("integer"), "time_ms": s("integer"), "action": s("string"), "outcome": s("string"), "source": s("string"),
-            "person": s("string"), "template": s("integer"), "score": s("number"), "reason": s("string"), "quality": s("object"),
-            "face_crop": {"type": "boolean", "description": "A face crop is stored (GET /v1/events/{id}/face); absent when not."}}}}}},
-        "DoorStatus": {"type": "object", "properties": {"state": s("string"), "unlocked": s("boolean"), "unlocked_until_ms": opt("integer"), "open": opt("boolean"), "frames_per_s": opt("number")}},
-        "Unlock": {"type": "object", "additionalProperties": false, "properties": {"seconds": s("integer"), "reason": s("string")}},
-    })
+        for reply in std::iter::once(&r.ok.1).chain(r.also.iter().map(|a| &a.2)) {
+            if let Reply::Json(t) = reply {
+                types.push(*t);
+            }
+        }
+    }
+    let mut schemas = Vec::new();
+    for t in types {
+        schemas.push(((t.name)().into_owned(), (t.schema)()));
+        (t.schemas)(&mut schemas);
+    }
+    schemas
+}
+
+fn components(routes: &[Route]) -> ComponentsBuilder {
+    let mut components = ComponentsBuilder::new();
+    for (name, schema) in schemas(routes) {
+        components = components.schema(name, schema);
+    }
+    components.security_scheme(
+        "bearer",
+        SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+    )
+}
+
+fn build() -> OpenApi {
+    let table = routes();
+    let mut paths = PathsBuilder::new();
+    for r in &table {
+        match method(&r.method) {
+            Some(m) => paths = paths.path(r.path, PathItem::new(m, operation(r))),
+            None => {
+                tracing::warn!(method = %r.method, path = r.path, "not in the OpenAPI document: unknown method")
+            }
+        }
+    }
+    OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("facegate API")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(
+                    "Face-ID access control: persons, enrollment, verify/identify, audit log, door. \
+                     Errors are JSON {error, detail}. Mutating routes need the admin bearer token; \
+                     read routes the viewer or admin token.",
+                ))
+                .build(),
+        )
+        .paths(paths.build())
+        .components(Some(components(&table).build()))
+        .build()
 }
 
 /// `/v1/docs`: fetches `/v1/openapi.json` and lists its routes. No external resources.
@@ -270,3 +326,67 @@ fetch('/v1/openapi.json').then(r => r.json()).then(doc => {
 }).catch(e => { document.getElementById('info').textContent = 'Could not load the API description: ' + e; });
 </script></body></html>
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_schema_a_route_names_is_in_the_components_and_every_ref_resolves() {
+        let doc = serde_json::to_value(document()).unwrap();
+        assert_eq!(doc["openapi"], "3.1.0");
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        for r in routes() {
+            let mut named = Vec::new();
+            if let Body::Json(t) = r.body {
+                named.push((t.name)());
+            }
+            if let Reply::Json(t) = r.ok.1 {
+                named.push((t.name)());
+            }
+            for name in named {
+                assert!(
+                    schemas.contains_key(name.as_ref()),
+                    "{} {}: {name}",
+                    r.method,
+                    r.path
+                );
+            }
+        }
+        let text = doc.to_string();
+        for piece in text.split("\"#/components/schemas/").skip(1) {
+            let name = piece.split('"').next().unwrap();
+            assert!(schemas.contains_key(name), "missing schema {name}");
+        }
+        if std::env::var_os("FACEGATE_PRINT_OPENAPI").is_some() {
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap());
+        }
+    }
+
+    #[test]
+    fn no_two_types_share_a_schema_name() {
+        let mut seen: BTreeMap<String, RefOr<Schema>> = BTreeMap::new();
+        for (name, schema) in schemas(&routes()) {
+            if let Some(before) = seen.get(&name) {
+                assert!(
+                    *before == schema,
+                    "two types are named {name}: rename one (schema(as = ...))"
+                );
+            }
+            seen.insert(name, schema);
+        }
+        assert!(seen.contains_key("Refusal") && seen.contains_key("RuleRefusal"));
+    }
+
+    #[test]
+    fn access_is_an_extension_of_each_protected_operation() {
+        let doc = serde_json::to_value(document()).unwrap();
+        assert_eq!(doc["paths"]["/v1/persons"]["post"]["x-access"], "admin");
+        assert_eq!(doc["paths"]["/v1/persons"]["get"]["x-access"], "viewer");
+        assert!(doc["paths"]["/healthz"]["get"].get("x-access").is_none());
+        assert_eq!(
+            doc["paths"]["/v1/persons"]["post"]["security"][0]["bearer"],
+            serde_json::json!([])
+        );
+    }
+}

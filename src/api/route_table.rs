@@ -1,19 +1,84 @@
 //! The one table of the API's routes: method, path, access, rate limit, OpenAPI summary,
-//! body and success schema, and the handler.
+//! request and response body types, and the handler.
+
+use std::borrow::Cow;
 
 use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, patch, post};
+use utoipa::ToSchema;
+use utoipa::openapi::{RefOr, schema::Schema};
 
-use super::{Access, AppState};
+use super::responses::{
+    Enrollment, FaceRemoved, Health, Identification, NotReady, PersonPage, PersonRemoved,
+    PersonWithFaces, Ready, Verification,
+};
+use super::routes::door::Unlock;
+use super::{Access, AppState, DoorStatus};
+use crate::access::EventPage;
+use crate::gallery::{NewPerson, Person, PersonPatch};
+
+/// A JSON body's type as the OpenAPI document needs it: the name of its schema, the schema,
+/// and the schemas it refers to, all from the type's `utoipa::ToSchema` derive.
+#[derive(Clone, Copy)]
+pub struct JsonType {
+    pub name: fn() -> Cow<'static, str>,
+    pub schema: fn() -> RefOr<Schema>,
+    pub schemas: fn(&mut Vec<(String, RefOr<Schema>)>),
+}
+
+impl JsonType {
+    pub fn of<T: ToSchema>() -> JsonType {
+        JsonType {
+            name: T::name,
+            schema: T::schema,
+            schemas: T::schemas,
+        }
+    }
+}
+
+impl std::fmt::Debug for JsonType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "JsonType({})", (self.name)())
+    }
+}
+
+impl PartialEq for JsonType {
+    fn eq(&self, other: &JsonType) -> bool {
+        (self.name)() == (other.name)()
+    }
+}
+
+impl Eq for JsonType {}
 
 /// What a route's request body is, for the OpenAPI document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Body {
     None,
-    /// A JSON object of the named schema.
-    Json(&'static str),
+    /// A JSON object of this type.
+    Json(JsonType),
     /// Image(s): a raw `image/jpeg` / `image/png` body or multipart file parts.
     Images,
+}
+
+/// What a response's body is, for the OpenAPI document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply {
+    /// A JSON object of this type.
+    Json(JsonType),
+    /// `text/plain`.
+    Text,
+    /// `text/html`.
+    Html,
+    /// `image/jpeg`.
+    Jpeg,
+    /// The OpenAPI document itself (a JSON object).
+    Document,
+}
+
+impl Reply {
+    pub fn json<T: ToSchema>() -> Reply {
+        Reply::Json(JsonType::of::<T>())
+    }
 }
 
 /// One route of the API.
@@ -30,8 +95,11 @@ pub struct Route {
     /// Query parameters: name, JSON type, description.
     pub query: &'static [(&'static str, &'static str, &'static str)],
     pub body: Body,
-    /// Success status and the schema of its body.
-    pub ok: (u16, &'static str),
+    /// Success status and its body.
+    pub ok: (u16, Reply),
+    /// Other answers that are not errors of the common kinds ([`super::openapi`] adds those):
+    /// status, description, body.
+    pub also: Vec<(u16, &'static str, Reply)>,
     pub handler: MethodRouter<AppState>,
 }
 
@@ -43,7 +111,7 @@ pub fn routes() -> Vec<Route> {
              access: Access,
              summary: &'static str,
              body: Body,
-             ok: (u16, &'static str),
+             ok: (u16, Reply),
              handler: MethodRouter<AppState>| Route {
         method,
         path,
@@ -54,6 +122,7 @@ pub fn routes() -> Vec<Route> {
         query: &[],
         body,
         ok,
+        also: Vec::new(),
         handler,
     };
     vec![
@@ -63,25 +132,32 @@ pub fn routes() -> Vec<Route> {
             Access::Public,
             "The process is alive.",
             Body::None,
-            (200, "Health"),
+            (200, Reply::json::<Health>()),
             get(system::healthz),
         ),
-        r(
-            Method::GET,
-            "/readyz",
-            Access::Public,
-            "Models loaded, gallery open, central gallery (Milvus) state; 503 when the gallery does not answer.",
-            Body::None,
-            (200, "Ready"),
-            get(system::readyz),
-        ),
+        Route {
+            also: vec![(
+                503,
+                "The gallery does not answer.",
+                Reply::json::<NotReady>(),
+            )],
+            ..r(
+                Method::GET,
+                "/readyz",
+                Access::Public,
+                "Models loaded, gallery open, central gallery (Milvus) state; 503 when the gallery does not answer.",
+                Body::None,
+                (200, Reply::json::<Ready>()),
+                get(system::readyz),
+            )
+        },
         r(
             Method::GET,
             "/metrics",
             Access::Viewer,
             "Prometheus metrics (text exposition format).",
             Body::None,
-            (200, "text"),
+            (200, Reply::Text),
             get(system::metrics),
         ),
         r(
@@ -90,7 +166,7 @@ pub fn routes() -> Vec<Route> {
             Access::Public,
             "This document.",
             Body::None,
-            (200, "object"),
+            (200, Reply::Document),
             get(system::openapi),
         ),
         r(
@@ -99,7 +175,7 @@ pub fn routes() -> Vec<Route> {
             Access::Public,
             "A page listing the routes of this document.",
             Body::None,
-            (200, "html"),
+            (200, Reply::Html),
             get(system::docs),
         ),
         r(
@@ -107,8 +183,8 @@ pub fn routes() -> Vec<Route> {
             "/v1/persons",
             Access::Admin,
             "Create a person.",
-            Body::Json("NewPerson"),
-            (201, "Person"),
+            Body::Json(JsonType::of::<NewPerson>()),
+            (201, Reply::json::<Person>()),
             post(persons::create),
         ),
         Route {
@@ -126,7 +202,7 @@ pub fn routes() -> Vec<Route> {
                 Access::Viewer,
                 "List persons, ordered by id.",
                 Body::None,
-                (200, "PersonPage"),
+                (200, Reply::json::<PersonPage>()),
                 get(persons::list),
             )
         },
@@ -136,7 +212,7 @@ pub fn routes() -> Vec<Route> {
             Access::Viewer,
             "One person, with the ids of their face templates.",
             Body::None,
-            (200, "PersonWithFaces"),
+            (200, Reply::json::<PersonWithFaces>()),
             get(persons::get_one),
         ),
         r(
@@ -144,8 +220,8 @@ pub fn routes() -> Vec<Route> {
             "/v1/persons/{id}",
             Access::Admin,
             "Change a person: absent fields stay, null clears an optional field.",
-            Body::Json("PersonPatch"),
-            (200, "Person"),
+            Body::Json(JsonType::of::<PersonPatch>()),
+            (200, Reply::json::<Person>()),
             patch(persons::update),
         ),
         r(
@@ -154,10 +230,15 @@ pub fn routes() -> Vec<Route> {
             Access::Admin,
             "Delete a person and all their face templates (cache, Milvus, outbox).",
             Body::None,
-            (200, "Removed"),
+            (200, Reply::json::<PersonRemoved>()),
             delete(persons::remove),
         ),
         Route {
+            also: vec![(
+                200,
+                "Every photo is enrolled for this person already; nothing stored.",
+                Reply::json::<Enrollment>(),
+            )],
             query: &[
                 (
                     "face",
@@ -176,7 +257,7 @@ pub fn routes() -> Vec<Route> {
                 Access::Admin,
                 "Enroll one or more photos of a person (raw image body, or multipart file parts). 422 with a reason code for an unusable photo, 409 when the face matches another person.",
                 Body::Images,
-                (201, "Enrollment"),
+                (201, Reply::json::<Enrollment>()),
                 post(faces::enroll),
             )
         },
@@ -186,7 +267,7 @@ pub fn routes() -> Vec<Route> {
             Access::Admin,
             "Delete one face template.",
             Body::None,
-            (200, "Removed"),
+            (200, Reply::json::<FaceRemoved>()),
             delete(faces::remove),
         ),
         Route {
@@ -209,7 +290,7 @@ pub fn routes() -> Vec<Route> {
                 Access::Viewer,
                 "1:1: is this the claimed person? Score, threshold, decision.",
                 Body::Images,
-                (200, "Verification"),
+                (200, Reply::json::<Verification>()),
                 post(recognize::verify),
             )
         },
@@ -221,7 +302,7 @@ pub fn routes() -> Vec<Route> {
                 Access::Viewer,
                 "1:N: who is this? Top candidates and the decision, per face in the photo.",
                 Body::Images,
-                (200, "Identification"),
+                (200, Reply::json::<Identification>()),
                 post(recognize::identify),
             )
         },
@@ -258,7 +339,7 @@ pub fn routes() -> Vec<Route> {
                 Access::Viewer,
                 "The audit log, newest first.",
                 Body::None,
-                (200, "EventPage"),
+                (200, Reply::json::<EventPage>()),
                 get(events::list),
             )
         },
@@ -268,7 +349,7 @@ pub fn routes() -> Vec<Route> {
             Access::Admin,
             "The aligned face crop (112x112 JPEG) stored with a door decision (access.save_face_crops); 404 when there is none.",
             Body::None,
-            (200, "jpeg"),
+            (200, Reply::Jpeg),
             get(events::face),
         ),
         Route {
@@ -279,7 +360,7 @@ pub fn routes() -> Vec<Route> {
                 Access::Viewer,
                 "The door's state (404 on a facegate without a door).",
                 Body::None,
-                (200, "DoorStatus"),
+                (200, Reply::json::<DoorStatus>()),
                 get(d::status),
             )
         },
@@ -290,8 +371,8 @@ pub fn routes() -> Vec<Route> {
                 "/v1/door/unlock",
                 Access::Admin,
                 "Unlock the door remotely (404 on a facegate without a door).",
-                Body::Json("Unlock"),
-                (200, "DoorStatus"),
+                Body::Json(JsonType::of::<Unlock>()),
+                (200, Reply::json::<DoorStatus>()),
                 post(d::unlock),
             )
         },

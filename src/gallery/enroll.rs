@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::vision::{Face, Pipeline, Rejection, VisionError};
 
 /// Why an enrollment photo gives no template.
-#[derive(Debug, Clone, PartialEq, Serialize, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Serialize, thiserror::Error, utoipa::ToSchema)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum EnrollRejection {
     #[error("no face found")]

@@ -89,7 +89,7 @@ impl From<crate::crypto::CryptoError> for GalleryError {
 pub type Result<T, E = GalleryError> = std::result::Result<T, E>;
 
 /// One candidate of an identification.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Match {
     pub person: String,
     pub template: u64,
@@ -98,7 +98,7 @@ pub struct Match {
 }
 
 /// Where an answer came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
     Cache,
@@ -106,7 +106,7 @@ pub enum Source {
 }
 
 /// The central store's state as the door sees it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case", tag = "state")]
 pub enum RemoteState {
     /// No central store configured (a standalone door).
@@ -134,7 +134,7 @@ pub struct Identification {
 }
 
 /// What a deletion removed.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Removed {
     pub persons: usize,
     pub templates: usize,

@@ -22,10 +22,11 @@ impl ModelTag {
 }
 
 /// A weekly time window in which a person may enter (local time of the door).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Window {
     /// Days, as "mon" .. "sun".
+    #[schema(schema_with = day_names)]
     pub days: Vec<String>,
     /// "HH:MM", inclusive.
     pub from: String,
@@ -34,7 +35,7 @@ pub struct Window {
 }
 
 /// A person who may be recognised.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Person {
     pub id: String,
     pub name: String,
@@ -42,6 +43,7 @@ pub struct Person {
     #[serde(default)]
     pub external_id: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub metadata: serde_json::Map<String, serde_json::Value>,
     /// A disabled person is recognised but refused.
     pub enabled: bool,
@@ -59,7 +61,7 @@ pub struct Person {
 }
 
 /// What a caller gives to create a person.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPerson {
     /// Chosen by the caller, or generated when absent.
@@ -69,6 +71,7 @@ pub struct NewPerson {
     #[serde(default)]
     pub external_id: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub metadata: serde_json::Map<String, serde_json::Value>,
     #[serde(default)]
     pub enabled: Option<bool>,
@@ -80,8 +83,9 @@ pub struct NewPerson {
     pub schedule: Vec<Window>,
 }
 
-/// A partial update; absent fields are left as they are. `Some(None)` clears an optional field.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// A partial update; absent fields are left as they are, `null` (`Some(None)`) clears an
+/// optional field.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PersonPatch {
     #[serde(default)]
@@ -89,6 +93,7 @@ pub struct PersonPatch {
     #[serde(default, with = "double_option")]
     pub external_id: Option<Option<String>>,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
     #[serde(default)]
     pub enabled: Option<bool>,
@@ -204,6 +209,19 @@ impl Person {
 }
 
 pub const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+/// The OpenAPI schema of [`Window::days`]: an array of [`DAYS`].
+fn day_names() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(DAYS)),
+        )
+        .description(Some("Days, as \"mon\" .. \"sun\"."))
+        .build()
+}
 
 /// Minutes since midnight of "HH:MM" (00:00-24:00).
 pub fn parse_hhmm(s: &str) -> Option<u16> {

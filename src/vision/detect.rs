@@ -18,7 +18,7 @@ pub struct Point {
 }
 
 /// An axis-aligned box in frame pixels.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct BBox {
     pub x: f32,
     pub y: f32,

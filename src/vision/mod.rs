@@ -157,7 +157,7 @@ impl Models {
 }
 
 /// Quality measures of one face.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Quality {
     pub detector_score: f32,
     pub face_width_px: f32,

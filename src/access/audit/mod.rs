@@ -61,7 +61,7 @@ impl From<crate::crypto::CryptoError> for AuditError {
 pub type Result<T, E = AuditError> = std::result::Result<T, E>;
 
 /// What was attempted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// 1:1 check of a claimed identity.
@@ -79,7 +79,7 @@ pub enum Action {
 }
 
 /// How it ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Recognised and admitted.
@@ -129,7 +129,7 @@ impl Outcome {
 
 /// Who produced the event. Stored by name (`"api"`, `"door"`, `"cli"`): a new source adds a
 /// name, and the events already written read as before.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EventSource {
     Api,
@@ -155,7 +155,7 @@ impl EventSource {
 }
 
 /// Face quality figures worth keeping with a decision.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FaceQuality {
     pub detector_score: f32,
     pub eye_distance_px: f32,
@@ -244,7 +244,7 @@ fn is_false(b: &bool) -> bool {
 }
 
 /// A recorded event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Event {
     /// Unique and increasing within one log.
     pub id: u64,
@@ -301,7 +301,7 @@ impl EventFilter {
 }
 
 /// One page of a query, newest first; `next` continues it (absent on the last page).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct EventPage {
     pub events: Vec<Event>,
     pub next: Option<String>,

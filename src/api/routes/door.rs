@@ -42,7 +42,7 @@ pub async fn status(State(api): State<AppState>) -> ApiResult<Json<DoorStatus>> 
     Ok(Json(door(&api)?.status().await.map_err(door_error)?))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Unlock {
     /// How long; the door's default when absent.

@@ -7,13 +7,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::access::EventSource;
 use crate::api::AppState;
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::extract::{ApiPath, ApiQuery, Upload};
 use crate::api::metrics::Stage;
+use crate::api::responses::{Enrollment, FaceRemoved, PhotoResult};
 use crate::api::routes::recognize::{admit, case_error};
 use crate::app::usecases::UseCaseError;
 use crate::app::usecases::enroll::{self, EnrollPhoto, EnrollRequest, PhotoRefusal, Who};
@@ -117,39 +118,42 @@ pub async fn enroll(
 
     let mut results = Vec::new();
     let mut failures: Vec<ApiError> = Vec::new();
-    for (i, photo) in enrollment.photos.into_iter().enumerate() {
-        let quality = photo.quality.map(|q| json!(q));
+    for (index, photo) in enrollment.photos.into_iter().enumerate() {
+        let (filename, quality) = (photo.label, photo.quality);
         match photo.result {
-            Ok(template) => results.push(json!({
-                "index": i,
-                "filename": photo.label,
-                "status": "enrolled",
-                "template": template,
-                "quality": quality,
-            })),
+            Ok(template) => results.push(PhotoResult::Enrolled {
+                index,
+                filename,
+                template,
+                quality,
+            }),
             Err(PhotoRefusal::AlreadyEnrolled {
                 person,
                 template,
                 score,
-            }) => results.push(json!({
-                "index": i,
-                "filename": photo.label,
-                "status": "already_enrolled",
-                "template": template,
-                "score": score,
-                "detail": format!("the same photo is enrolled for {person} already (template {template}); nothing stored"),
-                "quality": quality,
-            })),
+            }) => results.push(PhotoResult::AlreadyEnrolled {
+                index,
+                filename,
+                template,
+                score,
+                detail: format!(
+                    "the same photo is enrolled for {person} already (template {template}); nothing stored"
+                ),
+                quality,
+            }),
             Err(why) => {
                 let e = refusal(why);
-                let mut r = e.body();
-                if let Value::Object(m) = &mut r {
-                    m.insert("index".into(), json!(i));
-                    m.insert("filename".into(), json!(photo.label));
-                    m.insert("status".into(), json!("rejected"));
-                    m.insert("http_status".into(), json!(e.status.as_u16()));
+                let mut error = e.body();
+                // The photo's own fields win over a rejection's (`no_such_face` has an `index`).
+                for key in ["index", "filename", "status", "http_status"] {
+                    error.extra.remove(key);
                 }
-                results.push(r);
+                results.push(PhotoResult::Rejected {
+                    index,
+                    filename,
+                    http_status: e.status.as_u16(),
+                    error,
+                });
                 failures.push(e);
             }
         }
@@ -174,18 +178,18 @@ pub async fn enroll(
                 results.len()
             ),
         )
-        .with("results", Value::Array(results)));
+        .with("results", results_json(&results)?));
     }
     let written = enrollment.written.as_ref();
-    let body = json!({
-        "person": id,
-        "enrolled": enrolled,
-        "already_enrolled": already,
-        "rejected": results.len() - enrolled - already,
-        "templates": written.map(|w| w.templates.clone()),
-        "remote_confirmed": written.map(|w| w.remote_confirmed),
-        "results": results,
-    });
+    let body = Enrollment {
+        person: id,
+        enrolled,
+        already_enrolled: already,
+        rejected: results.len() - enrolled - already,
+        templates: written.map(|w| w.templates.clone()),
+        remote_confirmed: written.map(|w| w.remote_confirmed),
+        results,
+    };
     // 201 when something was stored; 200 when every photo was enrolled already.
     let status = if enrolled > 0 {
         StatusCode::CREATED
@@ -198,7 +202,7 @@ pub async fn enroll(
 pub async fn remove(
     State(api): State<AppState>,
     ApiPath(id): ApiPath<u64>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<FaceRemoved>> {
     let removed = api
         .cases
         .remove_face(EventSource::Api, id)
@@ -206,5 +210,14 @@ pub async fn remove(
         .map_err(|e| case_error(&api, e))?;
     let note = (removed.templates == 0)
         .then_some("not in the local gallery: the deletion is queued for the central gallery");
-    Ok(Json(json!({"face": id, "removed": removed, "note": note})))
+    Ok(Json(FaceRemoved {
+        face: id,
+        removed,
+        note,
+    }))
+}
+
+/// The photos' results as the `results` field of an error body.
+fn results_json(results: &[PhotoResult]) -> ApiResult<Value> {
+    serde_json::to_value(results).map_err(|e| ApiError::internal(e.to_string()))
 }

@@ -5,13 +5,13 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use crate::access::EventSource;
 use crate::api::AppState;
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::gallery::{NewPerson, PersonPatch};
+use crate::api::responses::{PersonPage, PersonRemoved, PersonWithFaces};
+use crate::gallery::{NewPerson, Person, PersonPatch};
 
 pub async fn create(
     State(api): State<AppState>,
@@ -38,7 +38,7 @@ pub const MAX_PAGE: usize = 1000;
 pub async fn list(
     State(api): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<PersonPage>> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::bad_request(format!(
@@ -51,40 +51,43 @@ pub async fn list(
     } else {
         None
     };
-    Ok(Json(json!({"persons": persons, "next": next})))
+    Ok(Json(PersonPage { persons, next }))
 }
 
 pub async fn get_one(
     State(api): State<AppState>,
     ApiPath(id): ApiPath<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<PersonWithFaces>> {
     let person = api
         .gallery
         .person(&id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no person with id {id:?}")))?;
     let faces = api.gallery.templates_of(&id).await?;
-    Ok(Json(json!({"person": person, "faces": faces})))
+    Ok(Json(PersonWithFaces { person, faces }))
 }
 
 pub async fn update(
     State(api): State<AppState>,
     ApiPath(id): ApiPath<String>,
     ApiJson(patch): ApiJson<PersonPatch>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Person>> {
     let person = api.gallery.update_person(&id, patch).await?;
     tracing::info!(person = %id, "person changed");
-    Ok(Json(json!(person)))
+    Ok(Json(person))
 }
 
 pub async fn remove(
     State(api): State<AppState>,
     ApiPath(id): ApiPath<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<PersonRemoved>> {
     let removed = api
         .cases
         .remove_person(EventSource::Api, &id)
         .await
         .map_err(|e| crate::api::routes::recognize::case_error(&api, e))?;
-    Ok(Json(json!({"person": id, "removed": removed})))
+    Ok(Json(PersonRemoved {
+        person: id,
+        removed,
+    }))
 }

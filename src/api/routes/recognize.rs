@@ -6,7 +6,6 @@ use std::time::Instant;
 use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use crate::access::decision::Decision;
 use crate::access::{EventSource, Outcome};
@@ -14,6 +13,10 @@ use crate::api::AppState;
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::extract::{ApiQuery, Image, Upload};
 use crate::api::metrics::Stage;
+use crate::api::responses::{
+    DecidedFace, FaceRejection, FaceSeen, Identification, IdentifiedFace, UnusableFace,
+    Verification,
+};
 use crate::app::usecases::{self, ProbeFace, UseCaseError};
 use crate::gallery::GalleryError;
 use crate::vision::{VisionError, frame};
@@ -76,7 +79,7 @@ pub async fn verify(
     State(api): State<AppState>,
     ApiQuery(q): ApiQuery<VerifyQuery>,
     upload: Upload,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Verification>> {
     let person = q
         .person
         .or_else(|| upload.fields.get("person").cloned())
@@ -104,22 +107,28 @@ pub async fn verify(
         Err(why) => return Err(ApiError::rejected(&why)),
     };
     let face = v.face.as_ref();
-    Ok(Json(json!({
-        "person": v.person,
-        "name": v.name,
-        "score": verified.score,
-        "threshold": v.threshold,
-        "match": verified.score.is_some_and(|s| s >= v.threshold),
-        "decision": v.outcome,
-        "reason": verified.reason,
-        "template": verified.template,
-        "faces_in_image": v.faces_in_image,
-        "face": face.map(|f| json!({"box": f.bbox, "quality": f.quality})),
-        "liveness": face.and_then(|f| f.liveness),
-    })))
+    Ok(Json(Verification {
+        person: v.person,
+        name: v.name,
+        score: verified.score,
+        threshold: v.threshold,
+        matches: verified.score.is_some_and(|s| s >= v.threshold),
+        decision: v.outcome,
+        reason: verified.reason,
+        template: verified.template,
+        faces_in_image: v.faces_in_image,
+        face: face.map(|f| FaceSeen {
+            bbox: f.bbox,
+            quality: f.quality,
+        }),
+        liveness: face.and_then(|f| f.liveness),
+    }))
 }
 
-pub async fn identify(State(api): State<AppState>, upload: Upload) -> ApiResult<Json<Value>> {
+pub async fn identify(
+    State(api): State<AppState>,
+    upload: Upload,
+) -> ApiResult<Json<Identification>> {
     let image = upload.single()?;
     let faces = analyse(&api, image).await?;
     let ident = api
@@ -130,53 +139,59 @@ pub async fn identify(State(api): State<AppState>, upload: Upload) -> ApiResult<
     api.metrics.stage(Stage::Gallery, ident.gallery_time);
     if ident.faces.is_empty() {
         api.metrics.decision(true, Outcome::NoFace);
-        return Ok(Json(json!({
-            "threshold": ident.operating.threshold,
-            "decision": Outcome::NoFace,
-            "faces": [],
-        })));
+        return Ok(Json(Identification {
+            threshold: ident.operating.threshold,
+            operating_point: None,
+            decision: Outcome::NoFace,
+            faces: Vec::new(),
+        }));
     }
     let overall = ident.outcome();
     let mut results = Vec::new();
     for (index, face) in ident.faces.into_iter().enumerate() {
         api.metrics.decision(true, face.outcome);
         match face.result {
-            Err(why) => results.push(json!({
-                "index": index,
-                "box": face.bbox,
-                "quality": face.quality,
-                "usable": false,
-                "decision": Outcome::NoFace,
-                "rejection": {"reason": why.code(), "detail": why.to_string()},
-                "candidates": [],
+            Err(why) => results.push(IdentifiedFace::Unusable(UnusableFace {
+                index,
+                bbox: face.bbox,
+                quality: face.quality,
+                usable: false,
+                decision: Outcome::NoFace,
+                rejection: FaceRejection {
+                    reason: why.code(),
+                    detail: why.to_string(),
+                },
+                candidates: Vec::new(),
             })),
             Ok(j) => {
                 let (person, refusal) = match &j.decision {
                     Decision::Granted { person, .. } => (Some(person.clone()), None),
-                    Decision::Refused { person, reason, .. } => (person.clone(), Some(reason)),
+                    Decision::Refused { person, reason, .. } => {
+                        (person.clone(), Some(reason.clone()))
+                    }
                 };
-                results.push(json!({
-                    "index": index,
-                    "box": face.bbox,
-                    "quality": face.quality,
-                    "usable": true,
-                    "decision": face.outcome,
-                    "reason": refusal.map(|r| r.to_string()),
-                    "refusal": refusal,
-                    "person": person,
-                    "name": j.name,
-                    "score": j.best.as_ref().map(|m| m.score),
-                    "liveness": face.liveness,
-                    "candidates": j.found.candidates,
-                    "source": j.found.source,
+                results.push(IdentifiedFace::Decided(DecidedFace {
+                    index,
+                    bbox: face.bbox,
+                    quality: face.quality,
+                    usable: true,
+                    decision: face.outcome,
+                    reason: refusal.as_ref().map(|r| r.to_string()),
+                    refusal,
+                    person,
+                    name: j.name,
+                    score: j.best.as_ref().map(|m| m.score),
+                    liveness: face.liveness,
+                    candidates: j.found.candidates,
+                    source: j.found.source,
                 }));
             }
         }
     }
-    Ok(Json(json!({
-        "threshold": ident.operating.threshold,
-        "operating_point": ident.operating,
-        "decision": overall,
-        "faces": results,
-    })))
+    Ok(Json(Identification {
+        threshold: ident.operating.threshold,
+        operating_point: Some(ident.operating),
+        decision: overall,
+        faces: results,
+    }))
 }

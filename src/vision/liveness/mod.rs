@@ -235,7 +235,7 @@ pub fn refusal(mode: Mode, visit: Option<&VisitScore>) -> Option<String> {
 }
 
 /// The liveness of one still image (the API): no motion, one frame.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct StillLiveness {
     /// Fused live score (0..1); `None` when it could not be measured.
     pub score: Option<f32>,
